@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='greensio',
+    version='0.1.0',
+    description='A gevent-first Socket.IO server and client, drop-in for python-socketio',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['greensio', 'greensio.*']),
+    package_data={'greensio': ['py.typed']},
+    python_requires='>=3.9',
+    install_requires=[
+        'python-engineio>=4.13.2,<5',
+        'gevent>=23.9',
+        'gevent-websocket>=0.10.1',
+    ],
+    extras_require={
+        'client': ['requests>=2.21', 'websocket-client>=0.54'],
+        'kombu': ['kombu>=5.3'],
+        'redis': ['redis>=4.5'],
+        'msgpack': ['msgpack>=1.0'],
+        'flask': ['flask>=2.2'],
+        'asyncio': ['aiohttp>=3.9', 'uvicorn>=0.23'],
+        'dev': [
+            'pytest>=8', 'pytest-timeout>=2.2', 'python-socketio[client]>=5.14',
+            'requests>=2.21', 'websocket-client>=0.54', 'kombu>=5.3',
+            'redis>=4.5', 'msgpack>=1.0', 'flask>=2.2', 'ruff', 'psutil',
+        ],
+    },
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Framework :: Flask',
+        'License :: OSI Approved :: MIT License',
+    ],
+)

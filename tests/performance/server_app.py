@@ -1,0 +1,197 @@
+"""Benchmark server: the same Socket.IO app on greensio or on python-socketio.
+
+Run by bench.py (pinned to one core), one fresh process per measurement:
+
+    python server_app.py --impl greensio|socketio --port P [--scenario NAME]
+
+Both implementations get exactly the same app, the same Server options and the same
+environment. The only difference allowed is how the WSGI app is served: python-socketio is
+served the usual way (gevent pywsgi + gevent-websocket's WebSocketHandler); greensio owns its
+websocket path, so its own serving helper is used when it has one (see ``serve_greensio``).
+
+When listening, one JSON line is printed on stdout:
+    {"ready": true, "port": P, "impl": ..., "serving": ..., "pid": ...}
+Server CPU and RSS are read by the harness from /proc/<pid>/stat and /proc/<pid>/status.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent import pywsgi  # noqa: E402
+
+HOST = '127.0.0.1'
+READY_TIMEOUT_S = 15.0  # how long the server may take to start accepting connections
+TICK_TEXT = 'tick payload: a short broadcast message'  # small, like a chat line
+
+
+def raise_fd_limit() -> None:
+    # The idle scenario holds thousands of sockets open.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def import_impl(impl: str):
+    if impl == 'greensio':
+        return importlib.import_module('greensio')
+    if impl == 'socketio':
+        return importlib.import_module('socketio')
+    raise SystemExit(f'unknown --impl {impl!r}')
+
+
+def build_app(socketio):
+    sio = socketio.Server(
+        async_mode='gevent',
+        cors_allowed_origins='*',
+        ping_interval=25,
+        max_http_buffer_size=10_000_000,
+    )
+
+    @sio.event
+    def echo(sid, *args):
+        # A tuple return value becomes the ack's argument list: the client gets its args back.
+        return args
+
+    @sio.event
+    def bin_echo(sid, data):
+        # Acked (not re-emitted) so the client runs a closed loop, same as `echo`.
+        return data
+
+    @sio.event
+    def start_broadcast(sid, options):
+        """Emit `tick` `count` times to every client of '/', one broadcast at a time.
+
+        After each broadcast the handler yields (sleep(0)) so that broadcast is written out
+        before the next is produced: this measures one fan-out after another, not a backlog
+        of queued broadcasts. Then `done` is broadcast.
+        """
+        count = int(options.get('count', 0))
+        for i in range(count):
+            sio.emit('tick', {'i': i, 'text': TICK_TEXT})
+            sio.sleep(0)
+        sio.emit('done', count)
+
+    return sio
+
+
+def _accepts_host_port(func) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return 'host' in params and 'port' in params
+
+
+def serve_greensio(greensio, app, host, port):
+    """Serve `app` with greensio's own helper; returns (description, starter).
+
+    Looked up at run time, first match wins (greensio is being written alongside):
+      1. ``greensio.serve(app, host=, port=)`` or ``greensio.serving.serve(...)``;
+      2. ``greensio.serving.make_server(app, host=, port=)`` returning a gevent server;
+      3. a pywsgi handler class ``greensio.serving.WebSocketHandler`` (or on ``greensio``);
+      4. fallback: pywsgi + gevent-websocket, exactly as for python-socketio.
+    ``BENCH_GREENSIO_SERVE=pywsgi`` forces the fallback.
+    """
+    if os.environ.get('BENCH_GREENSIO_SERVE') == 'pywsgi':
+        return serve_pywsgi(app, host, port, note=' (forced by BENCH_GREENSIO_SERVE)')
+    try:
+        serving = importlib.import_module('greensio.serving')
+    except ImportError:
+        serving = None
+    holders = [(m, n) for m, n in ((greensio, 'greensio'), (serving, 'greensio.serving')) if m]
+
+    for mod, modname in holders:
+        func = getattr(mod, 'serve', None)
+        if callable(func) and _accepts_host_port(func):
+
+            def start(func=func):
+                result = func(app, host=host, port=port)
+                # A helper that returns an unstarted server instead of blocking.
+                if hasattr(result, 'serve_forever') and not getattr(result, 'started', True):
+                    result.serve_forever()
+
+            return f'{modname}.serve', start
+
+    for mod, modname in holders:
+        func = getattr(mod, 'make_server', None)
+        if callable(func) and _accepts_host_port(func):
+            return f'{modname}.make_server', lambda func=func: func(
+                app, host=host, port=port).serve_forever()
+
+    for mod, modname in holders:
+        handler = getattr(mod, 'WebSocketHandler', None)
+        if isinstance(handler, type):
+            server = pywsgi.WSGIServer((host, port), app, handler_class=handler, log=None)
+            return f'pywsgi+{modname}.WebSocketHandler', server.serve_forever
+
+    return serve_pywsgi(app, host, port, note=' (fallback: greensio has no serving helper)')
+
+
+def serve_pywsgi(app, host, port, note=''):
+    from geventwebsocket.handler import WebSocketHandler
+
+    server = pywsgi.WSGIServer((host, port), app, handler_class=WebSocketHandler, log=None)
+    return 'pywsgi+geventwebsocket' + note, server.serve_forever
+
+
+def wait_listening(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            gevent.sleep(0.02)
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--impl', required=True, choices=['greensio', 'socketio'])
+    parser.add_argument('--port', type=int, required=True)
+    parser.add_argument('--scenario', default='', help='informational only (shown in logs)')
+    args = parser.parse_args()
+
+    raise_fd_limit()
+    socketio = import_impl(args.impl)
+    sio = build_app(socketio)
+    app = socketio.WSGIApp(sio)
+
+    if args.impl == 'greensio':
+        serving, start = serve_greensio(socketio, app, HOST, args.port)
+    else:
+        serving, start = serve_pywsgi(app, HOST, args.port)
+
+    server_greenlet = gevent.spawn(start)
+    if not wait_listening(HOST, args.port, READY_TIMEOUT_S):
+        print(f'server did not listen on port {args.port}', file=sys.stderr)
+        if server_greenlet.dead and server_greenlet.exception is not None:
+            print(repr(server_greenlet.exception), file=sys.stderr)
+        return 1
+    print(json.dumps({'ready': True, 'port': args.port, 'impl': args.impl,
+                      'serving': serving, 'scenario': args.scenario, 'pid': os.getpid()}),
+          flush=True)
+    server_greenlet.join()  # the harness ends this process with a signal
+    if server_greenlet.exception is not None:
+        print(f'server stopped: {server_greenlet.exception!r}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Smoke test for the benchmark harness: every scenario produces figures for both impls.
+
+Tiny durations and counts, one run: this proves bench.py, server_app.py and loadgen.js work
+together; it asserts nothing about speed. Until greensio has a Server, python-socketio is
+run on both sides (the same path as BENCH_IMPLS=socketio,socketio).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BENCH = os.path.join(HERE, 'bench.py')
+SMOKE_TIMEOUT_S = 90  # the run takes ~15 s; npm ci on a fresh checkout adds a few seconds
+TINY = ['--quick', '--runs', '1', '--warmup', '0.2', '--duration', '0.5',
+        '--rtt-clients', '5', '--poll-clients', '5', '--broadcast-clients', '20',
+        '--broadcast-count', '10', '--broadcast-warmup-count', '2', '--idle-clients', '20']
+
+
+def greensio_usable() -> bool:
+    probe = 'import greensio; greensio.Server; greensio.WSGIApp'
+    return subprocess.run([sys.executable, '-c', probe], cwd=REPO, timeout=60,
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.benchmark
+@pytest.mark.skipif(shutil.which('node') is None, reason='Node.js is needed for loadgen.js')
+def test_bench_produces_figures_for_both_impls(tmp_path):
+    impls = 'greensio,socketio'
+    if not greensio_usable():
+        warnings.warn('greensio.Server not importable: smoke-testing socketio against itself')
+        impls = 'socketio,socketio'
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, BENCH, *TINY, '--impls', impls, '--json', str(out)],
+        cwd=REPO, timeout=SMOKE_TIMEOUT_S, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    data = json.loads(out.read_text())
+    assert data['errors'] == []
+    labels = data['labels']
+    assert len(labels) == 2
+    main_metric = {'rtt': 'cpu_us_per_unit', 'broadcast': 'cpu_us_per_unit',
+                   'binary': 'mb_per_s', 'polling': 'units_per_s', 'idle': 'kib_per_conn'}
+    for scenario, key in main_metric.items():
+        for label in labels:
+            runs = data['runs'][scenario][label]
+            assert len(runs) == 1, (scenario, label)
+            assert runs[0]['count'] > 0, (scenario, label)
+            assert data['summary'][scenario][key][label] is not None, (scenario, label, key)
+        assert data['summary'][scenario][key]['verdict'] in ('PASS', 'FAIL', 'n/a')
+    assert 'verdict' in proc.stdout

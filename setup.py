@@ -30,6 +30,5 @@ setup(
     classifiers=[
         'Programming Language :: Python :: 3',
         'Framework :: Flask',
-        'License :: OSI Approved :: MIT License',
     ],
 )

@@ -1,0 +1,163 @@
+"""The in-memory client manager (python-socketio's ``Manager`` interface).
+
+Shell ring.  Storage and lookups live in ``_core.rooms.RoomRegistry``; this
+class adds python-socketio's method names and the broadcast: the packet is
+encoded once and the same Engine.IO packets go to every recipient.  The
+message-queue managers subclass it and override only what crosses workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator
+
+from ._core import packet as pk
+from ._core.rooms import RoomRegistry
+
+default_logger = logging.getLogger('greensio')
+
+
+def to_args(data: Any) -> list[Any]:
+    """python-socketio's payload shaping: tuple → arguments, None → none."""
+    if data is None:
+        return []
+    if isinstance(data, tuple):
+        return list(data)
+    return [data]
+
+
+class Manager:
+    """Tracks clients and rooms of one server process and delivers emits."""
+
+    name = 'memory'
+
+    def __init__(self) -> None:
+        self.logger = default_logger
+        self.server: Any = None
+        self._registry = RoomRegistry(self._generate_sid)
+
+    # python-socketio exposes these dicts; custom managers read them
+    @property
+    def rooms(self) -> dict:
+        return self._registry.rooms
+
+    @property
+    def callbacks(self) -> dict:
+        return self._registry.callbacks
+
+    @property
+    def pending_disconnect(self) -> dict:
+        return self._registry.pending_disconnect
+
+    def _generate_sid(self) -> str:
+        return self.server.eio.generate_id()
+
+    def set_server(self, server: Any) -> None:
+        self.server = server
+        if getattr(server, 'logger', None) is not None:
+            self.logger = server.logger
+
+    def initialize(self) -> None:
+        """Called once, before the server handles its first connection."""
+
+    # -- clients --------------------------------------------------------------
+
+    def get_namespaces(self) -> Iterator[str]:
+        return iter(list(self._registry.rooms))
+
+    def get_participants(self, namespace: str, room: Any) -> Iterator[tuple[str, str]]:
+        return self._registry.get_participants(namespace, room)
+
+    def connect(self, eio_sid: str, namespace: str) -> str | None:
+        return self._registry.connect(eio_sid, namespace)
+
+    def is_connected(self, sid: str, namespace: str) -> bool:
+        return self._registry.is_connected(sid, namespace)
+
+    def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
+        return self._registry.sid_from_eio_sid(eio_sid, namespace)
+
+    def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
+        return self._registry.eio_sid_from_sid(sid, namespace)
+
+    def can_disconnect(self, sid: str, namespace: str) -> bool:
+        return self.is_connected(sid, namespace)
+
+    def pre_disconnect(self, sid: str, namespace: str) -> str | None:
+        return self._registry.pre_disconnect(sid, namespace)
+
+    def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self.basic_disconnect(sid, namespace)
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self._registry.disconnect(sid, namespace)
+
+    # -- rooms ----------------------------------------------------------------
+
+    def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        self.basic_enter_room(sid, namespace, room, eio_sid)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        self._registry.enter_room(sid, namespace, room, eio_sid)
+
+    def leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        self.basic_leave_room(sid, namespace, room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        self._registry.leave_room(sid, namespace, room)
+
+    def close_room(self, room: Any, namespace: str) -> None:
+        self.basic_close_room(room, namespace)
+
+    def basic_close_room(self, room: Any, namespace: str) -> None:
+        self._registry.close_room(room, namespace)
+
+    def get_rooms(self, sid: str, namespace: str) -> list:
+        return self._registry.get_rooms(sid, namespace)
+
+    # -- delivery ---------------------------------------------------------------
+
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Callable[..., Any] | None = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> int:
+        """Deliver to local clients; return how many got it."""
+        room = to or room
+        if namespace not in self._registry.rooms:
+            return 0
+        payload = [event, *to_args(data)]
+        skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
+        server = self.server
+        send = server._send_eio_packet
+        delivered = 0
+        if callback is None:
+            packets = server._encode(pk.EVENT, namespace, payload)
+            for sid, eio_sid in self.get_participants(namespace, room):
+                if sid not in skip:
+                    for eio_pkt in packets:
+                        send(eio_sid, eio_pkt)
+                    delivered += 1
+            return delivered
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid not in skip:
+                ack_id = self._generate_ack_id(sid, callback)
+                server._send_packet(eio_sid, server.packet_class(pk.EVENT, payload, namespace, ack_id))
+                delivered += 1
+        return delivered
+
+    def _generate_ack_id(self, sid: str, callback: Callable[..., Any]) -> int:
+        return self._registry.add_callback(sid, callback)
+
+    def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
+        callback = self._registry.pop_callback(sid, id)
+        if callback is None:
+            self.logger.warning('Unknown callback received, ignoring.')
+            return
+        callback(*data)

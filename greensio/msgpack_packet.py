@@ -1,0 +1,48 @@
+"""The MessagePack serializer (``serializer='msgpack'``), compatible with
+the JavaScript ``socket.io-msgpack-parser``: one binary message per packet,
+``{"type", "data", "nsp"[, "id"]}``, bytes inline."""
+
+from typing import Any
+
+import msgpack
+
+from ._core import packet as pk
+from ._core.errors import RemoteProtocolError
+
+
+class MsgPackPacket(pk.Packet):
+    uses_binary_events = False
+    dumps_default: Any = None
+    ext_hook: Any = msgpack.ExtType
+
+    @classmethod
+    def configure(cls, dumps_default: Any = None, ext_hook: Any = msgpack.ExtType) -> type:
+        """A subclass with a custom ``default`` for packing and ``ext_hook`` for unpacking."""
+        return type('MsgPackPacket', (cls,), {'dumps_default': dumps_default, 'ext_hook': ext_hook})
+
+    def encode(self) -> bytes:
+        out: dict[str, Any] = {'type': self.packet_type, 'data': self.data, 'nsp': self.namespace or '/'}
+        if self.id is not None:
+            out['id'] = self.id
+        return msgpack.dumps(out, default=self.dumps_default)
+
+    def decode(self, encoded_packet: Any) -> int:
+        if not isinstance(encoded_packet, (bytes, bytearray)):
+            raise RemoteProtocolError('msgpack serializer expects binary messages')
+        try:
+            decoded = msgpack.loads(encoded_packet, ext_hook=self.ext_hook)
+        except Exception as exc:
+            raise RemoteProtocolError(f'invalid msgpack packet: {exc}') from None
+        if not isinstance(decoded, dict) or decoded.get('type') not in range(7):
+            raise RemoteProtocolError('invalid msgpack packet')
+        self.packet_type = decoded['type']
+        self.data = decoded.get('data')
+        self.id = decoded.get('id')
+        nsp = decoded.get('nsp') or '/'
+        if not isinstance(nsp, str) or len(nsp) > pk.MAX_NAMESPACE_LENGTH:
+            raise RemoteProtocolError('invalid namespace')
+        self.namespace = nsp
+        if self.id is not None and (type(self.id) is not int or self.id < 0 or self.id >= 2**53):
+            raise RemoteProtocolError('invalid ack id')
+        self._check_shape(0)
+        return 0

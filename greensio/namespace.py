@@ -1,0 +1,96 @@
+"""Class-based namespaces for the green server (``socketio.Namespace``).
+
+Shell ring.  A ``Namespace`` routes event ``x`` to its method ``on_x`` and
+offers the server's methods with ``namespace`` defaulting to its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ._core.handlers import call_trimmed
+
+#: Handlers whose last argument is optional (python-socketio accepts both forms).
+_OPTIONAL_LAST_ARG = {'connect': 1, 'disconnect': 1}
+
+
+class BaseNamespace:
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace or '/'
+
+    def is_asyncio_based(self) -> bool:
+        return False
+
+    def _handler_for(self, event: str) -> Callable[..., Any] | None:
+        return getattr(self, 'on_' + (event or ''), None)
+
+
+class BaseServerNamespace(BaseNamespace):
+    def __init__(self, namespace: str | None = None) -> None:
+        super().__init__(namespace)
+        self.server: Any = None
+
+    def _set_server(self, server: Any) -> None:
+        self.server = server
+
+    def rooms(self, sid: str, namespace: str | None = None) -> list:
+        """Rooms the client is in, including the room named by its sid."""
+        return self.server.rooms(sid, namespace=namespace or self.namespace)
+
+
+class Namespace(BaseServerNamespace):
+    """Base class for class-based namespaces of a :class:`greensio.Server`.
+
+    Methods named ``on_<event>`` handle ``<event>``: ``on_connect(self, sid,
+    environ[, auth])``, ``on_disconnect(self, sid[, reason])`` and
+    ``on_<event>(self, sid, *args)``; a return value becomes the ack.
+    """
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Dispatch an event to its ``on_<event>`` method (override to customise)."""
+        handler = self._handler_for(event)
+        if handler is None:
+            return None
+        return call_trimmed(handler, args, _OPTIONAL_LAST_ARG.get(event, 0))
+
+    def emit(self, event, data=None, to=None, room=None, skip_sid=None, namespace=None,
+             callback=None, ignore_queue=False):
+        """Emit an event; see :meth:`greensio.Server.emit`."""
+        return self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
+                                namespace=namespace or self.namespace, callback=callback,
+                                ignore_queue=ignore_queue)
+
+    def send(self, data, to=None, room=None, skip_sid=None, namespace=None, callback=None,
+             ignore_queue=False):
+        """Send a ``message`` event; see :meth:`greensio.Server.send`."""
+        return self.server.send(data, to=to, room=room, skip_sid=skip_sid,
+                                namespace=namespace or self.namespace, callback=callback,
+                                ignore_queue=ignore_queue)
+
+    def call(self, event, data=None, to=None, sid=None, namespace=None, timeout=None,
+             ignore_queue=False):
+        """Emit to one client and wait for its ack; see :meth:`greensio.Server.call`."""
+        return self.server.call(event, data=data, to=to, sid=sid,
+                                namespace=namespace or self.namespace, timeout=timeout,
+                                ignore_queue=ignore_queue)
+
+    def enter_room(self, sid, room, namespace=None):
+        return self.server.enter_room(sid, room, namespace=namespace or self.namespace)
+
+    def leave_room(self, sid, room, namespace=None):
+        return self.server.leave_room(sid, room, namespace=namespace or self.namespace)
+
+    def close_room(self, room, namespace=None):
+        return self.server.close_room(room, namespace=namespace or self.namespace)
+
+    def get_session(self, sid, namespace=None):
+        return self.server.get_session(sid, namespace=namespace or self.namespace)
+
+    def save_session(self, sid, session, namespace=None):
+        return self.server.save_session(sid, session, namespace=namespace or self.namespace)
+
+    def session(self, sid, namespace=None):
+        return self.server.session(sid, namespace=namespace or self.namespace)
+
+    def disconnect(self, sid, namespace=None):
+        return self.server.disconnect(sid, namespace=namespace or self.namespace)

@@ -1,0 +1,257 @@
+"""The Server API over real sockets, driven by python-socketio's client."""
+
+import logging
+import threading
+
+import pytest
+import socketio as psio
+
+import greensio
+from greensio import exceptions
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def client():
+    clients = []
+
+    def make(url, **kwargs):
+        c = psio.Client(reconnection=False)
+        handlers = kwargs.pop('handlers', {})
+        for event, fn in handlers.items():
+            if isinstance(event, tuple):
+                c.on(event[0], fn, namespace=event[1])
+            else:
+                c.on(event, fn)
+        c.connect(url, wait_timeout=5, **kwargs)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.disconnect()
+
+
+def wait_until(predicate, timeout=5.0):
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return True
+        done.wait(0.01)
+    return predicate()
+
+
+def test_catch_all_event_and_namespace(serve, client):
+    sio = greensio.Server(namespaces='*')
+    seen = []
+
+    @sio.on('*')
+    def any_event(event, sid, *args):
+        seen.append(('root', event, args))
+        return 'root-ack'
+
+    @sio.on('*', namespace='*')
+    def any_namespace(event, namespace, sid, *args):
+        seen.append((namespace, event, args))
+        return 'ns-ack'
+
+    url = serve(sio)
+    c = client(url, namespaces=['/', '/other'])
+    assert c.call('hello', 1) == 'root-ack'
+    assert c.call('hey', (1, 2), namespace='/other') == 'ns-ack'
+    assert seen == [('root', 'hello', (1,)), ('/other', 'hey', (1, 2))]
+
+
+def test_sessions_environ_transport_rooms(serve, client):
+    sio = greensio.Server()
+
+    @sio.event
+    def connect(sid, environ):
+        with sio.session(sid) as session:
+            session['user'] = 'ada'
+
+    @sio.on('whoami')
+    def whoami(sid):
+        environ = sio.get_environ(sid)
+        return {
+            'user': sio.get_session(sid)['user'],
+            'path': environ['PATH_INFO'],
+            'transport': sio.transport(sid),
+            'rooms': sorted(sio.rooms(sid)),
+            'sid': sid,
+        }
+
+    url = serve(sio)
+    c = client(url, transports=['websocket'])
+    info = c.call('whoami')
+    assert info['user'] == 'ada'
+    assert info['path'] == '/socket.io/'
+    assert info['transport'] == 'websocket'
+    assert info['rooms'] == [info['sid']]
+    assert info['sid'] == c.get_sid()
+
+
+def test_emit_to_list_of_rooms_and_skip_sid_list(serve, client):
+    sio = greensio.Server()
+
+    @sio.on('join')
+    def join(sid, room):
+        sio.enter_room(sid, room)
+        return sid
+
+    url = serve(sio)
+    inbox = {n: [] for n in 'abc'}
+    clients = {}
+    for name in 'abc':
+        clients[name] = client(url, handlers={'news': lambda data, n=name: inbox[n].append(data)})
+    sids = {n: clients[n].call('join', 'r1' if n != 'c' else 'r2') for n in 'abc'}
+    sio.emit('news', 1, to=['r1', 'r2'])
+    sio.emit('news', 2, room='r1', skip_sid=[sids['a']])
+    sio.emit('news', 3, skip_sid=[sids['a'], sids['b']])
+    assert wait_until(lambda: inbox == {'a': [1], 'b': [1, 2], 'c': [1, 3]}), inbox
+    sio.close_room('r1')
+    sio.emit('news', 4, to='r1')
+    sio.emit('news', 5, to=sids['c'])
+    assert wait_until(lambda: inbox['c'] == [1, 3, 5]), inbox
+    assert inbox['a'] == [1] and inbox['b'] == [1, 2]
+
+
+def test_call_blocks_only_the_calling_greenlet_and_times_out(serve, client):
+    sio = greensio.Server()
+    results = []
+
+    @sio.on('ask')
+    def ask(sid, question):
+        try:
+            results.append(sio.call('question', question, to=sid, timeout=1))
+        except exceptions.TimeoutError:
+            results.append('timeout')
+
+    url = serve(sio)
+    c = client(url, handlers={'question': lambda q: None if q == 'silent' else (q, q * 2)})
+    c.emit('ask', 3)
+    assert wait_until(lambda: results == [(3, 6)])
+    with pytest.raises(ValueError):
+        sio.call('x')
+    with pytest.raises(exceptions.TimeoutError):  # nobody there to answer
+        sio.call('anything', to='no-such-sid', timeout=0.2)
+
+
+def test_server_disconnect_and_reasons(serve, client):
+    sio = greensio.Server()
+    reasons = []
+
+    @sio.event
+    def disconnect(sid, reason):
+        reasons.append(reason)
+
+    @sio.on('kick')
+    def kick(sid):
+        sio.disconnect(sid)
+
+    url = serve(sio)
+    gone = threading.Event()
+    c = client(url, handlers={'disconnect': lambda *a: gone.set()})
+    c.emit('kick')
+    assert gone.wait(5)
+    assert wait_until(lambda: reasons == [sio.reason.SERVER_DISCONNECT])
+
+
+def test_legacy_handlers_without_auth_or_reason(serve, client):
+    sio = greensio.Server()
+    calls = []
+
+    @sio.event
+    def connect(sid, environ):
+        calls.append('connect')
+
+    @sio.event
+    def disconnect(sid):
+        calls.append('disconnect')
+
+    url = serve(sio)
+    c = client(url, auth={'token': 'x'})
+    c.disconnect()
+    assert wait_until(lambda: calls == ['connect', 'disconnect'])
+
+
+def test_always_connect_refusal_becomes_disconnect(serve):
+    sio = greensio.Server(always_connect=True)
+
+    @sio.event
+    def connect(sid, environ, auth):
+        sio.emit('early', 'hi', to=sid)
+        return False
+
+    url = serve(sio)
+    got = []
+    c = psio.Client(reconnection=False)
+    c.on('early', lambda data: got.append(data))
+    c.on('disconnect', lambda *a: got.append('disconnect'))
+    c.connect(url, wait_timeout=2)
+    # accepted first, so the handler's emit arrives, then taken back
+    assert wait_until(lambda: got == ['hi', 'disconnect']), got
+
+
+def test_msgpack_serializer(serve, client):
+    sio = greensio.Server(serializer='msgpack')
+    sio.on('echo', lambda sid, *args: args)
+    url = serve(sio)
+    c = psio.Client(reconnection=False, serializer='msgpack')
+    c.connect(url, wait_timeout=5)
+    try:
+        assert c.call('echo', (1, b'\x00\xff', {'k': [1.5]})) == (1, b'\x00\xff', {'k': [1.5]})
+    finally:
+        c.disconnect()
+
+
+def test_wsgi_app_static_files_and_wrapped_app(serve, tmp_path):
+    import requests
+
+    page = tmp_path / 'index.html'
+    page.write_text('<h1>hello</h1>')
+
+    def fallback(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'from flask-like app']
+
+    sio = greensio.Server()
+    url = serve(greensio.WSGIApp(sio, fallback, static_files={'/': str(page)}, socketio_path='rt'))
+    assert requests.get(url + '/').text == '<h1>hello</h1>'
+    assert requests.get(url + '/anything').text == 'from flask-like app'
+    handshake = requests.get(url + '/rt/?EIO=4&transport=polling')
+    assert handshake.status_code == 200 and handshake.text.startswith('0{')
+    c = psio.Client(reconnection=False)
+    c.connect(url, socketio_path='rt', wait_timeout=5)
+    assert c.connected
+    c.disconnect()
+
+
+def test_logger_options():
+    own = logging.getLogger('greensio-test-own')
+    assert greensio.Server(logger=own).logger is own
+    assert greensio.Server(logger=True).logger.name == 'socketio.server'
+    sio = greensio.Server(engineio_logger=own)
+    assert sio.eio.logger is own
+
+
+def test_register_namespace_type_checks():
+    sio = greensio.Server()
+    with pytest.raises(ValueError):
+        sio.register_namespace(object())
+    ns = greensio.Namespace('/x')
+    sio.register_namespace(ns)
+    assert ns.server is sio and sio.namespace_handlers['/x'] is ns
+
+
+def test_emit_from_a_native_thread_is_delivered(serve, client):
+    from gevent.monkey import get_original
+
+    start_new_thread = get_original('_thread', 'start_new_thread')
+    sio = greensio.Server()
+    url = serve(sio)
+    got = []
+    client(url, handlers={'from_thread': lambda data: got.append(data)})
+    start_new_thread(lambda: sio.emit('from_thread', 'native'), ())
+    assert wait_until(lambda: got == ['native'])

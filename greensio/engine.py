@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import socket as _socket
 import time
 import urllib.parse
@@ -35,6 +36,7 @@ OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = range(7)
 MAX_WRITE_BACKLOG = 16 * 1024 * 1024
 
 logger = logging.getLogger('greensio.engine')
+_HAS_TRANSPORT = re.compile(r'(?:^|&)transport=').search
 
 
 class OutPacket(eio_packet.Packet):
@@ -363,12 +365,12 @@ class EngineServer(engineio.Server):
     def handle_request(self, environ: dict, start_response: Callable) -> Any:
         method = environ['REQUEST_METHOD']
         if method in ('GET', 'POST'):
-            query = urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))
-            if 'transport' not in query:
+            query_string = environ.get('QUERY_STRING', '')
+            if not _HAS_TRANSPORT(query_string):
                 # python-engineio assumed polling; the spec requires it
                 return self._respond(start_response, self._bad_request('Transport unknown'))
             if method == 'POST' and int(environ.get('CONTENT_LENGTH') or 0) > self.max_http_buffer_size:
-                return self._too_large(query, start_response)
+                return self._too_large(urllib.parse.parse_qs(query_string), start_response)
         return super().handle_request(environ, start_response)
 
     def _too_large(self, query: dict, start_response: Callable) -> Any:

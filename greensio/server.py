@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections import deque
 from typing import Any, Callable
 
 from . import exceptions
@@ -82,6 +83,8 @@ class Server:
     :param json: an alternative JSON module (process-wide, as in python-socketio).
     :param async_handlers: run event handlers off the connection's reader
         (default ``True``), so a blocking handler never stops acks arriving.
+        ``'ordered'`` does the same but runs one client's events one after
+        the other, in arrival order, while different clients run concurrently.
     :param always_connect: send the connect acknowledgement before the
         connect handler runs (a refusal then becomes a disconnect).
     :param namespaces: namespaces accepted besides those with handlers;
@@ -120,6 +123,7 @@ class Server:
         self.handlers = self._registry.handlers
         self.namespace_handlers = self._registry.namespace_handlers
         self._connections: dict[str, ServerConnection] = {}
+        self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
         self.logger = _setup_logger(logger, default_logger)
         self.async_handlers = async_handlers
         self.always_connect = always_connect
@@ -374,10 +378,13 @@ class Server:
             return
         kind = type(event)
         if kind is EventReceived:
-            if self.async_handlers and self._pool is not None:
-                self._pool.spawn(self._handle_event, eio_sid, event)
+            if self.async_handlers == 'ordered':
+                backlog = self._ordered.setdefault(eio_sid, deque())
+                backlog.append(event)
+                if len(backlog) == 1:
+                    self._spawn(self._drain_in_order, eio_sid, backlog)
             elif self.async_handlers:
-                self.start_background_task(self._handle_event, eio_sid, event)
+                self._spawn(self._handle_event, eio_sid, event)
             else:
                 self._handle_event(eio_sid, event)
         elif kind is AckReceived:
@@ -442,6 +449,19 @@ class Server:
         else:
             data = [] if result is None else [result]
         self._send_packet(eio_sid, self.packet_class(pk.ACK, data, namespace, event.ack_id))
+
+    def _spawn(self, fn: Callable, *args: Any) -> None:
+        if self._pool is not None:
+            self._pool.spawn(fn, *args)
+        else:
+            self.start_background_task(fn, *args)
+
+    def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
+        while backlog:
+            self._handle_event(eio_sid, backlog[0])
+            backlog.popleft()
+        if self._ordered.get(eio_sid) is backlog:
+            del self._ordered[eio_sid]
 
     def _handle_ack(self, event: AckReceived) -> None:
         try:

@@ -255,3 +255,36 @@ def test_emit_from_a_native_thread_is_delivered(serve, client):
     client(url, handlers={'from_thread': lambda data: got.append(data)})
     start_new_thread(lambda: sio.emit('from_thread', 'native'), ())
     assert wait_until(lambda: got == ['native'])
+
+
+def test_ordered_handlers_keep_each_clients_order(serve, client):
+    import random
+
+    import gevent
+
+    sio = greensio.Server(async_handlers='ordered')
+    done = []
+
+    @sio.on('work')
+    def work(sid, n):
+        gevent.sleep(random.random() * 0.01)
+        done.append((sid, n))
+
+    @sio.on('block')
+    def block(sid):
+        gevent.sleep(0.5)
+        done.append((sid, 'block'))
+
+    url = serve(sio)
+    a, b = client(url), client(url)
+    a.emit('block')
+    for n in range(20):
+        b.emit('work', n)
+    for n in range(20, 25):
+        a.emit('work', n)
+    assert wait_until(lambda: len(done) == 26)
+    b_sid, a_sid = b.get_sid(), a.get_sid()
+    assert [n for sid, n in done if sid == b_sid] == list(range(20))
+    assert [n for sid, n in done if sid == a_sid] == ['block', 20, 21, 22, 23, 24]
+    # b's events did not wait for a's blocked handler
+    assert done.index((b_sid, 19)) < done.index((a_sid, 'block'))

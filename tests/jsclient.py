@@ -134,7 +134,9 @@ class JSClient:
         self.proc = subprocess.Popen(
             [node_executable(), DRIVER], cwd=JS_DIR, env=proc_env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._stderr, bufsize=0)
+            # buffered: an unbuffered readline reads one byte per syscall,
+            # which made a 1 MB message take about a second to read
+            stderr=self._stderr, bufsize=-1)
         self._reader = threading.Thread(target=self._read_loop,
                                         name='jsclient-reader', daemon=True)
         self._reader.start()
@@ -225,7 +227,12 @@ class JSClient:
             msg['id'] = next(self._ids)
         data = (json.dumps(msg) + '\n').encode('utf-8')
         try:
-            self.proc.stdin.write(data)
+            # a raw (unbuffered) pipe write may stop after one pipe buffer
+            # (64 KiB); loop so a big command is never cut short
+            view = memoryview(data)
+            while view:
+                written = self.proc.stdin.write(view)
+                view = view[written or 0:]
             self.proc.stdin.flush()
         except (OSError, ValueError) as exc:
             raise AssertionError('cannot write to node driver: %s\n%s' % (

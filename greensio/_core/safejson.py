@@ -29,7 +29,15 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f'{name} is not valid JSON')
 
 
-_decoder = _json.JSONDecoder(parse_int=_parse_int, parse_constant=_refuse_constant)
+def _parse_float(text: str) -> float:
+    value = float(text)
+    # 1e999 is valid JSON syntax but decodes to Infinity: refused for the same reason
+    if value - value != 0.0:
+        raise ValueError(f'{text[:20]} overflows to a non-finite number')
+    return value
+
+
+_decoder = _json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
 _compact = _json.JSONEncoder(separators=(',', ':'), allow_nan=False, check_circular=False).encode
 JSONDecodeError = _json.JSONDecodeError
 

@@ -106,11 +106,14 @@ def decode_payload(body: str) -> list[tuple[int, str | bytes]]:
 class WebSocketTransport:
     """A websocket taken over from gevent-websocket after its handshake."""
 
-    def __init__(self, sock: Any, rfile: Any, max_message_size: int, timeout: float) -> None:
+    def __init__(self, sock: Any, max_message_size: int, timeout: float, early_data: bytes = b'') -> None:
         self.sock = sock
-        self.rfile = rfile
         self.parser = wsproto.FrameParser(max_message_size)
+        self.parser.feed(early_data)
         self.closed = False
+        # gevent's recv allocates its buffer only once data is there: a
+        # blocked BufferedReader.read1(64 KiB) held 64 KiB per idle client
+        self._recv = sock.recv
         self._raw_send = sock._sock.send  # non-blocking: never stalls a broadcast
         self._backlog: list[bytes] = []
         self._backlog_size = 0
@@ -121,7 +124,10 @@ class WebSocketTransport:
     def take_over(cls, ws: Any, max_message_size: int, timeout: float) -> WebSocketTransport:
         handler = ws.handler
         ws.closed = True  # gevent-websocket must not write its own close frame later
-        return cls(handler.socket, handler.rfile, max_message_size, timeout)
+        sock = handler.socket
+        sock.settimeout(0.0)  # collect what pywsgi's reader buffered, without waiting
+        early = handler.rfile.read1(65536) or b''
+        return cls(sock, max_message_size, timeout, early)
 
     def receive(self) -> str | bytes | None:
         """The next text or binary message; None once the peer is gone."""
@@ -129,8 +135,7 @@ class WebSocketTransport:
         while True:
             msg = parser.next_message()
             if msg is None:
-                wanted = max(parser.bytes_wanted(), 65536)
-                data = self.rfile.read1(wanted)
+                data = self._recv(max(parser.bytes_wanted(), 65536))
                 if not data:
                     return None
                 parser.feed(data)
@@ -200,6 +205,22 @@ class WebSocketTransport:
             self.sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class _DetachedQueue:
+    """Stands in for a websocket client's polling queue once frames go direct."""
+
+    def put(self, item: Any) -> None:
+        pass
+
+    def empty(self) -> bool:
+        return True
+
+    def join(self) -> None:
+        pass
+
+
+_DETACHED_QUEUE = _DetachedQueue()
 
 
 class GreenSocket(eio_socket.Socket):
@@ -305,7 +326,10 @@ class GreenSocket(eio_socket.Socket):
             if ws.receive() != '2probe':
                 return False
             ws.send(OutPacket(PONG, 'probe').frame())
-            self.queue.put(OutPacket(NOOP))  # release the pending poll
+            if self._polling:
+                # release the pending poll; with none pending a queued NOOP
+                # would reach the websocket as a stray packet after the upgrade
+                self.queue.put(OutPacket(NOOP))
             return ws.receive() == '5'
         finally:
             self.upgrading = False
@@ -320,6 +344,7 @@ class GreenSocket(eio_socket.Socket):
                 return
             self.send_now(ws, pkt)
         self.ws = ws
+        self.queue = _DETACHED_QUEUE  # a gevent JoinableQueue is ~2.5 KiB per client
 
     @staticmethod
     def send_now(ws: WebSocketTransport, pkt: Any) -> None:

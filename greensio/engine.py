@@ -106,7 +106,7 @@ def decode_payload(body: str) -> list[tuple[int, str | bytes]]:
 class WebSocketTransport:
     """A websocket taken over from gevent-websocket after its handshake."""
 
-    def __init__(self, sock: Any, max_message_size: int, timeout: float, early_data: bytes = b'') -> None:
+    def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'') -> None:
         self.sock = sock
         self.parser = wsproto.FrameParser(max_message_size)
         self.parser.feed(early_data)
@@ -118,16 +118,18 @@ class WebSocketTransport:
         self._backlog: list[bytes] = []
         self._backlog_size = 0
         self._flushing = False
-        sock.settimeout(timeout)
+        # No socket timeout: the heartbeat closes a silent peer, and a timeout
+        # would cost a timer on every blocking read.
+        sock.settimeout(None)
 
     @classmethod
-    def take_over(cls, ws: Any, max_message_size: int, timeout: float) -> WebSocketTransport:
+    def take_over(cls, ws: Any, max_message_size: int) -> WebSocketTransport:
         handler = ws.handler
         ws.closed = True  # gevent-websocket must not write its own close frame later
         sock = handler.socket
         sock.settimeout(0.0)  # collect what pywsgi's reader buffered, without waiting
         early = handler.rfile.read1(65536) or b''
-        return cls(sock, max_message_size, timeout, early)
+        return cls(sock, max_message_size, early)
 
     def receive(self) -> str | bytes | None:
         """The next text or binary message; None once the peer is gone."""
@@ -303,9 +305,7 @@ class GreenSocket(eio_socket.Socket):
         if self.upgraded:
             raise OSError('Socket has been upgraded already')
         server = self.server
-        ws = WebSocketTransport.take_over(
-            geventws, server.max_http_buffer_size, server.ping_interval + server.ping_timeout
-        )
+        ws = WebSocketTransport.take_over(geventws, server.max_http_buffer_size)
         try:
             if self.connected and not self._probe(ws):
                 return []
@@ -361,7 +361,12 @@ class GreenSocket(eio_socket.Socket):
                 self.server.logger.warning('%s: websocket protocol error: %s', sid, exc)
                 ws.close(exc.code)
                 return
-            except OSError:  # includes timeouts
+            except TimeoutError:
+                # silent past ping interval + timeout: python-socketio reports a
+                # dead peer as a ping timeout, not as a transport close
+                self.close(wait=False, reason=self.server.reason.PING_TIMEOUT)
+                return
+            except OSError:
                 return
             if msg is None:
                 return

@@ -32,7 +32,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -62,7 +63,8 @@ class Params:
     idle_clients: int = 2000
 
 
-QUICK = dict(runs=2, warmup=1.0, duration=3.0, broadcast_count=50, broadcast_warmup_count=5)
+QUICK = {'runs': 2, 'warmup': 1.0, 'duration': 3.0, 'broadcast_count': 50,
+         'broadcast_warmup_count': 5}
 
 
 @dataclasses.dataclass
@@ -70,10 +72,10 @@ class Metric:
     key: str
     label: str
     better: str  # 'lower' or 'higher'
-    target: Optional[float] = None  # required improvement factor of the first impl, or None
+    target: float | None = None  # required improvement factor of the first impl, or None
     ratio: bool = True  # False: context only (e.g. CPU %), no ratio shown
 
-    def factor(self, a: float, b: float) -> Optional[float]:
+    def factor(self, a: float, b: float) -> float | None:
         """How many times better impl A is than impl B (>1: A is better)."""
         if a is None or b is None:
             return None
@@ -168,7 +170,7 @@ class Child:
     """A child process whose stdout JSON lines are read by a thread into a queue."""
 
     def __init__(self, name: str, argv: list[str], log_dir: str, stdin: bool = False,
-                 env: Optional[dict] = None, cwd: Optional[str] = None):
+                 env: dict | None = None, cwd: str | None = None):
         self.name = name
         self.log_path = os.path.join(log_dir, f'{name}.stderr')
         self._log = open(self.log_path, 'wb')
@@ -340,7 +342,7 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
 # ----------------------------------------------------------------------------- reporting
 
 
-def fmt(v: Optional[float]) -> str:
+def fmt(v: float | None) -> str:
     if v is None:
         return 'n/a'
     if abs(v) >= 1000:
@@ -352,7 +354,7 @@ def fmt(v: Optional[float]) -> str:
     return f'{v:.2f}'
 
 
-def median_of(runs: list[dict], key: str) -> Optional[float]:
+def median_of(runs: list[dict], key: str) -> float | None:
     vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
 
@@ -392,7 +394,7 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
 # ----------------------------------------------------------------------------- main
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description='greensio vs python-socketio benchmark')
     ap.add_argument('--quick', action='store_true', help='2 runs, shorter phases')
     ap.add_argument('--runs', type=int, help='runs per scenario and impl (default 5)')

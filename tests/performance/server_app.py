@@ -102,9 +102,11 @@ def serve_greensio(greensio, app, host, port):
 
     Looked up at run time, first match wins (greensio is being written alongside):
       1. ``greensio.serve(app, host=, port=)`` or ``greensio.serving.serve(...)``;
-      2. ``greensio.serving.make_server(app, host=, port=)`` returning a gevent server;
-      3. a pywsgi handler class ``greensio.serving.WebSocketHandler`` (or on ``greensio``);
-      4. fallback: pywsgi + gevent-websocket, exactly as for python-socketio.
+      2. ``greensio.make_server(app, host=, port=)`` (or in ``greensio.serving``) returning a
+         gevent server;
+      3. ``greensio.run(app, host=, port=, log=None)`` (blocking);
+      4. a pywsgi handler class ``greensio.serving.WebSocketHandler`` (or on ``greensio``);
+      5. fallback: pywsgi + gevent-websocket, exactly as for python-socketio.
     ``BENCH_GREENSIO_SERVE=pywsgi`` forces the fallback.
     """
     if os.environ.get('BENCH_GREENSIO_SERVE') == 'pywsgi':
@@ -132,6 +134,11 @@ def serve_greensio(greensio, app, host, port):
         if callable(func) and _accepts_host_port(func):
             return f'{modname}.make_server', lambda func=func: func(
                 app, host=host, port=port).serve_forever()
+
+    for mod, modname in holders:
+        func = getattr(mod, 'run', None)
+        if callable(func) and _accepts_host_port(func):
+            return f'{modname}.run', lambda func=func: func(app, host=host, port=port, log=None)
 
     for mod, modname in holders:
         handler = getattr(mod, 'WebSocketHandler', None)

@@ -382,7 +382,8 @@ class SocketIO:
         for ignored in ('allow_unsafe_werkzeug', 'reloader_options'):
             kwargs.pop(ignored, None)
         self.wsgi_server = make_server(app, host, port, log='default' if log_output else None, **kwargs)
-        logger.info('greensio serving on http://%s:%d', host, self.wsgi_server.server_port)
+        self.wsgi_server.start()  # binds now, so port 0 is resolved before the banner
+        print(f'greensio serving on http://{host}:{self.wsgi_server.server_port}', flush=True)
         try:
             self.wsgi_server.serve_forever()
         finally:

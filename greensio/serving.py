@@ -69,6 +69,10 @@ class RequestHeaders:
 
     getheader = get
 
+    def items(self) -> list[tuple[str, str]]:
+        # gunicorn's access log (greensio.gunicorn) reads the headers this way
+        return list(self._items)
+
     def __delitem__(self, name: str) -> None:
         name = name.lower()
         self._items = [item for item in self._items if item[0].lower() != name]

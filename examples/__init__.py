@@ -1,0 +1,1 @@
+"""Runnable greensio examples (``python -m examples.chat`` from the repository root)."""

@@ -1,0 +1,40 @@
+"""A gunicorn worker for greensio apps: gevent, websockets, TCP_NODELAY, gunicorn's access log.
+
+Integration ring.  Run an app with::
+
+    gunicorn -k greensio.gunicorn.GeventWebSocketWorker -w 1 module:app
+
+gevent-websocket ships a worker of the same name, and it still runs under
+current gunicorn; this one adds what greensio's own server does
+(``serving.GreenHandler``): ``TCP_NODELAY`` on every connection, without which
+each long-polling response waits ~40 ms for the client's delayed ACK, and
+access-log lines through gunicorn's logger (``--access-logfile``) instead of
+gevent-websocket's own.  The worker monkey-patches the process (gunicorn's
+gevent worker does ``patch_all()``), which the message-queue managers need.
+
+With more than one worker, only websocket-only clients work unless a
+load balancer pins each client to one worker; see the deployment docs.
+"""
+
+from __future__ import annotations
+
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+from .serving import GreenHandler
+
+__all__ = ['GeventWebSocketWorker', 'GunicornHandler']
+
+
+class GunicornHandler(GreenHandler, PyWSGIHandler):
+    """greensio's websocket-capable handler, logging through gunicorn and giving gunicorn's environ keys."""
+
+    def log_request(self) -> None:
+        # a websocket's request "finishes" when the socket closes; gunicorn
+        # logs it then, with its real duration, like any other request
+        PyWSGIHandler.log_request(self)
+
+
+class GeventWebSocketWorker(GeventPyWSGIWorker):
+    """gunicorn's gevent pywsgi worker with greensio's websocket handler."""
+
+    wsgi_handler = GunicornHandler

@@ -232,7 +232,8 @@ class GreenSocket(eio_socket.Socket):
         super().__init__(server, sid)
         self.server: EngineServer = server
         self.last_ping = None  # the heartbeat task pings; see EngineServer
-        self.ws: WebSocketTransport | None = None
+        self.ws: WebSocketTransport | None = None  # set once frames go direct
+        self._transport: WebSocketTransport | None = None  # set from the takeover on
         self._polling = False
 
     def schedule_ping(self) -> None:
@@ -295,8 +296,8 @@ class GreenSocket(eio_socket.Socket):
         # never wait for the queue to drain: python-engineio did, and a
         # session closed with nobody polling hung the request forever
         super().close(wait=False, abort=abort, reason=reason)
-        if self.ws is not None:
-            self.ws.close()
+        if self._transport is not None:  # attached, or still probing an upgrade
+            self._transport.close()
 
     def _upgrade_websocket(self, environ: dict, start_response: Callable) -> Any:
         geventws = environ.get('wsgi.websocket')
@@ -305,18 +306,23 @@ class GreenSocket(eio_socket.Socket):
         if self.upgraded:
             raise OSError('Socket has been upgraded already')
         server = self.server
-        ws = WebSocketTransport.take_over(geventws, server.max_http_buffer_size)
+        ws = self._transport = WebSocketTransport.take_over(geventws, server.max_http_buffer_size)
+        attached = False
         try:
             if self.connected and not self._probe(ws):
+                # a failed upgrade leaves the polling session as it was
+                server.logger.info('%s: websocket upgrade failed', self.sid)
                 return []
             self.connected = self.upgraded = True
             self._attach(ws)
+            attached = True
             server.logger.info('%s: websocket transport ready', self.sid)
             self._read_loop(ws)
         finally:
-            self.ws = None
+            self.ws = self._transport = None
             ws.close()
-            self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            if attached:
+                self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         return []
 
     def _probe(self, ws: WebSocketTransport) -> bool:

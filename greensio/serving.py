@@ -61,11 +61,12 @@ class RequestHeaders:
         self.status = 'Too many headers'
 
     def get(self, name: str, default: Any = None) -> Any:
-        name = name.lower()
-        for key, value in self._items:
-            if key.lower() == name:
-                return value
-        return default
+        index = self.__dict__.get('_index')
+        if index is None:
+            index = self._index = {}
+            for key, value in self._items:
+                index.setdefault(key.lower(), value)
+        return index.get(name.lower(), default)
 
     getheader = get
 
@@ -76,6 +77,7 @@ class RequestHeaders:
     def __delitem__(self, name: str) -> None:
         name = name.lower()
         self._items = [item for item in self._items if item[0].lower() != name]
+        self.__dict__.pop('_index', None)
 
     @property
     def headers(self) -> list[str]:

@@ -4,19 +4,24 @@
 """
 
 from . import exceptions
+from .client import Client
 from .manager import Manager
 from .middleware import Middleware, WSGIApp
-from .namespace import Namespace
+from .namespace import ClientNamespace, Namespace
 from .serving import make_server, run
 from .server import Server
+from .simple_client import SimpleClient
 
 __version__ = '0.1.0'
 
 __all__ = [
+    'Client',
+    'ClientNamespace',
     'Manager',
     'Middleware',
     'Namespace',
     'Server',
+    'SimpleClient',
     'WSGIApp',
     'exceptions',
     'make_server',

@@ -94,3 +94,45 @@ class Namespace(BaseServerNamespace):
 
     def disconnect(self, sid, namespace=None):
         return self.server.disconnect(sid, namespace=namespace or self.namespace)
+
+
+class BaseClientNamespace(BaseNamespace):
+    def __init__(self, namespace: str | None = None) -> None:
+        super().__init__(namespace)
+        self.client: Any = None
+
+    def _set_client(self, client: Any) -> None:
+        self.client = client
+
+
+class ClientNamespace(BaseClientNamespace):
+    """Base class for class-based namespaces of a :class:`greensio.Client`.
+
+    Methods named ``on_<event>`` handle ``<event>``: ``on_connect(self)``,
+    ``on_connect_error(self, data)``, ``on_disconnect(self[, reason])`` and
+    ``on_<event>(self, *args)``; a return value becomes the ack.  The
+    client's methods are offered with ``namespace`` defaulting to this one.
+    """
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Dispatch an event to its ``on_<event>`` method (override to customise)."""
+        handler = self._handler_for(event)
+        if handler is None:
+            return None
+        return call_trimmed(handler, args, 1 if event == 'disconnect' else 0)
+
+    def emit(self, event, data=None, namespace=None, callback=None):
+        """Emit an event to the server; see :meth:`greensio.Client.emit`."""
+        return self.client.emit(event, data=data, namespace=namespace or self.namespace, callback=callback)
+
+    def send(self, data, room=None, namespace=None, callback=None):
+        """Send a ``message`` event (``room`` is accepted and ignored, as in python-socketio)."""
+        return self.client.send(data, namespace=namespace or self.namespace, callback=callback)
+
+    def call(self, event, data=None, namespace=None, timeout=None):
+        """Emit and wait for the server's ack; ``timeout=None`` waits for ever (python-socketio's default here)."""
+        return self.client.call(event, data=data, namespace=namespace or self.namespace, timeout=timeout)
+
+    def disconnect(self):
+        """Disconnect the whole client from the server."""
+        return self.client.disconnect()

@@ -1,0 +1,747 @@
+"""The synchronous Socket.IO client (``socketio.Client``).
+
+Shell ring.  python-engineio's ``engineio.Client`` carries the transport
+(requests and websocket-client), ``_core.client_session.ClientSession``
+holds the protocol state, ``_core.reconnect`` computes the backoff, and
+this module runs user handlers and waits.
+
+Threads: the client uses the ``threading`` module, so it runs on green
+threads once gevent has monkey-patched the process (do that first thing,
+as for any blocking library under gevent) and on OS threads otherwise.  A
+connection has python-engineio's reader and writer, a few reused handler
+workers and, while one runs, a reconnection task.  Messages are decoded in
+order on the reader (binary attachments included); handlers run on the
+workers, so a handler that blocks or calls ``call()`` never stops acks
+from arriving, and a burst of events starts in arrival order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import queue
+import signal
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import engineio
+
+from . import exceptions
+from ._core.client_events import (
+    AckArrived,
+    EventArrived,
+    NamespaceConnected,
+    NamespaceDisconnected,
+    NamespaceRefused,
+)
+from ._core.client_session import ClientSession
+from ._core.errors import LocalProtocolError, RemoteProtocolError
+from ._core.handlers import HandlerRegistry, call_trimmed
+from ._core.reconnect import backoff_schedule
+from .namespace import BaseClientNamespace
+from .server import _packet_class, _setup_logger
+
+default_logger = logging.getLogger('socketio.client')
+
+#: Events a client's ``'*'`` handler never receives.
+CLIENT_RESERVED_EVENTS = frozenset({'connect', 'connect_error', 'disconnect', '__disconnect_final'})
+
+#: Handler workers one client runs at once; further events wait for a free one.
+MAX_WORKERS = 32
+#: Seconds an idle handler worker waits for more work before it ends.
+WORKER_IDLE_SECONDS = 5.0
+#: How long ``disconnect()`` waits for running handlers to end (they are daemons).
+WORKER_JOIN_SECONDS = 1.0
+#: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
+FLUSH_SECONDS = 1.0
+
+_ENGINEIO_OPTIONS = frozenset(inspect.signature(engineio.Client.__init__).parameters) - {'self'}
+
+# Clients waiting to reconnect; Ctrl-C aborts their waits (handle_sigint).
+_reconnecting: weakref.WeakSet = weakref.WeakSet()
+_previous_sigint: Any = None
+
+
+def _sigint(signum: int, frame: Any) -> Any:
+    for client in list(_reconnecting):
+        client._reconnect_abort.set()
+    if callable(_previous_sigint):
+        return _previous_sigint(signum, frame)
+    return signal.default_int_handler(signum, frame)
+
+
+def _install_sigint_handler() -> None:
+    global _previous_sigint
+    if _previous_sigint is None and threading.current_thread() is threading.main_thread():
+        _previous_sigint = signal.signal(signal.SIGINT, _sigint)
+
+
+def _real(value: Any) -> Any:
+    """``url``, ``headers`` and ``auth`` may be callables, evaluated at every attempt."""
+    return value() if callable(value) else value
+
+
+class _EngineClient(engineio.Client):
+    """``engineio.Client`` that hands messages over on its reader, in order.
+
+    python-engineio starts a thread per message, which can reorder packets
+    and splits a binary packet's parts across threads; the Socket.IO layer
+    decodes on the reader instead and runs handlers on its own workers.
+    """
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        if self.state == 'disconnected':
+            # a fresh queue per connection: packets of the last one (and its
+            # sentinel) can never reach this one's writer
+            self.queue = self.create_queue()
+        return super().connect(*args, **kwargs)
+
+    def _reset(self) -> None:
+        writer = self.write_loop_task
+        super()._reset()
+        if writer is not None and writer is not threading.current_thread() and writer.is_alive():
+            # python-engineio drains the queue here; after a disconnect made on
+            # the reader (a CLOSE from the server) that removes the sentinel the
+            # writer waits for, leaving it blocked for ping_interval + ping_timeout
+            self.queue.put(None)
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == 'message':
+            handler = self.handlers.get('message')
+            if handler is not None:
+                handler(*args)
+            return None
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _Workers:
+    """Reused handler threads (green under gevent), started only when none is free.
+
+    A burst of events runs on one worker, in arrival order; a handler that
+    blocks makes the next event start another worker, so nothing waits on it.
+    """
+
+    def __init__(self, start: Callable[..., Any], logger: logging.Logger) -> None:
+        self._start = start
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._free = 0  # workers waiting for work, minus queued items
+        self._threads: list[Any] = []
+        self._retired: list[Any] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._queue.put((fn, args))
+            if self._free > 0:
+                self._free -= 1
+                return
+            if len(self._threads) >= MAX_WORKERS:
+                return
+            # started under the lock so close() always sees it; the worker
+            # does not take the lock before it has run its first item
+            self._threads.append(self._start(self._work, self._queue))
+
+    def _work(self, work: queue.Queue) -> None:
+        me = threading.current_thread()
+        while True:
+            try:
+                item = work.get(timeout=WORKER_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if work is not self._queue or self._free <= 0:
+                        continue  # an item was queued for this worker meanwhile
+                    self._free -= 1
+                    self._threads.remove(me)
+                return
+            if item is None:  # close()
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # each task logs its own errors; this is a last resort
+                self._logger.exception('handler task failed')
+            with self._lock:
+                if work is self._queue:
+                    self._free += 1
+
+    def is_worker(self) -> bool:
+        me = threading.current_thread()
+        return me in self._threads or me in self._retired
+
+    def close(self) -> None:
+        """Let the workers finish what is queued, then end them."""
+        with self._lock:
+            work, threads = self._queue, self._threads
+            self._queue, self._threads, self._free = queue.Queue(), [], 0
+            self._retired = [t for t in self._retired if t.is_alive()] + threads
+        for _ in threads:
+            work.put(None)
+
+    def join(self, timeout: float) -> None:
+        """Wait (bounded) for closed workers to end; never waits for the caller itself."""
+        me = threading.current_thread()
+        for thread in list(self._retired):
+            if thread is not me:
+                thread.join(timeout)
+        self._retired = [t for t in self._retired if t.is_alive()]
+
+
+class _CallWaiter:
+    """The callback ``call()`` uses: resolved on the reader, never queued behind handlers."""
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.args: tuple[Any, ...] = ()
+
+    def __call__(self, *args: Any) -> None:
+        self.args = args
+        self.done.set()
+
+
+class Client:
+    """A Socket.IO client; drop-in for ``socketio.Client``.
+
+    :param reconnection: reconnect after the connection is lost (not after
+        ``disconnect()`` or a disconnect by the server).
+    :param reconnection_attempts: give up after this many failed attempts;
+        0 (default) tries for ever.
+    :param reconnection_delay: seconds before the first attempt, doubled
+        for each further attempt ...
+    :param reconnection_delay_max: ... up to this many seconds.
+    :param randomization_factor: jitter as a +/- fraction of each delay:
+        attempt ``n`` waits ``min(reconnection_delay * 2**n,
+        reconnection_delay_max) * (1 + randomization_factor * (2*random() - 1))``.
+        (python-socketio adds this many *seconds* instead.)
+    :param logger: ``True`` logs at INFO, ``False`` (default) only errors,
+        or pass a :class:`logging.Logger`.
+    :param serializer: ``'default'``, ``'msgpack'`` or a ``Packet`` subclass.
+    :param json: an alternative JSON module (process-wide, as in python-socketio).
+    :param handle_sigint: Ctrl-C aborts reconnection waits and disconnects
+        (installed once, from the main thread).
+    :param kwargs: Engine.IO client options: ``request_timeout``,
+        ``http_session``, ``ssl_verify``, ``websocket_extra_options``,
+        ``timestamp_requests``, ``engineio_logger``; others are ignored.
+    """
+
+    reason = engineio.Client.reason
+    reserved_events: ClassVar[list[str]] = ['connect', 'connect_error', 'disconnect', '__disconnect_final']
+
+    def __init__(self, reconnection: bool = True, reconnection_attempts: int = 0, reconnection_delay: float = 1,
+                 reconnection_delay_max: float = 5, randomization_factor: float = 0.5, logger: Any = False,
+                 serializer: Any = 'default', json: Any = None, handle_sigint: bool = True, **kwargs: Any) -> None:
+        if handle_sigint:
+            _install_sigint_handler()
+        self.reconnection = reconnection
+        self.reconnection_attempts = reconnection_attempts
+        self.reconnection_delay = reconnection_delay
+        self.reconnection_delay_max = reconnection_delay_max
+        self.randomization_factor = randomization_factor
+        self.handle_sigint = handle_sigint
+        self.logger = _setup_logger(logger, default_logger)
+        engineio_options = dict(kwargs)
+        if 'engineio_logger' in engineio_options:
+            engineio_options['logger'] = engineio_options.pop('engineio_logger')
+        engineio_options['handle_sigint'] = handle_sigint
+        self.packet_class = _packet_class(serializer)
+        if json is not None:
+            self.packet_class.json = json
+            engineio_options['json'] = json
+        ignored = set(engineio_options) - _ENGINEIO_OPTIONS
+        if ignored:
+            self.logger.debug('ignoring unknown client options: %s', ', '.join(sorted(ignored)))
+        self.eio = _EngineClient(**{k: v for k, v in engineio_options.items() if k in _ENGINEIO_OPTIONS})
+        self.eio.on('connect', self._handle_eio_connect)
+        self.eio.on('message', self._handle_eio_message)
+        self.eio.on('disconnect', self._handle_eio_disconnect)
+
+        self._registry = HandlerRegistry(CLIENT_RESERVED_EVENTS, client=True)
+        self.handlers = self._registry.handlers
+        self.namespace_handlers = self._registry.namespace_handlers
+        self._session = ClientSession(self.packet_class)
+        self.connection_url: Any = None
+        self.connection_headers: Any = None
+        self.connection_auth: Any = None
+        self.connection_transports: Any = None
+        self.connection_namespaces: list[str] = []
+        self.socketio_path: str | None = None
+        self.sid: str | None = None
+        #: True from a successful ``connect()`` until the connection is lost.
+        self.connected = False
+        self._wait_timeout: float = 1
+        self._attempt_namespaces: list[str] = []
+        self._lock = threading.Lock()  # session state and the order of multi-part sends
+        self._workers = _Workers(self.eio.start_background_task, self.logger)
+        self._answered: set[str] = set()
+        self._answer = self.eio.create_event()
+        self._finished = self.eio.create_event()
+        self._finished.set()
+        self._reconnect_task: Any = None
+        self._reconnect_abort = self.eio.create_event()
+
+    def is_asyncio_based(self) -> bool:
+        return False
+
+    @property
+    def namespaces(self) -> dict[str, str]:
+        """Connected namespaces and their sids."""
+        return self._session.namespaces
+
+    @property
+    def failed_namespaces(self) -> list[str]:
+        """Namespaces the server refused during the last connection."""
+        return self._session.failed
+
+    @property
+    def callbacks(self) -> dict[str, dict[int, Any]]:
+        """Ack callbacks waiting for the server, per namespace and ack id."""
+        return self._session.callbacks
+
+    # -- handler registration ---------------------------------------------------
+
+    def on(self, event: str, handler: Callable | None = None, namespace: str | None = None) -> Any:
+        """Register a handler for ``event`` (as a decorator or with ``handler``).
+
+        ``connect()`` takes no arguments, ``connect_error(data)`` gets the
+        server's refusal, ``disconnect(reason)`` (or ``disconnect()``) one of
+        :attr:`reason`; other handlers get the event's arguments and their
+        return value is the ack.  ``event='*'`` catches events without a
+        handler (the event name comes first); ``namespace='*'`` catches
+        namespaces without handlers (the namespace comes first).
+        """
+        namespace = namespace or '/'
+
+        def set_handler(handler: Callable) -> Callable:
+            self.handlers.setdefault(namespace, {})[event] = handler
+            return handler
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
+    def event(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a handler named after the decorated function (``@sio.event`` or ``@sio.event(namespace=...)``)."""
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return self.on(args[0].__name__)(args[0])
+
+        def set_handler(handler: Callable) -> Callable:
+            return self.on(handler.__name__, *args, **kwargs)(handler)
+
+        return set_handler
+
+    def register_namespace(self, namespace_handler: Any) -> None:
+        """Register a class-based :class:`ClientNamespace` instance."""
+        if not isinstance(namespace_handler, BaseClientNamespace):
+            raise ValueError('Not a namespace instance')  # noqa: TRY004 - python-socketio's exception
+        if namespace_handler.is_asyncio_based() != self.is_asyncio_based():
+            raise ValueError('Not a valid namespace class for this client')
+        namespace_handler._set_client(self)
+        self.namespace_handlers[namespace_handler.namespace] = namespace_handler
+
+    # -- connecting -------------------------------------------------------------
+
+    def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
+                namespaces: Any = None, socketio_path: str = 'socket.io', wait: bool = True,
+                wait_timeout: float = 1, retry: bool = False) -> None:
+        """Connect to a Socket.IO server.
+
+        :param url: the server's URL, query string included.
+        :param headers: extra HTTP headers for the handshake.
+        :param auth: data for the server's connect handler (a dict).
+        :param transports: ``['websocket']``, ``['polling']`` or ``None``
+            (polling, then an upgrade to websocket).
+        :param namespaces: a namespace or a list; default: every namespace
+            with a handler, or ``'/'``.
+        :param socketio_path: the server's endpoint.
+        :param wait: return only once every namespace answered; any that
+            did not connect raise :class:`exceptions.ConnectionError`.
+        :param wait_timeout: seconds to wait for each namespace answer.
+        :param retry: if the server cannot be reached, retry with the
+            reconnection schedule before giving up.
+
+        ``url``, ``headers`` and ``auth`` may be callables, called at every
+        (re)connection attempt.
+        """
+        if self.connected:
+            raise exceptions.ConnectionError('Already connected')
+        self._stop_reconnecting()
+        if namespaces is None:
+            namespaces = [ns for ns in {**self.handlers, **self.namespace_handlers} if ns != '*'] or ['/']
+        elif isinstance(namespaces, str):
+            namespaces = [namespaces]
+        self.connection_url = url
+        self.connection_headers = headers
+        self.connection_auth = auth
+        self.connection_transports = transports
+        self.connection_namespaces = list(namespaces)
+        self.socketio_path = socketio_path
+        self._wait_timeout = wait_timeout
+        self._finished.clear()
+        try:
+            self._attempt(self.connection_namespaces, wait, wait_timeout)
+        except exceptions.ConnectionError as exc:
+            if not (retry and isinstance(exc.__cause__, engineio.exceptions.ConnectionError) and self._retry()):
+                self._finish()
+                raise
+        except BaseException:
+            self._finish()
+            raise
+
+    def _retry(self) -> bool:
+        """``connect(retry=True)``: the reconnection schedule, run in the caller's thread."""
+        me = threading.current_thread()
+        with self._lock:
+            self._reconnect_abort.clear()
+            self._reconnect_task = me  # so that shutdown() from elsewhere can abort it
+        try:
+            return self._reconnect_loop(self.connection_namespaces)
+        finally:
+            with self._lock:
+                if self._reconnect_task is me:
+                    self._reconnect_task = None
+
+    def _attempt(self, namespaces: list[str], wait: bool, wait_timeout: float, in_loop: bool = False) -> None:
+        """One Engine.IO connection plus its namespaces; raises ``ConnectionError``."""
+        self._attempt_namespaces = namespaces
+        self._answered = set()
+        self._answer.clear()
+        try:
+            self.eio.connect(_real(self.connection_url), headers=dict(_real(self.connection_headers) or {}),
+                             transports=self.connection_transports, engineio_path=self.socketio_path)
+        except engineio.exceptions.ConnectionError as exc:
+            detail = exc.args[1] if len(exc.args) > 1 else (exc.args[0] if exc.args else None)
+            for namespace in namespaces:
+                self._run_handler('connect_error', namespace, detail)
+            raise exceptions.ConnectionError(exc.args[0] if exc.args else 'Connection error') from exc
+        if wait:
+            self._wait_for_namespaces(namespaces, wait_timeout)
+        with self._lock:
+            if self.eio.state != 'connected':
+                raise exceptions.ConnectionError('Connection lost while connecting')
+            self.connected = True
+            if in_loop:  # from here on a lost connection needs a new reconnection task
+                self._reconnect_task = None
+
+    def _wait_for_namespaces(self, namespaces: list[str], wait_timeout: float) -> None:
+        wanted = set(namespaces)
+        # each wake-up is one namespace's answer or the connection's end, so
+        # this loop runs at most len(namespaces) + 1 times past its timeouts
+        while not wanted <= self._answered and self.eio.state == 'connected':
+            if not self._answer.wait(wait_timeout):
+                break
+            self._answer.clear()
+        connected = set(self._session.namespaces)
+        if wanted <= connected:
+            return
+        missing = [ns for ns in namespaces if ns not in connected]
+        refused = [ns for ns in missing if ns in self._session.failed]
+        self._drop_connection()
+        if refused:
+            raise exceptions.ConnectionError('One or more namespaces failed to connect: ' + ', '.join(refused))
+        raise exceptions.ConnectionError('Timed out waiting for namespaces: ' + ', '.join(missing))
+
+    def wait(self) -> None:
+        """Block until the client is disconnected for good (it waits through reconnections)."""
+        self._finished.wait()
+
+    # -- emitting ---------------------------------------------------------------
+
+    def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Callable | None = None) -> None:
+        """Emit an event to the server.
+
+        ``data`` may be a tuple for several arguments; bytes anywhere inside
+        travel as binary attachments.  ``callback`` receives the server's
+        ack.  Safe to call from several threads at once.
+        """
+        namespace = namespace or '/'
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('Emitting event "%s" [%s]', event, namespace)
+        with self._lock:
+            try:
+                pkt = self._session.emit(namespace, event, data, callback)
+            except LocalProtocolError as exc:
+                if namespace not in self._session.namespaces:
+                    raise exceptions.BadNamespaceError(str(exc)) from None
+                raise
+            self._send_packet(pkt)
+
+    def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> None:
+        """Send a ``message`` event."""
+        self.emit('message', data=data, namespace=namespace, callback=callback)
+
+    def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = 60) -> Any:
+        """Emit and block until the server acks; return its value(s).
+
+        Returns ``None``, the single value, or a tuple of values; raises
+        :class:`exceptions.TimeoutError` after ``timeout`` seconds (``None``
+        waits for ever), even if the connection drops meanwhile.
+        """
+        waiter = _CallWaiter(self.eio.create_event())
+        self.emit(event, data=data, namespace=namespace, callback=waiter)
+        if not waiter.done.wait(timeout=timeout):
+            raise exceptions.TimeoutError()
+        args = waiter.args
+        return args[0] if len(args) == 1 else (args or None)
+
+    # -- disconnecting ----------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """Leave every namespace and close the connection; stops reconnecting too.
+
+        ``disconnect`` handlers get :attr:`reason.CLIENT_DISCONNECT`.
+        """
+        self._stop_reconnecting()
+        with self._lock:
+            for pkt in self._session.disconnect():
+                self._send_packet(pkt)
+        self._flush(FLUSH_SECONDS)
+        self.eio.disconnect(abort=self._in_reader())
+        with self._lock:  # never connected, or already lost: nothing ran _finish
+            self.connected = False
+        self._finish()
+        if not self._workers.is_worker() and not self._in_reader():
+            self._workers.join(WORKER_JOIN_SECONDS)
+
+    def shutdown(self) -> None:
+        """Disconnect, or stop a reconnection in progress; leaves no task running."""
+        self.disconnect()
+
+    # -- runtime ------------------------------------------------------------------
+
+    def get_sid(self, namespace: str | None = None) -> str | None:
+        """The sid the server gave this client in ``namespace``, or ``None``."""
+        return self._session.namespaces.get(namespace or '/')
+
+    def transport(self) -> str:
+        """``'polling'`` or ``'websocket'``."""
+        return self.eio.transport()
+
+    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Start a thread (green under gevent) running ``target``; it has ``join()``."""
+        return self.eio.start_background_task(target, *args, **kwargs)
+
+    def sleep(self, seconds: float = 0) -> None:
+        """``time.sleep`` (green under gevent)."""
+        return self.eio.sleep(seconds)
+
+    # -- sending ------------------------------------------------------------------
+
+    def _send_packet(self, pkt: Any) -> None:
+        """Queue a packet's Engine.IO messages (callers hold ``_lock`` so parts stay together)."""
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            for part in encoded:
+                self.eio.send(part)
+        else:
+            self.eio.send(encoded)
+
+    def _flush(self, timeout: float) -> None:
+        """Wait (bounded) until python-engineio's writer has sent what is queued."""
+        work = self.eio.queue
+        if self.eio.state != 'connected' or self._in_writer():
+            return
+        if not work.unfinished_tasks:
+            return
+        condition = getattr(work, 'all_tasks_done', None)
+        if condition is None:  # gevent's patched Queue: join() takes a timeout
+            work.join(timeout)
+            return
+        with condition:
+            if work.unfinished_tasks:
+                condition.wait(timeout)
+
+    def _drop_connection(self) -> None:
+        """Close a connection that never became usable, without running handlers."""
+        with self._lock:
+            self.connected = False
+            for pkt in self._session.disconnect():
+                self._send_packet(pkt)
+        self.eio.disconnect(abort=self._in_reader())
+
+    def _in_reader(self) -> bool:
+        return threading.current_thread() is self.eio.read_loop_task
+
+    def _in_writer(self) -> bool:
+        return threading.current_thread() is self.eio.write_loop_task
+
+    # -- inbound --------------------------------------------------------------------
+
+    def _handle_eio_connect(self) -> None:
+        self.sid = self.eio.sid
+        auth = _real(self.connection_auth)
+        with self._lock:
+            for pkt in self._session.open(self.eio.sid, self._attempt_namespaces, auth):
+                self._send_packet(pkt)
+
+    def _handle_eio_message(self, data: str | bytes) -> None:
+        try:
+            with self._lock:
+                events = self._session.receive(data)
+        except RemoteProtocolError as exc:
+            self.logger.warning('protocol violation by the server, closing the connection: %s', exc)
+            self.eio.disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
+            return
+        for event in events:
+            kind = type(event)
+            if kind is EventArrived:
+                self._workers.submit(self._handle_event, event)
+            elif kind is AckArrived:
+                if type(event.callback) is _CallWaiter:
+                    event.callback(*event.args)
+                else:
+                    self._workers.submit(self._handle_ack, event)
+            elif kind is NamespaceConnected:
+                self.logger.info('Namespace %s is connected', event.namespace)
+                self._workers.submit(self._handle_answer, 'connect', event.namespace, ())
+            elif kind is NamespaceRefused:
+                self.logger.info('Connection to namespace %s was rejected', event.namespace)
+                self._workers.submit(self._handle_answer, 'connect_error', event.namespace, event.args)
+            elif kind is NamespaceDisconnected:
+                self._handle_server_disconnect(event.namespace)
+            else:
+                self.logger.warning('%s [%s], packet ignored', event.reason, event.namespace)
+
+    def _handle_answer(self, handler: str, namespace: str, args: tuple[Any, ...]) -> None:
+        # connect() returns once the connect handlers ran, as in python-socketio
+        self._run_handler(handler, namespace, *args)
+        self._answered.add(namespace)
+        self._answer.set()
+
+    def _handle_event(self, event: EventArrived) -> None:
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('Received event "%s" [%s]', event.event, event.namespace)
+        try:
+            result = self._trigger_event(event.event, event.namespace, *event.args)
+        except Exception:
+            self.logger.exception('event handler error: "%s" [%s]', event.event, event.namespace)
+            return
+        if event.ack_id is not None:  # the client acks even without a handler
+            with self._lock:
+                self._send_packet(self._session.ack(event.namespace, event.ack_id, result))
+
+    def _handle_ack(self, ack: AckArrived) -> None:
+        try:
+            ack.callback(*ack.args)
+        except Exception:
+            self.logger.exception('ack callback error [%s]', ack.namespace)
+
+    def _handle_server_disconnect(self, namespace: str) -> None:
+        self.logger.info('Namespace %s was disconnected by the server', namespace)
+        with self._lock:
+            if not self.connected:  # connect() is still waiting; it sees the namespace gone
+                self._answer.set()
+                return
+            closing = not self._session.namespaces
+            if closing:
+                self.connected = False
+        self._workers.submit(self._finish_server_disconnect, namespace, closing)
+
+    def _finish_server_disconnect(self, namespace: str, closing: bool) -> None:
+        self._run_handler('disconnect', namespace, self.reason.SERVER_DISCONNECT)
+        self._run_handler('__disconnect_final', namespace)
+        if closing:  # no namespace left: close the transport, from here and not from its reader
+            self.eio.disconnect()
+            self._finish()
+
+    def _handle_eio_disconnect(self, reason: str | None = None) -> None:
+        """The Engine.IO connection ended (engineio runs this on its reader or in ``disconnect``)."""
+        reason = reason or self.reason.TRANSPORT_ERROR
+        with self._lock:
+            was_connected, self.connected = self.connected, False
+            lost = self._session.connection_lost()
+            # engineio's state is still 'connected' only when the transport failed
+            will_reconnect = self.reconnection and was_connected and self.eio.state == 'connected'
+        self.sid = None
+        self._answer.set()  # wake a connect() waiting for namespace answers
+        if not was_connected:  # an attempt that failed: connect() reports it
+            return
+        self.logger.info('Engine.IO connection dropped (%s)', reason)
+        for namespace in lost:
+            self._run_handler('disconnect', namespace, reason)
+            if not will_reconnect:
+                self._run_handler('__disconnect_final', namespace)
+        if not will_reconnect:
+            self._finish()
+            return
+        namespaces = lost or self.connection_namespaces
+        with self._lock:
+            # disconnect() from a disconnect handler sets _finished: no reconnection then
+            if self._reconnect_task is None and not self._finished.is_set():
+                self._reconnect_abort.clear()
+                self._reconnect_task = self.start_background_task(self._reconnect_main, namespaces)
+
+    # -- reconnection -------------------------------------------------------------
+
+    def _reconnect_main(self, namespaces: list[str]) -> None:
+        try:
+            reconnected = self._reconnect_loop(namespaces)
+        finally:
+            with self._lock:
+                if self._reconnect_task is threading.current_thread():
+                    self._reconnect_task = None
+        if not reconnected:
+            self._finish()
+
+    def _reconnect_loop(self, namespaces: list[str]) -> bool:
+        """Retry on the backoff schedule; True once connected again."""
+        _reconnecting.add(self)
+        try:
+            schedule = backoff_schedule(self.reconnection_delay, self.reconnection_delay_max,
+                                        self.randomization_factor, self.reconnection_attempts)
+            for attempt, delay in enumerate(schedule, 1):
+                self.logger.info('Connection failed, new attempt in %.02f seconds', delay)
+                if self._reconnect_abort.wait(delay):
+                    self.logger.info('Reconnect task aborted')
+                    break
+                try:
+                    self._attempt(namespaces, True, self._wait_timeout, in_loop=True)
+                except (exceptions.ConnectionError, ValueError) as exc:
+                    self.logger.info('Reconnection attempt %d failed: %s', attempt, exc)
+                    continue
+                if self._reconnect_abort.is_set():  # shutdown() while the attempt was under way
+                    self._drop_connection()
+                    break
+                self.logger.info('Reconnection successful')
+                return True
+            else:
+                self.logger.info('Maximum reconnection attempts reached, giving up')
+            for namespace in namespaces:
+                self._run_handler('__disconnect_final', namespace)
+            return False
+        finally:
+            _reconnecting.discard(self)
+
+    def _stop_reconnecting(self) -> None:
+        with self._lock:
+            task = self._reconnect_task
+        if task is None or task is threading.current_thread():
+            return
+        self._reconnect_abort.set()
+        # an attempt under way ends within the request timeout plus the namespace wait
+        task.join(self.eio.request_timeout + self._wait_timeout + 1)
+
+    def _finish(self) -> None:
+        """Disconnected for good: release ``wait()`` and end the handler workers."""
+        self._finished.set()
+        self._workers.close()
+
+    # -- handlers -------------------------------------------------------------------
+
+    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        found = self._registry.resolve(namespace, event)
+        if found is None:
+            return None
+        handler, lead = found
+        if event == 'disconnect':  # reason is optional (legacy handlers take none)
+            return call_trimmed(handler, lead + args, 1)
+        return handler(*lead, *args)
+
+    def _run_handler(self, event: str, namespace: str, *args: Any) -> None:
+        """Run a lifecycle handler; its errors are logged, never raised into the connection."""
+        try:
+            self._trigger_event(event, namespace, *args)
+        except Exception:
+            self.logger.exception('%s handler error [%s]', event, namespace)

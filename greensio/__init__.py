@@ -5,9 +5,12 @@
 
 from . import exceptions
 from .client import Client
+from .kombu_manager import KombuManager
 from .manager import Manager
 from .middleware import Middleware, WSGIApp
 from .namespace import ClientNamespace, Namespace
+from .pubsub_manager import PubSubManager
+from .redis_manager import RedisManager
 from .serving import make_server, run
 from .server import Server
 from .simple_client import SimpleClient
@@ -17,9 +20,12 @@ __version__ = '0.1.0'
 __all__ = [
     'Client',
     'ClientNamespace',
+    'KombuManager',
     'Manager',
     'Middleware',
     'Namespace',
+    'PubSubManager',
+    'RedisManager',
     'Server',
     'SimpleClient',
     'WSGIApp',

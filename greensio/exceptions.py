@@ -37,3 +37,7 @@ class BadNamespaceError(SocketIOError):
 
 class DisconnectedError(SocketIOError):
     pass
+
+
+class QueueFullError(SocketIOError):
+    """A message-queue manager's outbox is full: the broker has been unreachable too long."""

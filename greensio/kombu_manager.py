@@ -1,0 +1,301 @@
+"""RabbitMQ (and any kombu transport) as the cross-worker message queue.
+
+Shell ring: the broker half of :class:`~greensio.PubSubManager`.  The
+topology is chosen so that a broker restart loses nothing:
+
+- a **fanout exchange** named after the channel, **durable** by default
+  (python-socketio declares it non-durable: an existing non-durable exchange
+  is adopted with a warning, see :class:`KombuManager`);
+- **one durable queue per worker**, ``greensio.<channel>.<host_id>``, kept
+  across reconnects so the broker buffers while the worker is away, and
+  deleted by the broker ``x-expires`` after its worker is gone for good;
+- **persistent messages** published with **publisher confirms**, pipelined
+  per batch: the outbox lets go of a message only once RabbitMQ has it on disk;
+- the consumer **acknowledges after local dispatch** (prefetch bounded), so
+  a message in flight during a crash is redelivered, and the receiver's
+  dedup window drops what it already delivered;
+- **AMQP heartbeats** serviced on both connections (the listener between
+  reads, the publisher while idle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    import kombu
+except ImportError:  # pragma: no cover
+    kombu = None
+
+from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
+
+#: Seconds between AMQP heartbeats the client asks for (RabbitMQ's default
+#: is 60): a dead peer is noticed within two intervals.
+HEARTBEAT = 10
+#: A connection attempt to a broker that does not answer gives up after this.
+CONNECT_TIMEOUT = 3.0
+#: Longest wait for the broker to confirm a published batch.
+CONFIRM_TIMEOUT = 10.0
+#: Unacknowledged messages RabbitMQ may push to the listener ahead of dispatch.
+PREFETCH = 256
+#: The broker deletes a worker's queue this long after its last consumer left
+#: (python-socketio's value): long enough to ride out a restart of the worker's
+#: connection, short enough that SIGKILLed workers do not accumulate queues.
+QUEUE_EXPIRES_MS = 300_000
+
+
+class KombuManager(PubSubManager):
+    """Cross-worker client manager on RabbitMQ (or any kombu transport URL).
+
+    ``server = greensio.Server(client_manager=greensio.KombuManager(url))``.
+
+    :param url: the broker URL, e.g. ``'amqp://guest:guest@localhost:5672//'``.
+    :param channel: the exchange name; the same on every worker.
+    :param write_only: ``True`` for processes that only emit (no server).
+    :param logger: see :class:`PubSubManager`.
+    :param json: JSON module for a write-only manager's messages.
+    :param connection_options: extra ``kombu.Connection()`` arguments
+        (greensio sets ``heartbeat=10`` and ``connect_timeout=3``).
+    :param exchange_options: extra ``kombu.Exchange()`` arguments.  Without
+        ``durable`` greensio declares a durable exchange, and adopts a
+        non-durable one that a python-socketio fleet already created.  In a
+        mixed fleet whose exchange may be recreated from scratch, pass the
+        same ``durable`` value on every worker (python-socketio's
+        ``KombuManager`` accepts ``exchange_options={'durable': True}``).
+    :param queue_options: extra ``kombu.Queue()`` arguments for this worker's queue.
+    :param producer_options: extra ``kombu.Producer()`` arguments.
+    :param outbox_size: see :class:`PubSubManager`.
+    :param emit_timeout: see :class:`PubSubManager`.
+
+    On the AMQP transport every message is persistent and confirmed; other
+    kombu transports publish without confirms.
+    """
+
+    name = 'kombu'
+
+    def __init__(self, url: str = 'amqp://guest:guest@localhost:5672//', channel: str = 'socketio',
+                 write_only: bool = False, logger: Any = None, json: Any = None,
+                 connection_options: dict | None = None, exchange_options: dict | None = None,
+                 queue_options: dict | None = None, producer_options: dict | None = None,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+        if kombu is None:
+            raise RuntimeError('Kombu package is not installed (Run "pip install kombu" in your virtualenv).')
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
+                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+        self.url = url
+        self.connection_options = dict(connection_options or {})
+        self.exchange_options = dict(exchange_options or {})
+        self.queue_options = dict(queue_options or {})
+        self.producer_options = dict(producer_options or {})
+        #: This worker's queue: stable for the life of the process.
+        self.queue_name = f'greensio.{channel}.{self.host_id}'
+        self._exchange_durable = bool(self.exchange_options.get('durable', True))
+        self._pub_conn: Any = None
+        self._producer: Any = None
+        self._pub_broken = False
+        self._confirms = False
+        self._next_tag = 0
+        self._unconfirmed: set[int] = set()
+        self._nacked = False
+        self._listening = False
+
+    def initialize(self) -> None:
+        self._check_monkey_patched('Kombu')
+        super().initialize()
+
+    # -- topology ----------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        options: dict[str, Any] = {'heartbeat': HEARTBEAT, 'connect_timeout': CONNECT_TIMEOUT}
+        options.update(self.connection_options)
+        return kombu.Connection(self.url, **options)
+
+    def _exchange(self) -> Any:
+        options = {'type': 'fanout'}
+        options.update(self.exchange_options)
+        options['durable'] = self._exchange_durable
+        return kombu.Exchange(self.channel, **options)
+
+    def _queue(self) -> Any:
+        options: dict[str, Any] = {'durable': True, 'auto_delete': False,
+                                   'queue_arguments': {'x-expires': QUEUE_EXPIRES_MS}}
+        options.update(self.queue_options)
+        return kombu.Queue(self.queue_name, self._exchange(), **options)
+
+    def _open_channel(self, conn: Any) -> Any:
+        """A channel on which the exchange is declared, adopting an existing one's durability."""
+        channel = conn.channel()
+        tried = self._exchange_durable
+        try:
+            self._exchange()(channel).declare()
+        except Exception as exc:
+            if type(exc).__name__ != 'PreconditionFailed' or 'durable' in self.exchange_options:
+                raise
+            # the publisher and the listener may both get here: set, never toggle
+            self._exchange_durable = not tried
+            self.logger.warning(
+                '%s: exchange %r already exists with durable=%s (python-socketio declares it '
+                'non-durable); using it as it is. A non-durable exchange loses its bindings when '
+                'RabbitMQ restarts, so messages published right after a restart can miss workers '
+                'that have not reconnected yet.', self.name, self.channel, self._exchange_durable)
+            channel = conn.channel()  # the broker closed the one that failed
+            self._exchange()(channel).declare()
+        return channel
+
+    # -- listening ---------------------------------------------------------------------
+
+    def _listen(self) -> Iterator[Any]:
+        conn = self._connection()
+        clean = False
+        try:
+            conn.connect()
+            channel = self._open_channel(conn)
+            queue = self._queue()(channel)
+            queue.declare()
+            self._listening = True
+            channel.basic_qos(0, PREFETCH, False)
+            received: deque[Any] = deque()
+            consumer = kombu.Consumer(channel, queues=[queue], on_message=received.append,
+                                      no_ack=False, auto_declare=False)
+            consumer.consume()
+            yield None
+            while True:
+                try:
+                    conn.drain_events(timeout=self.idle_tick)
+                except TimeoutError:
+                    yield None  # idle: lets the manager notice close()
+                conn.heartbeat_check()
+                while received:
+                    message = received.popleft()
+                    yield message.body
+                    message.ack()  # only now: the message reached every local client
+        except GeneratorExit:
+            clean = True
+            raise
+        finally:
+            _release(conn, clean)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _publisher(self) -> Any:
+        if self._producer is None:
+            conn = self._connection()
+            try:
+                conn.connect()
+                channel = self._open_channel(conn)
+                self._confirms = getattr(conn.transport, 'driver_type', None) == 'amqp'
+                if self._confirms:
+                    channel.confirm_select()
+                    channel.events['basic_ack'].add(self._on_ack)
+                    channel.events['basic_nack'].add(self._on_nack)
+                self._next_tag = 0
+                self._unconfirmed.clear()
+                self._nacked = False
+                self._producer = kombu.Producer(channel, exchange=self._exchange(), auto_declare=False,
+                                                **self.producer_options)
+            except BaseException:
+                _release(conn, False)
+                raise
+            self._pub_conn = conn
+        return self._producer
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {t for t in self._unconfirmed if t > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
+        self._on_ack(delivery_tag, multiple)
+
+    def _publish_text(self, producer: Any, text: str) -> None:
+        producer.publish(text, routing_key='', content_type='application/json', content_encoding='utf-8',
+                         delivery_mode=2, retry=False)
+        if self._confirms:
+            self._next_tag += 1
+            self._unconfirmed.add(self._next_tag)
+
+    def _wait_for_confirms(self) -> None:
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        conn = self._pub_conn
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f'RabbitMQ did not confirm {len(self._unconfirmed)} message(s)')
+            try:
+                conn.drain_events(timeout=min(remaining, 1.0))
+            except TimeoutError:
+                conn.heartbeat_check()
+        if self._nacked:
+            raise RuntimeError('RabbitMQ refused (nacked) a published message')
+
+    def _publish(self, message: dict[str, Any]) -> Any:
+        self._publish_batch([(message, self.json.dumps(message))])
+
+    def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        try:
+            producer = self._publisher()
+            for _message, text in batch:
+                self._publish_text(producer, text)
+            self._wait_for_confirms()
+        except BaseException:
+            self._drop_publisher()
+            raise
+
+    def _heartbeat(self) -> bool:
+        if self._producer is None:
+            if not self._pub_broken:
+                return False  # never connected: publishers connect on first use
+            try:
+                self._publisher()
+            except BaseException:
+                self._drop_publisher()
+                raise
+        conn = self._pub_conn
+        try:
+            try:
+                conn.drain_events(timeout=0.01)  # reads the broker's heartbeats
+            except TimeoutError:
+                pass
+            conn.heartbeat_check()
+        except BaseException:
+            self._drop_publisher()
+            raise
+        self._pub_broken = False
+        return True
+
+    def _drop_publisher(self) -> None:
+        conn, self._pub_conn, self._producer = self._pub_conn, None, None
+        self._pub_broken = True
+        if conn is not None:
+            _release(conn, False)
+
+    def _close(self) -> None:
+        conn, self._pub_conn, self._producer = self._pub_conn, None, None
+        if conn is not None:
+            _release(conn, True)
+        if self._listening:
+            self.delete_queue()
+
+    def delete_queue(self) -> None:
+        """Delete this worker's queue on the broker (``close()`` does it)."""
+        conn = self._connection()
+        try:
+            conn.connect()
+            self._queue()(conn.channel()).delete()
+        finally:
+            _release(conn, True)
+
+
+def _release(conn: Any, clean: bool) -> None:
+    """Close a connection; after an error, drop it without talking to the broker."""
+    with contextlib.suppress(Exception):  # the broker may be gone already
+        if clean:
+            conn.release()
+        else:
+            conn.collect()

@@ -1,0 +1,216 @@
+"""Redis (or Valkey) pub/sub as the cross-worker message queue.
+
+Shell ring: the Redis half of :class:`~greensio.PubSubManager`, on
+``PUBLISH``/``SUBSCRIBE`` like python-socketio's, so both share a channel.
+
+What Redis allows and what it does not, compared with RabbitMQ:
+
+- The outbox, its bound, in-order replay after an outage, the bounded
+  ``emit()`` and the health state work the same: a ``PUBLISH`` reply is the
+  confirmation, and the outbox sends batches in one pipelined round trip.
+- Redis pub/sub keeps **nothing** for a subscriber that is not connected:
+  messages published while a worker's listener is reconnecting are lost for
+  that worker's clients, and a message published while no worker listens
+  reaches nobody.  (There is also no consumer acknowledgement to make.)
+  Use RabbitMQ (:class:`~greensio.KombuManager`) when broadcasts must
+  survive a broker restart; Redis Streams could close the gap but would
+  not interoperate with python-socketio and is not implemented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
+
+#: Seconds before a connection attempt to an unresponsive server gives up.
+CONNECT_TIMEOUT = 3.0
+#: Seconds a command may wait for its reply (the publisher only blocks its own task).
+COMMAND_TIMEOUT = 10.0
+#: Seconds of silence after which redis-py pings the subscriber connection.
+HEALTH_CHECK_INTERVAL = 10
+#: Longest wait for Redis to confirm a SUBSCRIBE.
+SUBSCRIBE_TIMEOUT = 5.0
+
+
+def _redis_module(scheme: str) -> Any:
+    scheme = scheme.split('+', 1)[0].lower()
+    if scheme in ('redis', 'rediss', 'unix'):
+        try:
+            import redis
+        except ImportError:
+            if scheme != 'unix':
+                raise RuntimeError('Redis package is not installed (Run "pip install redis" in your virtualenv).') \
+                    from None
+        else:
+            return redis
+    if scheme in ('valkey', 'valkeys', 'unix'):
+        try:
+            import valkey
+        except ImportError:
+            raise RuntimeError('Valkey package is not installed (Run "pip install valkey" in your virtualenv).') \
+                from None
+        return valkey
+    raise ValueError(f'Unsupported Redis URL scheme: {scheme}')
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dict[str, Any]]:
+    """Split ``redis+sentinel://[user:pw@]host1:port1,host2:port2[/db[/service]]``."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ('redis+sentinel', 'valkey+sentinel'):
+        raise ValueError('Invalid Redis Sentinel URL')
+    hosts = parsed.netloc.rsplit('@', 1)[-1]
+    sentinels = []
+    for item in hosts.split(','):
+        host, _, port = item.rpartition(':')
+        sentinels.append((host, int(port)))
+    kwargs: dict[str, Any] = {}
+    if parsed.username:
+        kwargs['username'] = unquote(parsed.username)
+    if parsed.password:
+        kwargs['password'] = unquote(parsed.password)
+    parts = [p for p in parsed.path.split('/') if p]
+    if parts:
+        kwargs['db'] = int(parts[0])
+    service = parts[1] if len(parts) > 1 else None
+    return sentinels, service, kwargs
+
+
+class RedisManager(PubSubManager):
+    """Cross-worker client manager on Redis pub/sub.
+
+    ``server = greensio.Server(client_manager=greensio.RedisManager(url))``.
+
+    :param url: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``valkey://``,
+        ``valkeys://`` or ``redis+sentinel://[user:pw@]h1:p1,h2:p2/<db>/<service>``
+        (the service name defaults to the channel name).
+    :param channel: the Redis channel; the same on every worker.
+    :param write_only: ``True`` for processes that only emit (no server).
+    :param logger: see :class:`PubSubManager`.
+    :param json: JSON module for a write-only manager's messages.
+    :param redis_options: extra arguments for ``Redis.from_url()`` or ``Sentinel()``.
+    :param outbox_size: see :class:`PubSubManager`.
+    :param emit_timeout: see :class:`PubSubManager`.
+
+    Redis pub/sub does not buffer for a disconnected subscriber: see the
+    module documentation for what that means during an outage.
+    """
+
+    name = 'redis'
+
+    def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
+                 logger: Any = None, json: Any = None, redis_options: dict | None = None,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
+                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        # a bad scheme or a missing package is a configuration error: say so now
+        self._module = _redis_module(urlparse(url).scheme)
+        self._pub: Any = None
+        self._pub_broken = False
+
+    def initialize(self) -> None:
+        self._check_monkey_patched('Redis')
+        super().initialize()
+
+    def _client(self) -> Any:
+        module = self._module
+        retry = importlib.import_module(module.__name__ + '.retry').Retry
+        no_backoff = importlib.import_module(module.__name__ + '.backoff').NoBackoff
+        options: dict[str, Any] = {
+            'socket_connect_timeout': CONNECT_TIMEOUT,
+            'socket_timeout': COMMAND_TIMEOUT,
+            'health_check_interval': HEALTH_CHECK_INTERVAL,
+            # failures must reach the manager (health state, outbox replay)
+            # instead of being retried silently inside redis-py
+            'retry': retry(no_backoff(), 0),
+        }
+        options.update(self.redis_options)
+        if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
+            sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
+            options.update(kwargs)
+            sentinel = module.sentinel.Sentinel(sentinels, **options)
+            return sentinel.master_for(service or self.channel)
+        return module.Redis.from_url(self.redis_url, **options)
+
+    # -- listening ---------------------------------------------------------------------
+
+    def _listen(self) -> Iterator[Any]:
+        client = self._client()
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            # "connected" must mean subscribed, or the first broadcasts are missed
+            deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+            while True:
+                reply = pubsub.get_message(timeout=self.idle_tick)
+                if reply is not None and reply['type'] == 'subscribe':
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError('Redis did not confirm the subscription')
+            yield None
+            channel = self.channel.encode('utf-8')
+            while True:
+                message = pubsub.get_message(timeout=self.idle_tick)
+                if message is None:
+                    yield None  # idle: lets the manager notice close()
+                elif message['type'] == 'message' and message['channel'] == channel:
+                    yield message['data']
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                pubsub.close()
+                client.close()
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _publisher(self) -> Any:
+        if self._pub is None:
+            self._pub = self._client()
+        return self._pub
+
+    def _publish(self, message: dict[str, Any]) -> Any:
+        self._publish_batch([(message, self.json.dumps(message))])
+
+    def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        try:
+            if len(batch) == 1:
+                self._publisher().publish(self.channel, batch[0][1])
+            else:
+                pipe = self._publisher().pipeline(transaction=False)
+                for _message, text in batch:
+                    pipe.publish(self.channel, text)
+                pipe.execute()
+        except BaseException:
+            self._drop_publisher()
+            raise
+        self._pub_broken = False
+
+    def _heartbeat(self) -> bool:
+        if not self._pub_broken:
+            return False
+        try:
+            self._publisher().ping()
+        except BaseException:
+            self._drop_publisher()
+            raise
+        self._pub_broken = False
+        return True
+
+    def _drop_publisher(self) -> None:
+        client, self._pub = self._pub, None
+        self._pub_broken = True
+        if client is not None:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                client.close()
+
+    def _close(self) -> None:
+        client, self._pub = self._pub, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                client.close()

@@ -1,0 +1,186 @@
+"""Test helpers for greensio applications (public).
+
+Integration ring.  Everything here runs in one process with no network:
+
+- :class:`InMemoryBus` and :class:`InMemoryPubSubManager`: a message broker
+  in a box and the queue manager that uses it, so several ``Server``
+  instances in one test behave like workers sharing RabbitMQ, outages and
+  redeliveries included.  It is the reference backend of greensio's own
+  cross-worker contract tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from .pubsub_manager import PubSubManager
+
+__all__ = ['BusOutage', 'InMemoryBus', 'InMemoryPubSubManager', 'default_bus']
+
+
+# -- in-memory pub/sub -----------------------------------------------------------------------
+
+class BusOutage(ConnectionError):
+    """Raised by an :class:`InMemoryBus` that was told to :meth:`~InMemoryBus.fail`."""
+
+
+class _Subscription:
+    """One subscriber's queue: survives its listener's reconnects, like a durable AMQP queue."""
+
+    def __init__(self, bus: InMemoryBus) -> None:
+        self._bus = bus
+        self.ready: deque[Any] = deque()
+        self.unacked: deque[Any] = deque()
+
+    def get(self, timeout: float) -> tuple[Any] | None:
+        """The next message as a 1-tuple (so ``None`` payloads stay distinct), or None."""
+        cond = self._bus._cond
+        deadline = time.monotonic() + timeout
+        with cond:
+            while True:
+                self._bus._check_up()
+                if self.ready:
+                    data = self.ready.popleft()
+                    self.unacked.append(data)
+                    return (data,)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                cond.wait(remaining)
+
+    def ack(self) -> None:
+        """Acknowledge the oldest delivered message."""
+        with self._bus._cond:
+            self._bus._check_up()
+            if self.unacked:
+                self.unacked.popleft()
+
+    def requeue_unacked(self) -> None:
+        # what a broker does when a consumer's connection drops
+        while self.unacked:
+            self.ready.appendleft(self.unacked.pop())
+
+
+class InMemoryBus:
+    """A fanout broker in memory: every subscriber of a channel gets every message.
+
+    Each subscriber (a manager's ``host_id``) has a queue that buffers while
+    its listener is away and redelivers what was delivered but not
+    acknowledged, as RabbitMQ does.  :meth:`fail` and :meth:`restore`
+    simulate an outage; :meth:`inject` publishes raw bytes, as a foreign
+    or hostile publisher could.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._channels: dict[str, dict[str, _Subscription]] = {}
+        self._down = False
+        #: Raw payloads in publication order, for assertions.
+        self.history: list[Any] = []
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+    def _check_up(self) -> None:
+        if self._down:
+            raise BusOutage('the in-memory bus is down')
+
+    def publish(self, channel: str, data: Any) -> int:
+        """Deliver ``data`` to every subscriber of ``channel``; return how many."""
+        with self._cond:
+            self._check_up()
+            return self._deliver(channel, data)
+
+    def inject(self, channel: str, data: Any) -> int:
+        """Publish raw ``data`` even during an outage (a test's rogue publisher)."""
+        with self._cond:
+            return self._deliver(channel, data)
+
+    def _deliver(self, channel: str, data: Any) -> int:
+        self.history.append(data)
+        subscribers = self._channels.get(channel, {})
+        for sub in subscribers.values():
+            sub.ready.append(data)
+        self._cond.notify_all()
+        return len(subscribers)
+
+    def subscribe(self, channel: str, subscriber: str) -> _Subscription:
+        """The subscriber's queue (created once; unacked messages are redelivered)."""
+        with self._cond:
+            self._check_up()
+            subs = self._channels.setdefault(channel, {})
+            sub = subs.get(subscriber)
+            if sub is None:
+                sub = subs[subscriber] = _Subscription(self)
+            sub.requeue_unacked()
+            return sub
+
+    def unsubscribe(self, channel: str, subscriber: str) -> None:
+        with self._cond:
+            self._channels.get(channel, {}).pop(subscriber, None)
+
+    def subscribers(self, channel: str) -> list[str]:
+        with self._cond:
+            return list(self._channels.get(channel, {}))
+
+    def fail(self) -> None:
+        """Start an outage: publishing and receiving raise :class:`BusOutage`."""
+        with self._cond:
+            self._down = True
+            self._cond.notify_all()
+
+    def restore(self) -> None:
+        """End the outage; queued messages are delivered again."""
+        with self._cond:
+            self._down = False
+            self._cond.notify_all()
+
+
+#: The bus an :class:`InMemoryPubSubManager` uses when given none.
+default_bus = InMemoryBus()
+
+
+class InMemoryPubSubManager(PubSubManager):
+    """A queue manager on an :class:`InMemoryBus`: workers in one process.
+
+    Messages travel as JSON text, exactly as on a real broker, so a payload
+    that could not cross RabbitMQ fails here too.  Takes the arguments of
+    :class:`~greensio.PubSubManager` plus ``bus``.
+    """
+
+    name = 'memory-pubsub'
+    # no real network: reconnect quickly so tests of outages stay fast
+    retry_delay_min = 0.01
+    retry_delay_max = 0.1
+    idle_tick = 0.1
+
+    def __init__(self, bus: InMemoryBus | None = None, channel: str = 'socketio', write_only: bool = False,
+                 logger: Any = None, json: Any = None, **kwargs: Any) -> None:
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json, **kwargs)
+        self.bus = bus if bus is not None else default_bus
+
+    def _publish(self, message: dict[str, Any]) -> Any:
+        return self.bus.publish(self.channel, self.json.dumps(message))
+
+    def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        for _message, text in batch:
+            self.bus.publish(self.channel, text)
+
+    def _listen(self) -> Iterator[Any]:
+        sub = self.bus.subscribe(self.channel, self.host_id)
+        yield None
+        while True:
+            item = sub.get(self.idle_tick)
+            if item is None:
+                yield None  # idle: lets the manager notice close()
+                continue
+            yield item[0]
+            sub.ack()  # only after the manager dispatched it
+
+    def _close(self) -> None:
+        self.bus.unsubscribe(self.channel, self.host_id)

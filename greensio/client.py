@@ -17,6 +17,7 @@ from arriving, and a burst of events starts in arrival order.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import queue
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import engineio
+from engineio import base_client as eio_base_client
+from engineio import packet as eio_packet
 
 from . import exceptions
 from ._core.client_events import (
@@ -106,6 +109,48 @@ class _EngineClient(engineio.Client):
             # the reader (a CLOSE from the server) that removes the sentinel the
             # writer waits for, leaving it blocked for ping_interval + ping_timeout
             self.queue.put(None)
+
+    def _read_loop_polling(self) -> None:
+        """Long-poll until the connection ends; then what python-engineio does on the way out.
+
+        Replaces python-engineio's loop only for its decoder, which refuses a
+        response of more than 16 packets (a limit meant for what a client
+        POSTs to a server): the Node server sends everything queued for a
+        client in one response, so a burst of 17 events dropped the
+        connection.  The server's maxPayload bounds a response.
+        """
+        while self.state == 'connected' and self.write_loop_task:
+            response = self._send_request('GET', self.base_url + self._get_url_timestamp(),
+                                          timeout=max(self.ping_interval, self.ping_timeout) + 5)
+            packets = self._poll_packets(response)
+            if packets is None:
+                self.queue.put(None)  # ends the writer too
+                break
+            for pkt in packets:
+                self._receive_packet(pkt)
+        writer = self.write_loop_task
+        if writer is not None:  # the writer clears the attribute itself when it ends
+            writer.join()
+        if self.state == 'connected':
+            self._trigger_event('disconnect', self.reason.TRANSPORT_ERROR, run_async=False)
+            with contextlib.suppress(ValueError):
+                eio_base_client.connected_clients.remove(self)
+            self._reset()
+
+    def _poll_packets(self, response: Any) -> list[Any] | None:
+        """The packets of a polling response, or None when the connection is unusable."""
+        if response is None or isinstance(response, str):
+            self.logger.warning('polling request failed: %s', response or 'connection refused')
+            return None
+        if not 200 <= response.status_code < 300:
+            self.logger.warning('polling request failed with status %s', response.status_code)
+            return None
+        try:
+            body = response.content.decode('utf-8')
+            return [eio_packet.Packet(encoded_packet=part) for part in body.split('\x1e')] if body else []
+        except ValueError as exc:  # UnicodeDecodeError and binascii.Error included
+            self.logger.warning('invalid polling response: %s', exc)
+            return None
 
     def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == 'message':

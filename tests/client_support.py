@@ -125,6 +125,10 @@ def build_server(recorder: Recorder | None = None, **options: Any) -> greensio.S
         def echo(sid: str, *args: Any) -> Any:
             return args
 
+        @on('message')
+        def message(sid: str, *args: Any) -> None:
+            pass
+
         @on('whoami')
         def whoami(sid: str) -> dict:
             return {'sid': sid, 'nsp': nsp, 'auth': None, 'transport': sio.transport(sid, nsp)}

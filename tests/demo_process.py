@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 
 import gevent
 
@@ -59,9 +60,24 @@ def chat_demo(timeout=20, **env):
         stop(proc)
 
 
+def _control_socket_args(tmpdir):
+    """gunicorn 27+ opens a control socket at one fixed path; give each test its own."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if any(setting.name == 'control_socket' for setting in KNOWN_SETTINGS):
+        return ['--control-socket', os.path.join(tmpdir, 'gunicorn.ctl')]
+    return []
+
+
 @contextlib.contextmanager
-def gunicorn_chat(workers=1, timeout=30, **env):
+def gunicorn_chat(workers=1, worker_class=None, timeout=30, **env):
     """gunicorn with examples/chat/gunicorn.conf.py on an inherited port-0 socket; yields ``(url, proc)``."""
+    with tempfile.TemporaryDirectory() as tmpdir, _gunicorn_chat(workers, worker_class, timeout, tmpdir, env) as r:
+        yield r
+
+
+@contextlib.contextmanager
+def _gunicorn_chat(workers, worker_class, timeout, tmpdir, env):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(('127.0.0.1', 0))
@@ -69,11 +85,14 @@ def gunicorn_chat(workers=1, timeout=30, **env):
     port = listener.getsockname()[1]
     fd = listener.fileno()
     cmd = [sys.executable, '-m', 'gunicorn', '-c', os.path.join(ROOT, 'examples', 'chat', 'gunicorn.conf.py'),
-           '--bind', f'fd://{fd}', '--workers', str(workers)]
+           '--bind', f'fd://{fd}', '--workers', str(workers), *_control_socket_args(tmpdir)]
+    if worker_class:
+        cmd += ['--worker-class', worker_class]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(**env), pass_fds=(fd,), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     listener.close()  # the child holds it now
     output = []
+    drain = None
     try:
         # gunicorn logs "Booting worker with pid: N" once per worker
         booted = 0
@@ -84,10 +103,20 @@ def gunicorn_chat(workers=1, timeout=30, **env):
                     raise AssertionError('gunicorn exited:\n' + ''.join(output))
                 output.append(line)
                 booted += 'Booting worker with pid' in line
-        gevent.spawn(_drain, proc, output)
+        drain = gevent.spawn(_drain, proc, output)
         yield f'http://127.0.0.1:{port}', proc
     finally:
-        stop(proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if drain is not None:
+            drain.join(timeout=5)
+        proc.stdout.close()
+        proc.log = ''.join(output)
 
 
 def _drain(proc, output):

@@ -13,18 +13,17 @@ import flask
 
 from greensio.flask import SocketIO
 
+from .config import CHANNEL, MESSAGE_QUEUE
 from .namespace import ChatNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: The official browser client, installed by ``npm ci`` in this directory.
 SOCKETIO_JS = os.environ.get('GREENSIO_SOCKETIO_JS') or os.path.join(
     HERE, 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js')
-#: Channel shared by the workers and broadcaster.py.
-CHANNEL = 'greensio-chat'
 
 app = flask.Flask(__name__, static_folder=os.path.join(HERE, 'static'),
                   template_folder=os.path.join(HERE, 'templates'))
-socketio = SocketIO(app, message_queue=os.environ.get('GREENSIO_MESSAGE_QUEUE') or None, channel=CHANNEL)
+socketio = SocketIO(app, message_queue=MESSAGE_QUEUE, channel=CHANNEL)
 socketio.on_namespace(ChatNamespace('/chat'))
 
 

@@ -14,19 +14,18 @@ from gevent import monkey
 monkey.patch_all()  # the message-queue managers need a patched process
 
 import argparse
-import os
 import time
 
 import greensio
 
-from .app import CHANNEL
+from .config import CHANNEL, MESSAGE_QUEUE
 
 DEFAULT_URL = 'amqp://guest:guest@127.0.0.1:5672//'
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description='broadcast chat messages through the message queue')
-    parser.add_argument('--url', default=os.environ.get('GREENSIO_MESSAGE_QUEUE') or DEFAULT_URL)
+    parser.add_argument('--url', default=MESSAGE_QUEUE or DEFAULT_URL)
     parser.add_argument('--room', default='lobby')
     parser.add_argument('--message', default='hello from the broadcaster')
     parser.add_argument('--count', type=int, default=1, help='how many messages (default 1)')
@@ -43,9 +42,9 @@ def main() -> None:
         print(f'sent to #{args.room}: {text}', flush=True)
         if i + 1 < args.count:
             time.sleep(args.interval)
-    flush = getattr(manager, 'flush', None)  # a manager with an outbox may hold the last emits
-    if callable(flush):
-        flush()
+    # emits go through an outbox: wait until the broker has confirmed them all
+    if not manager.close():
+        raise SystemExit('the broker did not confirm every message')
 
 
 if __name__ == '__main__':

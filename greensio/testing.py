@@ -7,6 +7,9 @@ Integration ring.  Everything here runs in one process with no network:
   instances in one test behave like workers sharing RabbitMQ, outages and
   redeliveries included.  It is the reference backend of greensio's own
   cross-worker contract tests.
+- ``SocketIOTestClient`` (``greensio.flask_testing``, loaded on first use
+  so this module does not need Flask): an in-process client for Flask apps,
+  what ``greensio.flask.SocketIO.test_client(app)`` returns.
 """
 
 from __future__ import annotations
@@ -184,3 +187,12 @@ class InMemoryPubSubManager(PubSubManager):
 
     def _close(self) -> None:
         self.bus.unsubscribe(self.channel, self.host_id)
+
+
+def __getattr__(name: str) -> Any:
+    # the Flask test client lives in its own module: importing it needs Flask
+    if name == 'SocketIOTestClient':
+        from .flask_testing import SocketIOTestClient
+
+        return SocketIOTestClient
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -422,3 +422,11 @@ def test_protocol_violation_closes_only_that_test_connection():
     socketio.server._handle_eio_message(bad.eio_sid, '2["connect"]')  # reserved event name
     assert not bad.is_connected()
     assert good.is_connected()
+
+
+def test_testing_module_reexports_the_flask_test_client():
+    from greensio import testing
+
+    assert testing.SocketIOTestClient.__module__ == 'greensio.flask_testing'
+    with pytest.raises(AttributeError):
+        testing.NoSuchHelper  # noqa: B018

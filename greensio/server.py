@@ -428,8 +428,14 @@ class Server:
             accepted = False
         if accepted is False:
             refusal = refusal or {'message': 'Connection rejected by server'}
-            kind = pk.DISCONNECT if self.always_connect else pk.CONNECT_ERROR
-            self._send_packet(eio_sid, self.packet_class(kind, data=refusal, namespace=namespace))
+            if self.always_connect:
+                # a DISCONNECT has no payload: python-socketio sent the refusal
+                # in it, socket.io-parser rejects that and the JS client drops
+                # the whole connection ('parse error'), other namespaces too
+                pkt = self.packet_class(pk.DISCONNECT, namespace=namespace)
+            else:
+                pkt = self.packet_class(pk.CONNECT_ERROR, data=refusal, namespace=namespace)
+            self._send_packet(eio_sid, pkt)
             self.manager.disconnect(sid, namespace, ignore_queue=True)
             conn.namespaces.pop(namespace, None)
         elif not self.always_connect:

@@ -459,3 +459,66 @@ def test_large_payloads(app: App, js: Any, transport: str) -> None:
     assert js.call('echo', text, timeout=20) == [text]
     js.emit('push', 'big', {'b': blob, 't': text})
     assert js.wait_event('big', timeout=20)['args'] == [{'b': blob, 't': text}]
+
+
+def test_always_connect_refusal_leaves_other_namespaces_alone(serve: Any) -> None:
+    sio = socketio.Server(always_connect=True)
+    refused = []
+
+    @sio.on('connect', namespace='/chat')
+    def chat_connect(sid: str, environ: dict, auth: Any) -> None:
+        refused.append(sid)
+        raise greensio.exceptions.ConnectionRefusedError('no chat', {'x': 1})
+
+    @sio.event
+    def echo(sid: str, *args: Any) -> tuple:
+        return args
+
+    url = serve(sio)
+    with jsclients() as make:
+        js = make()
+        assert js.connect(url, transports=['websocket'], wait=True)['type'] == 'connect'
+        js.connect(url + '/chat', sock='chat', transports=['websocket'])
+        # always_connect: the client is connected first, then disconnected
+        assert js.wait_for('connect', sock='chat')['id'] == refused[0]
+        assert js.wait_for('disconnect', sock='chat')['reason'] == 'io server disconnect'
+        # regression: the refusal used to carry a payload in the DISCONNECT packet,
+        # which socket.io-client cannot parse: it dropped '/' too ('parse error')
+        assert js.call('echo', 'still connected') == ['still connected']
+        assert js.find('disconnect', sock='default') is None
+    sio.shutdown()
+
+
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+def test_heartbeat_keeps_idle_clients_and_drops_dead_ones(serve: Any, transport: str) -> None:
+    sio = socketio.Server(ping_interval=0.2, ping_timeout=0.3)
+    reasons: dict[str, str] = {}
+
+    @sio.event
+    def disconnect(sid: str, reason: str) -> None:
+        reasons[sid] = reason
+
+    @sio.event
+    def echo(sid: str, *args: Any) -> tuple:
+        return args
+
+    url = serve(sio)
+    with jsclients() as make:
+        js = make()
+        sid = js.connect(url, transports=TRANSPORTS[transport], reconnection=False, wait=True)['id']
+        # idle for several ping periods: the client would report 'ping timeout'
+        # after pingInterval + pingTimeout (0.5 s) without a PING from the server
+        time.sleep(1.2)
+        assert js.find('disconnect') is None
+        assert js.state()['connected'] is True
+        assert js.call('echo', 'alive') == ['alive']
+        assert reasons == {}
+
+        # a client that vanishes without a word (killed) is dropped by the server
+        js.proc.kill()
+        js.proc.wait(5)
+        wait_until(lambda: sid in reasons, timeout=5, what='server-side disconnect of the dead client')
+        expected = 'transport close' if transport == 'websocket' else 'ping timeout'
+        assert reasons[sid] == expected
+        wait_until(lambda: not sio.eio.sockets, what='engine socket removed')
+    sio.shutdown()

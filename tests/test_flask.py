@@ -407,13 +407,15 @@ def test_call_needs_async_handlers_so_the_test_client_reports_it():
 
 
 def test_test_client_refuses_message_queue_manager():
-    class QueueManager(greensio.Manager):
-        def _publish(self, data):  # the pub/sub manager interface
-            raise AssertionError('never called')
+    from greensio.testing import InMemoryBus, InMemoryPubSubManager
 
-    app, socketio = make_app(client_manager=QueueManager())
-    with pytest.raises(RuntimeError, match='in-memory manager'):
-        socketio.test_client(app)
+    manager = InMemoryPubSubManager(InMemoryBus())
+    app, socketio = make_app(client_manager=manager)
+    try:
+        with pytest.raises(RuntimeError, match='in-memory manager'):
+            socketio.test_client(app)
+    finally:
+        manager.close(timeout=1)
 
 
 def test_protocol_violation_closes_only_that_test_connection():

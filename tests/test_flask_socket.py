@@ -131,3 +131,47 @@ def test_run_serves_until_stop():
     assert runner.dead
     with pytest.raises(requests.ConnectionError):
         requests.get(f'http://127.0.0.1:{port}/login/run', timeout=2)
+
+
+def broker_reachable(port):
+    import socket
+
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(('url', 'port', 'manager'), [
+    ('amqp://guest:guest@127.0.0.1:5672//', 5672, 'KombuManager'),
+    ('redis://127.0.0.1:6379/0', 6379, 'RedisManager'),
+])
+def test_message_queue_option_and_write_only_emitter(serve, url, port, manager):
+    if not broker_reachable(port):
+        pytest.skip(f'no broker on 127.0.0.1:{port}')
+    import uuid
+
+    channel = f'greensio-flask-test-{uuid.uuid4().hex[:8]}'
+    app = flask.Flask(__name__)
+    socketio = SocketIO(app, message_queue=url, channel=channel)
+    assert type(socketio.server.manager).__name__ == manager
+
+    @socketio.on('join')
+    def join(room):
+        join_room(room)
+        return 'joined'
+
+    base = serve(app)
+    external = SocketIO(message_queue=url, channel=channel)  # no app: a write-only emitter
+    assert external.server.manager.write_only
+    try:
+        with jsclients() as make:
+            js = make()
+            js.connect(base, transports=['websocket'], wait=True)
+            assert js.call('join', 'news') == ['joined']
+            external.emit('headline', {'text': 'from a worker process'}, to='news')
+            assert js.wait_event('headline', timeout=10)['args'] == [{'text': 'from a worker process'}]
+    finally:
+        external.server.manager.close()
+        socketio.server.manager.close()

@@ -12,9 +12,7 @@ greenlet pings every client instead of one greenlet per client.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
-import re
 import socket as _socket
 import time
 import urllib.parse
@@ -26,17 +24,15 @@ from engineio import exceptions as eio_exc
 from engineio import packet as eio_packet
 from engineio import socket as eio_socket
 
-from ._core import safejson
+from ._core import eio
 from ._core import websocket as wsproto
-
-OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = range(7)
+from ._core.eio import CLOSE, MESSAGE, NOOP, OPEN, PING, PONG, UPGRADE, decode_payload  # noqa: F401 - re-exported
 
 #: Bytes a websocket may owe its peer before the peer is deemed dead; a
 #: client that stops reading must not grow the server's memory without end.
 MAX_WRITE_BACKLOG = 16 * 1024 * 1024
 
 logger = logging.getLogger('greensio.engine')
-_HAS_TRANSPORT = re.compile(r'(?:^|&)transport=').search
 
 
 class OutPacket(eio_packet.Packet):
@@ -75,32 +71,6 @@ class OutPacket(eio_packet.Packet):
                 frame = wsproto.encode_frame(wsproto.OP_TEXT, self.encode().encode('utf-8'))
             self._frame = frame
         return frame
-
-
-def decode_payload(body: str) -> list[tuple[int, str | bytes]]:
-    """Split a polling POST body into ``(packet_type, data)`` pairs.
-
-    Unlike python-engineio, no cap of 16 packets (it dropped the whole POST
-    and still answered OK); the body size is bounded by ``maxPayload``.
-    Message payloads are kept as text: Socket.IO parses them, not Engine.IO.
-    """
-    if body.startswith('d='):  # JSONP form post
-        body = urllib.parse.parse_qs(body).get('d', [''])[0]
-    packets: list[tuple[int, str | bytes]] = []
-    for part in body.split('\x1e'):
-        if not part:
-            raise ValueError('empty packet in payload')
-        head = part[0]
-        if head == 'b':
-            try:
-                packets.append((MESSAGE, base64.b64decode(part[1:], validate=True)))
-            except binascii.Error:
-                raise ValueError('invalid base64 in payload') from None
-        elif head in '123456':
-            packets.append((int(head), part[1:]))
-        else:
-            raise ValueError(f'unknown packet type {head!r}')
-    return packets
 
 
 class WebSocketTransport:
@@ -402,7 +372,7 @@ class EngineServer(engineio.Server):
         method = environ['REQUEST_METHOD']
         if method in ('GET', 'POST'):
             query_string = environ.get('QUERY_STRING', '')
-            if not _HAS_TRANSPORT(query_string):
+            if not eio.has_transport(query_string):
                 # python-engineio assumed polling; the spec requires it
                 return self._respond(start_response, self._bad_request('Transport unknown'))
             if method == 'POST' and int(environ.get('CONTENT_LENGTH') or 0) > self.max_http_buffer_size:
@@ -443,19 +413,8 @@ class EngineServer(engineio.Server):
             socket.send(pkt)
 
     def _ok(self, packets: list | None = None, headers: list | None = None, jsonp_index: int | None = None) -> dict:
-        if packets is None:
-            # spec and the reference server answer 'ok', python-engineio 'OK'
-            return {'status': '200 OK', 'headers': [('Content-Type', 'text/plain')], 'response': b'ok'}
-        body = '\x1e'.join(p.encode(b64=True) for p in packets)
-        if jsonp_index is not None:
-            # JSON string escaping (python-engineio only escaped double
-            # quotes, so a payload ending in a backslash broke out of the string)
-            body = f'___eio[{jsonp_index}]({safejson.dumps(body)});'
-        return {
-            'status': '200 OK',
-            'headers': (headers or []) + [('Content-Type', 'text/plain; charset=UTF-8')],
-            'response': body.encode('utf-8'),
-        }
+        encoded = None if packets is None else [p.encode(b64=True) for p in packets]
+        return eio.ok_response(encoded, headers, jsonp_index)
 
     def _handle_connect(
         self, environ: dict, start_response: Callable, transport: str, jsonp_index: int | None = None
@@ -467,16 +426,9 @@ class EngineServer(engineio.Server):
         sid = self.generate_id()
         s = GreenSocket(self, sid)
         self.sockets[sid] = s
-        handshake = {
-            'sid': sid,
-            'upgrades': self._upgrades(sid, transport),
-            'pingTimeout': int(self.ping_timeout * 1000),
-            # python-engineio truncated to whole seconds before scaling,
-            # advertising 0 for any sub-second interval
-            'pingInterval': int((self.ping_interval + self.ping_interval_grace_period) * 1000),
-            'maxPayload': self.max_http_buffer_size,
-        }
-        s.send(OutPacket(OPEN, safejson.dumps(handshake, separators=(',', ':'))))
+        handshake = eio.handshake(sid, self._upgrades(sid, transport), self.ping_interval,
+                                  self.ping_interval_grace_period, self.ping_timeout, self.max_http_buffer_size)
+        s.send(OutPacket(OPEN, handshake))
         ret = self._trigger_event('connect', sid, environ, run_async=False)
         if ret is not None and ret is not True:
             del self.sockets[sid]

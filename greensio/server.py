@@ -8,18 +8,16 @@ encoded by the packet class and written through ``EngineServer``.
 
 from __future__ import annotations
 
-import builtins
-import logging
 from collections import deque
 from typing import Any, Callable
 
 from . import exceptions
-from ._core import packet as pk
 from ._core.errors import RemoteProtocolError
 from ._core.events import AckReceived, ConnectRequested, DisconnectRequested, EventReceived
-from ._core.handlers import HandlerRegistry, call_trimmed
+from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
-from .engine import MESSAGE, EngineServer, OutPacket
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow, _packet_class, _setup_logger  # noqa: F401
+from .engine import EngineServer, OutPacket
 from .manager import Manager
 from .namespace import Namespace
 
@@ -30,48 +28,8 @@ try:  # the OS thread id, even when gevent has patched threading
 except ImportError:  # pragma: no cover
     from _thread import get_ident as _thread_ident
 
-default_logger = logging.getLogger('socketio.server')
 
-#: Events a server handler registered for ``'*'`` never receives.
-SERVER_RESERVED_EVENTS = frozenset({'connect', 'disconnect'})
-
-
-def _setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
-    """python-socketio's ``logger=`` convention: bool or a logger object."""
-    if not isinstance(logger, bool):
-        return logger
-    if default.level == logging.NOTSET:
-        default.setLevel(logging.INFO if logger else logging.ERROR)
-        default.addHandler(logging.StreamHandler())
-    return default
-
-
-def _packet_class(serializer: Any) -> type[pk.Packet]:
-    if serializer == 'default':
-        return pk.Packet
-    if serializer == 'msgpack':
-        from .msgpack_packet import MsgPackPacket
-
-        return MsgPackPacket
-    if isinstance(serializer, type) and issubclass(serializer, pk.Packet):
-        return serializer
-    raise ValueError(f"serializer must be 'default', 'msgpack' or a Packet subclass, not {serializer!r}")
-
-
-class _SessionContext:
-    def __init__(self, server: Any, sid: str, namespace: str | None) -> None:
-        self.server, self.sid, self.namespace = server, sid, namespace
-        self.session: dict | None = None
-
-    def __enter__(self) -> dict:
-        self.session = self.server.get_session(self.sid, namespace=self.namespace)
-        return self.session
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.save_session(self.sid, self.session, namespace=self.namespace)
-
-
-class Server:
+class Server(BaseServer):
     """A Socket.IO server for WSGI applications, running on gevent.
 
     :param client_manager: keeps track of clients and rooms; default an
@@ -94,130 +52,49 @@ class Server:
         ``engineio_logger``, ...); ``async_mode`` defaults to ``'gevent'``.
     """
 
-    reason = EngineServer.reason
-    reserved_events = ['connect', 'disconnect']
-
-    class _NotHandled:
-        pass
-
-    not_handled = _NotHandled()
+    _namespace_class = Namespace
 
     def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
                  json: Any = None, async_handlers: bool = True, always_connect: bool = False,
                  namespaces: Any = None, **kwargs: Any) -> None:
-        engineio_options = dict(kwargs)
-        if 'engineio_logger' in engineio_options:
-            engineio_options['logger'] = engineio_options.pop('engineio_logger')
-        engineio_options.setdefault('async_mode', 'gevent')
-        self.packet_class = _packet_class(serializer)
-        if json is not None:
-            self.packet_class.json = json
-            engineio_options['json'] = json
-        self.eio = EngineServer(**engineio_options)
-        self.eio.on('connect', self._handle_eio_connect)
-        self.eio.on('message', self._handle_eio_message)
-        self.eio.on('disconnect', self._handle_eio_disconnect)
-        self.eio.message_handler = self._handle_eio_message
-        self.environ: dict[str, dict] = {}
-        self._registry = HandlerRegistry(SERVER_RESERVED_EVENTS)
-        self.handlers = self._registry.handlers
-        self.namespace_handlers = self._registry.namespace_handlers
-        self._connections: dict[str, ServerConnection] = {}
+        super().__init__(client_manager, logger, serializer, json, async_handlers, always_connect, namespaces,
+                         **kwargs)
         self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
-        self.logger = _setup_logger(logger, default_logger)
-        self.async_handlers = async_handlers
-        self.always_connect = always_connect
-        self.namespaces = namespaces or ['/']
-        self.async_mode = self.eio.async_mode
         self._pool: Any = None
         if self.async_mode == 'gevent':
             from ._green import WorkerPool
 
             self._pool = WorkerPool()
         self._hub_thread = _thread_ident()
-        self.manager = client_manager if client_manager is not None else Manager()
         self.manager.set_server(self)
-        self.manager_initialized = False
 
-    def is_asyncio_based(self) -> bool:
-        return False
+    def _create_engine(self, options: dict[str, Any]) -> EngineServer:
+        options.setdefault('async_mode', 'gevent')
+        return EngineServer(**options)
 
-    # -- handler registration ---------------------------------------------------
-
-    def on(self, event: str, handler: Callable | None = None, namespace: str | None = None) -> Any:
-        """Register a handler for ``event`` (as a decorator or with ``handler``).
-
-        ``event='*'`` catches every event without its own handler (it gets
-        the event name first); ``namespace='*'`` catches every namespace.
-        """
-        namespace = namespace or '/'
-
-        def set_handler(handler: Callable) -> Callable:
-            self.handlers.setdefault(namespace, {})[event] = handler
-            return handler
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
-
-    def event(self, *args: Any, **kwargs: Any) -> Any:
-        """Register a handler named after the decorated function."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def set_handler(handler: Callable) -> Callable:
-            return self.on(handler.__name__, *args, **kwargs)(handler)
-
-        return set_handler
-
-    def register_namespace(self, namespace_handler: Any) -> None:
-        """Register a class-based :class:`Namespace` instance."""
-        if not isinstance(namespace_handler, Namespace):
-            if hasattr(namespace_handler, 'trigger_event') and hasattr(namespace_handler, 'namespace'):
-                raise ValueError('Not a valid namespace class for this server')
-            raise ValueError('Not a namespace instance')
-        if namespace_handler.is_asyncio_based() != self.is_asyncio_based():
-            raise ValueError('Not a valid namespace class for this server')
-        namespace_handler._set_server(self)
-        self.namespace_handlers[namespace_handler.namespace] = namespace_handler
+    def _default_manager(self) -> Manager:
+        return Manager()
 
     # -- emitting ---------------------------------------------------------------
 
     def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
-        """Emit an event to one client, a room, a list of rooms/sids, or everyone.
-
-        ``data`` may be a tuple for several arguments; bytes anywhere inside
-        travel as binary attachments.  ``callback`` receives the client's ack.
-        """
         if self._off_hub():
             return self._to_hub(self.emit, event, data, to, room, skip_sid, namespace, callback, ignore_queue)
         namespace = namespace or '/'
         room = to or room
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info('emitting event "%s" to %s [%s]', event, room or 'all', namespace)
+        self._log_emit(event, room, namespace)
         self.manager.emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
                           ignore_queue=ignore_queue)
 
     def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
-        """Send a ``message`` event."""
         self.emit('message', data=data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,
                   callback=callback, ignore_queue=ignore_queue)
 
     def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
              namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False) -> Any:
-        """Emit to one client and block the calling greenlet until it acks.
-
-        Returns ``None``, the single value, or a tuple of values the client
-        acked with; raises :class:`exceptions.TimeoutError` after ``timeout``
-        seconds (``None`` waits forever).  Other greenlets keep running.
-        """
-        if to is None and sid is None:
-            raise ValueError('Cannot use call() to broadcast.')
-        if not self.async_handlers:
-            raise RuntimeError('Cannot use call() when async_handlers is False.')
+        self._check_call(to, sid, self.async_handlers)
         done = self.eio.create_event()
         result: list[tuple] = []
 
@@ -229,89 +106,37 @@ class Server:
                   ignore_queue=ignore_queue)
         if not done.wait(timeout=timeout):
             raise exceptions.TimeoutError()
-        args = result[0]
-        return args[0] if len(args) == 1 else (args or None)
+        return self._call_result(result[0])
 
     # -- rooms and sessions -------------------------------------------------------
 
     def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
-        """Put a client in a room."""
         self.manager.enter_room(sid, namespace or '/', room)
 
     def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
-        """Take a client out of a room."""
         self.manager.leave_room(sid, namespace or '/', room)
 
     def close_room(self, room: Any, namespace: str | None = None) -> None:
-        """Take every client out of a room."""
         self.manager.close_room(room, namespace or '/')
 
-    def rooms(self, sid: str, namespace: str | None = None) -> list:
-        """Rooms the client is in, including the room named by its sid."""
-        return self.manager.get_rooms(sid, namespace or '/')
-
-    def _connection_of(self, sid: str, namespace: str | None) -> ServerConnection:
-        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
-        conn = self._connections.get(eio_sid) if eio_sid else None
-        if conn is None:
-            raise KeyError('Session not found')
-        return conn
-
     def get_session(self, sid: str, namespace: str | None = None) -> dict:
-        """The user session of a client in a namespace (a dict)."""
-        return self._connection_of(sid, namespace).sessions.setdefault(namespace or '/', {})
+        return self._session_of(sid, namespace)
 
     def save_session(self, sid: str, session: dict, namespace: str | None = None) -> None:
-        """Replace the user session of a client."""
-        self._connection_of(sid, namespace).sessions[namespace or '/'] = session
-
-    def session(self, sid: str, namespace: str | None = None) -> _SessionContext:
-        """``with sio.session(sid) as session:`` reads and saves the session."""
-        return _SessionContext(self, sid, namespace)
+        self._store_session(sid, session, namespace)
 
     def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> None:
-        """Disconnect a client from a namespace (its disconnect handler runs)."""
-        namespace = namespace or '/'
-        if ignore_queue:
-            act = self.manager.is_connected(sid, namespace)
-        else:
-            act = self.manager.can_disconnect(sid, namespace)
-        if not act:
-            return
-        self.logger.info('Disconnecting %s [%s]', sid, namespace)
-        eio_sid = self.manager.pre_disconnect(sid, namespace)
-        conn = self._connections.get(eio_sid) if eio_sid else None
-        if conn is not None:
-            conn.forget_pending()
-            self._send_packet(eio_sid, self.packet_class(pk.DISCONNECT, namespace=namespace))
-        self._finish_disconnect(conn, sid, namespace, self.reason.SERVER_DISCONNECT)
-
-    def transport(self, sid: str, namespace: str | None = None) -> str:
-        """``'polling'`` or ``'websocket'``."""
-        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
-        return self.eio.transport(eio_sid)
-
-    def get_environ(self, sid: str, namespace: str | None = None) -> dict | None:
-        """The WSGI environ of the client's connection request."""
-        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
-        return self.environ.get(eio_sid)
+        self._run_flow(self._server_disconnect_flow(sid, namespace, ignore_queue))
 
     # -- runtime ------------------------------------------------------------------
 
     def handle_request(self, environ: dict, start_response: Callable) -> Any:
-        """The WSGI entry point."""
         return self.eio.handle_request(environ, start_response)
 
-    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Start a greenlet (an object with ``join()``)."""
-        return self.eio.start_background_task(target, *args, **kwargs)
-
     def sleep(self, seconds: float = 0) -> None:
-        """Sleep without blocking other greenlets."""
         return self.eio.sleep(seconds)
 
     def shutdown(self) -> None:
-        """Stop background tasks; call before stopping the web server."""
         self.logger.info('Socket.IO is shutting down')
         self.eio.shutdown()
 
@@ -333,21 +158,6 @@ class Server:
 
     # -- sending --------------------------------------------------------------------
 
-    def _encode(self, packet_type: int, namespace: str, data: Any, ack_id: int | None = None) -> list[OutPacket]:
-        """Encode once; the Engine.IO packets can go to any number of clients."""
-        return self._eio_packets(self.packet_class(packet_type, data, namespace, ack_id))
-
-    @staticmethod
-    def _eio_packets(pkt: pk.Packet) -> list[OutPacket]:
-        encoded = pkt.encode()
-        if isinstance(encoded, list):
-            return [OutPacket(MESSAGE, part) for part in encoded]
-        return [OutPacket(MESSAGE, encoded)]
-
-    def _send_packet(self, eio_sid: str, pkt: pk.Packet) -> None:
-        for eio_pkt in self._eio_packets(pkt):
-            self._send_eio_packet(eio_sid, eio_pkt)
-
     def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
@@ -357,10 +167,9 @@ class Server:
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
         if not self.manager_initialized:
-            self.manager_initialized = True
             self._hub  # noqa: B018 - remember the hub of the serving thread
             self._hub_thread = _thread_ident()
-            self.manager.initialize()
+            self._initialize_manager()
         self.environ[eio_sid] = environ
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
 
@@ -390,56 +199,25 @@ class Server:
         elif kind is AckReceived:
             self._handle_ack(event)
         elif kind is ConnectRequested:
-            self._handle_connect(conn, event.namespace, event.auth)
+            self._run_flow(self._connect_flow(conn, event.namespace, event.auth))
         elif kind is DisconnectRequested:
-            self._handle_disconnect(conn, event.namespace, self.reason.CLIENT_DISCONNECT)
+            self._run_flow(self._client_disconnect_flow(conn, event.namespace, self.reason.CLIENT_DISCONNECT))
         else:
             self.logger.warning('%s: %s [%s], packet ignored', eio_sid, event.reason, event.namespace)
 
-    def _namespace_allowed(self, namespace: str) -> bool:
-        return (namespace in self.handlers or namespace in self.namespace_handlers
-                or self.namespaces == '*' or namespace in self.namespaces)
-
-    def _handle_connect(self, conn: ServerConnection, namespace: str, auth: Any) -> None:
-        eio_sid = conn.eio_sid
-        if not self._namespace_allowed(namespace):
-            self.logger.warning('%s: unknown namespace %s refused', eio_sid, namespace)
-            self._send_packet(eio_sid, self.packet_class(
-                pk.CONNECT_ERROR, data={'message': 'Invalid namespace'}, namespace=namespace))
-            return
-        sid = self.manager.connect(eio_sid, namespace)
-        if sid is None:
-            self._send_packet(eio_sid, self.packet_class(
-                pk.CONNECT_ERROR, data={'message': 'Unable to connect'}, namespace=namespace))
-            return
-        conn.namespaces[namespace] = sid
-        if self.always_connect:
-            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
-        refusal: Any = None
+    def _run_flow(self, flow: Flow) -> None:
+        """Drive a flow of ``BaseServer``: each step is a plain call here."""
         try:
-            accepted = self._trigger_event('connect', namespace, sid, self.environ[eio_sid], auth or None)
-        except exceptions.ConnectionRefusedError as exc:
-            refusal, accepted = exc.error_args, False
-        except builtins.ConnectionRefusedError:
-            refusal, accepted = {'message': 'Connection refused by server'}, False
-        except Exception:
-            # python-socketio left the client half-connected here; refuse instead
-            self.logger.exception('connect handler error [%s]', namespace)
-            accepted = False
-        if accepted is False:
-            refusal = refusal or {'message': 'Connection rejected by server'}
-            if self.always_connect:
-                # a DISCONNECT has no payload: python-socketio sent the refusal
-                # in it, socket.io-parser rejects that and the JS client drops
-                # the whole connection ('parse error'), other namespaces too
-                pkt = self.packet_class(pk.DISCONNECT, namespace=namespace)
-            else:
-                pkt = self.packet_class(pk.CONNECT_ERROR, data=refusal, namespace=namespace)
-            self._send_packet(eio_sid, pkt)
-            self.manager.disconnect(sid, namespace, ignore_queue=True)
-            conn.namespaces.pop(namespace, None)
-        elif not self.always_connect:
-            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
+            step = next(flow)
+            while True:
+                try:
+                    result = step[0](*step[1:])
+                except Exception as exc:  # noqa: BLE001 - the flow decides what it handles
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(result)
+        except StopIteration:
+            pass
 
     def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
         namespace = event.namespace
@@ -450,11 +228,7 @@ class Server:
             return
         if result is self.not_handled or event.ack_id is None:
             return
-        if isinstance(result, tuple):
-            data = list(result)
-        else:
-            data = [] if result is None else [result]
-        self._send_packet(eio_sid, self.packet_class(pk.ACK, data, namespace, event.ack_id))
+        self._send_packet(eio_sid, self._ack_packet(result, namespace, event.ack_id))
 
     def _spawn(self, fn: Callable, *args: Any) -> None:
         if self._pool is not None:
@@ -475,30 +249,8 @@ class Server:
         except Exception:
             self.logger.exception('ack callback error [%s]', event.namespace)
 
-    def _handle_disconnect(self, conn: ServerConnection, namespace: str, reason: str) -> None:
-        sid = conn.namespaces.get(namespace)
-        if sid is None or not self.manager.is_connected(sid, namespace):
-            return
-        self.manager.pre_disconnect(sid, namespace)
-        self._finish_disconnect(conn, sid, namespace, reason)
-
-    def _finish_disconnect(self, conn: ServerConnection | None, sid: str, namespace: str, reason: str) -> None:
-        try:
-            self._trigger_event('disconnect', namespace, sid, reason)
-        except Exception:
-            self.logger.exception('disconnect handler error [%s]', namespace)
-        self.manager.disconnect(sid, namespace, ignore_queue=True)
-        if conn is not None:
-            conn.namespaces.pop(namespace, None)
-
     def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
-        conn = self._connections.get(eio_sid)
-        if conn is not None:
-            conn.forget_pending()
-            for namespace in list(conn.namespaces):
-                self._handle_disconnect(conn, namespace, reason or self.reason.CLIENT_DISCONNECT)
-            self._connections.pop(eio_sid, None)
-        self.environ.pop(eio_sid, None)
+        self._run_flow(self._eio_disconnect_flow(eio_sid, reason))
 
     def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
         found = self._registry.resolve(namespace, event)

@@ -1,0 +1,37 @@
+"""One docstring for each pair of twins (STYLE rule 7).
+
+Shell ring helper.  The green and asyncio classes document their public
+methods once, on a shared base class; ``inherit_docstrings`` hands each
+undocumented method of a subclass the docstring of the same name higher up,
+so ``help(greensio.AsyncServer.emit)`` and ``help(greensio.Server.emit)``
+read the same text and cannot drift.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+_COROUTINE_NOTE = '\n\n        This method is a coroutine.'
+
+
+def inherit_docstrings(cls: type) -> None:
+    """Give every undocumented method of ``cls`` its base class's docstring."""
+    for name, attr in vars(cls).items():
+        fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+        if not inspect.isfunction(fn) or fn.__doc__:
+            continue
+        for base in cls.__mro__[1:]:
+            doc = getattr(getattr(base, name, None), '__doc__', None)
+            if doc:
+                if inspect.iscoroutinefunction(fn) and 'coroutine' not in doc:
+                    doc = doc.rstrip() + _COROUTINE_NOTE
+                fn.__doc__ = doc
+                break
+
+
+class SharedDocs:
+    """Mixin: subclasses inherit the docstrings of the methods they override."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        inherit_docstrings(cls)

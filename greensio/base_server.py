@@ -1,0 +1,463 @@
+"""What the green ``Server`` and the asyncio ``AsyncServer`` share.
+
+Shell ring.  Everything here is written once for both twins: options,
+handler registration and resolution, the namespace allow-list, payload
+shaping, connect refusals, packet encoding, the public docstrings, and the
+namespace connect/disconnect flows.  A flow is a generator that yields the
+steps that are coroutines on the asyncio side (user handlers, manager calls)
+as ``(callable, *args)``; ``Server._run_flow`` calls each step,
+``AsyncServer._run_flow`` also awaits it (httpx's ``Auth.auth_flow``
+pattern).  The per-event hot path stays in each shell, a dozen lines each.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Generator
+from typing import Any, ClassVar
+
+from engineio import base_server as eio_base
+
+from . import exceptions
+from ._core import packet as pk
+from ._core.handlers import HandlerRegistry, call_trimmed
+from ._core.session import ServerConnection
+from ._twins import SharedDocs
+from .engine import MESSAGE, OutPacket
+from .namespace import BaseServerNamespace
+
+default_logger = logging.getLogger('socketio.server')
+
+#: Events a server handler registered for ``'*'`` never receives.
+SERVER_RESERVED_EVENTS = frozenset({'connect', 'disconnect'})
+
+#: A step of a flow: a callable and its arguments; its result (awaited on
+#: the asyncio side) is sent back into the flow, its exception thrown in.
+Step = tuple[Any, ...]
+Flow = Generator[Step, Any, None]
+
+
+def _setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
+    """python-socketio's ``logger=`` convention: bool or a logger object."""
+    if not isinstance(logger, bool):
+        return logger
+    if default.level == logging.NOTSET:
+        default.setLevel(logging.INFO if logger else logging.ERROR)
+        default.addHandler(logging.StreamHandler())
+    return default
+
+
+def _packet_class(serializer: Any) -> type[pk.Packet]:
+    if serializer == 'default':
+        return pk.Packet
+    if serializer == 'msgpack':
+        from .msgpack_packet import MsgPackPacket
+
+        return MsgPackPacket
+    if isinstance(serializer, type) and issubclass(serializer, pk.Packet):
+        return serializer
+    raise ValueError(f"serializer must be 'default', 'msgpack' or a Packet subclass, not {serializer!r}")
+
+
+class _SessionContext:
+    """``with sio.session(sid)`` on the green server, ``async with`` on the asyncio one."""
+
+    def __init__(self, server: Any, sid: str, namespace: str | None) -> None:
+        self.server, self.sid, self.namespace = server, sid, namespace
+        self.session: dict | None = None
+
+    def __enter__(self) -> dict:
+        self.session = self.server.get_session(self.sid, namespace=self.namespace)
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.save_session(self.sid, self.session, namespace=self.namespace)
+
+    async def __aenter__(self) -> dict:
+        self.session = await self.server.get_session(self.sid, namespace=self.namespace)
+        return self.session
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.save_session(self.sid, self.session, namespace=self.namespace)
+
+
+class BaseServer(SharedDocs):
+    """The parts of a Socket.IO server that do not depend on gevent or asyncio.
+
+    Not used directly: see :class:`greensio.Server` and
+    :class:`greensio.AsyncServer`.
+    """
+
+    reason = eio_base.BaseServer.reason
+    reserved_events: ClassVar[list[str]] = ['connect', 'disconnect']
+
+    class _NotHandled:
+        pass
+
+    not_handled = _NotHandled()
+
+    #: The class-based namespace this server accepts (set by each twin).
+    _namespace_class: type = object
+
+    def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
+                 json: Any = None, async_handlers: Any = True, always_connect: bool = False,
+                 namespaces: Any = None, **kwargs: Any) -> None:
+        engineio_options = dict(kwargs)
+        if 'engineio_logger' in engineio_options:
+            engineio_options['logger'] = engineio_options.pop('engineio_logger')
+        self.packet_class = _packet_class(serializer)
+        if json is not None:
+            self.packet_class.json = json
+            engineio_options['json'] = json
+        self.eio = self._create_engine(engineio_options)
+        self.eio.on('connect', self._handle_eio_connect)
+        self.eio.on('message', self._handle_eio_message)
+        self.eio.on('disconnect', self._handle_eio_disconnect)
+        self.eio.message_handler = self._handle_eio_message
+        self.environ: dict[str, dict] = {}
+        self._registry = HandlerRegistry(SERVER_RESERVED_EVENTS)
+        self.handlers = self._registry.handlers
+        self.namespace_handlers = self._registry.namespace_handlers
+        self._connections: dict[str, ServerConnection] = {}
+        self.logger = _setup_logger(logger, default_logger)
+        self.async_handlers = async_handlers
+        self.always_connect = always_connect
+        self.namespaces = namespaces or ['/']
+        self.async_mode = self.eio.async_mode
+        self.manager = client_manager if client_manager is not None else self._default_manager()
+        self.manager_initialized = False
+
+    def _create_engine(self, options: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _default_manager(self) -> Any:
+        raise NotImplementedError
+
+    # -- handler registration (shared) ----------------------------------------------
+
+    def on(self, event: str, handler: Callable | None = None, namespace: str | None = None) -> Any:
+        """Register a handler for ``event`` (as a decorator or with ``handler``).
+
+        ``event='*'`` catches every event without its own handler (it gets
+        the event name first); ``namespace='*'`` catches every namespace.
+        On the asyncio server a handler may be a plain function or a
+        coroutine function.
+        """
+        namespace = namespace or '/'
+
+        def set_handler(handler: Callable) -> Callable:
+            self.handlers.setdefault(namespace, {})[event] = handler
+            return handler
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
+    def event(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a handler named after the decorated function."""
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return self.on(args[0].__name__)(args[0])
+
+        def set_handler(handler: Callable) -> Callable:
+            return self.on(handler.__name__, *args, **kwargs)(handler)
+
+        return set_handler
+
+    def register_namespace(self, namespace_handler: Any) -> None:
+        """Register a class-based namespace instance (``Namespace`` or ``AsyncNamespace``)."""
+        if not isinstance(namespace_handler, BaseServerNamespace):
+            if hasattr(namespace_handler, 'trigger_event') and hasattr(namespace_handler, 'namespace'):
+                raise ValueError('Not a valid namespace class for this server')
+            raise ValueError('Not a namespace instance')  # noqa: TRY004 - python-socketio's exception
+        if namespace_handler.is_asyncio_based() != self.is_asyncio_based():
+            raise ValueError('Not a valid namespace class for this server')
+        namespace_handler._set_server(self)
+        self.namespace_handlers[namespace_handler.namespace] = namespace_handler
+
+    def is_asyncio_based(self) -> bool:
+        """``True`` for :class:`AsyncServer`."""
+        return self.eio.is_asyncio_based()
+
+    # -- the public API: documented here, implemented by each twin --------------------
+
+    def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
+        """Emit an event to one client, a room, a list of rooms/sids, or everyone.
+
+        ``data`` may be a tuple for several arguments; bytes anywhere inside
+        travel as binary attachments.  ``callback`` receives the client's ack
+        (on the asyncio server it may be a coroutine function).
+        """
+        raise NotImplementedError
+
+    def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
+        """Send a ``message`` event."""
+        raise NotImplementedError
+
+    def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
+             namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False) -> Any:
+        """Emit to one client and wait for its ack.
+
+        Returns ``None``, the single value, or a tuple of values the client
+        acked with; raises :class:`exceptions.TimeoutError` after ``timeout``
+        seconds (``None`` waits forever).  Only the caller waits: the green
+        server blocks the calling greenlet, the asyncio server awaits.
+        """
+        raise NotImplementedError
+
+    def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
+        """Put a client in a room."""
+        raise NotImplementedError
+
+    def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
+        """Take a client out of a room."""
+        raise NotImplementedError
+
+    def close_room(self, room: Any, namespace: str | None = None) -> Any:
+        """Take every client out of a room."""
+        raise NotImplementedError
+
+    def get_session(self, sid: str, namespace: str | None = None) -> Any:
+        """The user session of a client in a namespace (a dict)."""
+        raise NotImplementedError
+
+    def save_session(self, sid: str, session: dict, namespace: str | None = None) -> Any:
+        """Replace the user session of a client."""
+        raise NotImplementedError
+
+    def session(self, sid: str, namespace: str | None = None) -> _SessionContext:
+        """``with sio.session(sid) as session:`` reads and saves the session.
+
+        On the asyncio server: ``async with sio.session(sid) as session:``.
+        """
+        return _SessionContext(self, sid, namespace)
+
+    def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> Any:
+        """Disconnect a client from a namespace (its disconnect handler runs)."""
+        raise NotImplementedError
+
+    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """The web server's entry point (WSGI on the green server, ASGI on the asyncio one)."""
+        raise NotImplementedError
+
+    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Start ``target(*args, **kwargs)`` concurrently.
+
+        A greenlet (with ``join()``) on the green server; on the asyncio
+        server ``target`` must be a coroutine function and an
+        ``asyncio.Task`` is returned.
+        """
+        return self.eio.start_background_task(target, *args, **kwargs)
+
+    def sleep(self, seconds: float = 0) -> Any:
+        """Sleep without blocking other greenlets (or tasks)."""
+        raise NotImplementedError
+
+    def shutdown(self) -> Any:
+        """Stop background tasks; call before stopping the web server."""
+        raise NotImplementedError
+
+    def rooms(self, sid: str, namespace: str | None = None) -> list:
+        """Rooms the client is in, including the room named by its sid."""
+        return self.manager.get_rooms(sid, namespace or '/')
+
+    def transport(self, sid: str, namespace: str | None = None) -> str:
+        """``'polling'`` or ``'websocket'``."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
+        return self.eio.transport(eio_sid)
+
+    def get_environ(self, sid: str, namespace: str | None = None) -> dict | None:
+        """The WSGI environ of the client's connection request (Engine.IO's translation under ASGI)."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
+        return self.environ.get(eio_sid)
+
+    # -- shared helpers ---------------------------------------------------------------
+
+    def _log_emit(self, event: str, room: Any, namespace: str) -> None:
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('emitting event "%s" to %s [%s]', event, room or 'all', namespace)
+
+    @staticmethod
+    def _check_call(to: str | None, sid: str | None, async_handlers: Any) -> None:
+        if to is None and sid is None:
+            raise ValueError('Cannot use call() to broadcast.')
+        if not async_handlers:
+            raise RuntimeError('Cannot use call() when async_handlers is False.')
+
+    @staticmethod
+    def _call_result(args: tuple) -> Any:
+        """python-socketio's shape of an ack: nothing → None, one value, or a tuple."""
+        return args[0] if len(args) == 1 else (args or None)
+
+    def _connection_of(self, sid: str, namespace: str | None) -> ServerConnection:
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
+        conn = self._connections.get(eio_sid) if eio_sid else None
+        if conn is None:
+            raise KeyError('Session not found')
+        return conn
+
+    def _session_of(self, sid: str, namespace: str | None) -> dict:
+        return self._connection_of(sid, namespace).sessions.setdefault(namespace or '/', {})
+
+    def _store_session(self, sid: str, session: dict, namespace: str | None) -> None:
+        self._connection_of(sid, namespace).sessions[namespace or '/'] = session
+
+    def _namespace_allowed(self, namespace: str) -> bool:
+        return (namespace in self.handlers or namespace in self.namespace_handlers
+                or self.namespaces == '*' or namespace in self.namespaces)
+
+    def _connect_refusal(self, exc: Exception, namespace: str) -> dict:
+        """The CONNECT_ERROR payload for an exception raised by a connect handler."""
+        if isinstance(exc, exceptions.ConnectionRefusedError):
+            return exc.error_args
+        if isinstance(exc, builtins.ConnectionRefusedError):
+            return {'message': 'Connection refused by server'}
+        # python-socketio left the client half-connected here; refuse instead
+        self.logger.error('connect handler error [%s]', namespace, exc_info=exc)
+        return {'message': 'Connection rejected by server'}
+
+    def _ack_packet(self, result: Any, namespace: str, ack_id: int) -> pk.Packet:
+        """The ACK for a handler's return value: tuple → arguments, None → none."""
+        if isinstance(result, tuple):
+            data = list(result)
+        else:
+            data = [] if result is None else [result]
+        return self.packet_class(pk.ACK, data, namespace, ack_id)
+
+    def _resolve(self, event: str, namespace: str, args: tuple) -> tuple[Callable, tuple] | None:
+        """The handler for an event and the arguments to call it with, or None."""
+        found = self._registry.resolve(namespace, event)
+        if found is None:
+            return None
+        handler, lead = found
+        return handler, lead + args
+
+    def _call_handler(self, event: str, handler: Callable, args: tuple) -> Any:
+        # connect's auth and disconnect's reason may be left out of a signature
+        if event in SERVER_RESERVED_EVENTS:
+            return call_trimmed(handler, args, 1)
+        return handler(*args)
+
+    # -- sending (the packets are queued, never awaited, in both twins) -------------------
+
+    def _encode(self, packet_type: int, namespace: str, data: Any, ack_id: int | None = None) -> list[OutPacket]:
+        """Encode once; the Engine.IO packets can go to any number of clients."""
+        return self._eio_packets(self.packet_class(packet_type, data, namespace, ack_id))
+
+    @staticmethod
+    def _eio_packets(pkt: pk.Packet) -> list[OutPacket]:
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            return [OutPacket(MESSAGE, part) for part in encoded]
+        return [OutPacket(MESSAGE, encoded)]
+
+    def _send_packet(self, eio_sid: str, pkt: pk.Packet) -> None:
+        for eio_pkt in self._eio_packets(pkt):
+            self._send_eio_packet(eio_sid, eio_pkt)
+
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
+        raise NotImplementedError
+
+    # -- flows: written once, driven by each twin's _run_flow -----------------------------
+
+    def _initialize_manager(self) -> None:
+        if not self.manager_initialized:
+            self.manager_initialized = True
+            self.manager.initialize()
+
+    def _connect_flow(self, conn: ServerConnection, namespace: str, auth: Any) -> Flow:
+        """A client's CONNECT to a namespace: allow-list, sid, handler, accept or refuse."""
+        eio_sid = conn.eio_sid
+        if not self._namespace_allowed(namespace):
+            self.logger.warning('%s: unknown namespace %s refused', eio_sid, namespace)
+            self._send_packet(eio_sid, self.packet_class(
+                pk.CONNECT_ERROR, data={'message': 'Invalid namespace'}, namespace=namespace))
+            return
+        sid = yield (self.manager.connect, eio_sid, namespace)
+        if sid is None:
+            self._send_packet(eio_sid, self.packet_class(
+                pk.CONNECT_ERROR, data={'message': 'Unable to connect'}, namespace=namespace))
+            return
+        conn.namespaces[namespace] = sid
+        if self.always_connect:
+            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
+        refusal: Any = None
+        try:
+            accepted = yield (self._trigger_event, 'connect', namespace, sid, self.environ[eio_sid], auth or None)
+        except Exception as exc:  # noqa: BLE001 - any handler error refuses the connection
+            refusal, accepted = self._connect_refusal(exc, namespace), False
+        if accepted is False:
+            refusal = refusal or {'message': 'Connection rejected by server'}
+            if self.always_connect:
+                # a DISCONNECT has no payload: socket.io-client cannot parse one
+                # and drops the whole connection (test_e2e_js.py regression)
+                pkt = self.packet_class(pk.DISCONNECT, namespace=namespace)
+            else:
+                pkt = self.packet_class(pk.CONNECT_ERROR, data=refusal, namespace=namespace)
+            self._send_packet(eio_sid, pkt)
+            yield (self._manager_disconnect, sid, namespace)
+            conn.namespaces.pop(namespace, None)
+        elif not self.always_connect:
+            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
+
+    def _manager_disconnect(self, sid: str, namespace: str) -> Any:
+        return self.manager.disconnect(sid, namespace, ignore_queue=True)
+
+    def _server_disconnect_flow(self, sid: str, namespace: str | None, ignore_queue: bool) -> Flow:
+        """``disconnect(sid)``: tell the client, run its disconnect handler, forget it."""
+        namespace = namespace or '/'
+        if ignore_queue:
+            act = self.manager.is_connected(sid, namespace)
+        else:
+            act = yield (self.manager.can_disconnect, sid, namespace)
+        if not act:
+            return
+        self.logger.info('Disconnecting %s [%s]', sid, namespace)
+        eio_sid = self.manager.pre_disconnect(sid, namespace)
+        conn = self._connections.get(eio_sid) if eio_sid else None
+        if conn is not None:
+            conn.forget_pending()
+            self._send_packet(eio_sid, self.packet_class(pk.DISCONNECT, namespace=namespace))
+        yield from self._finish_disconnect_flow(conn, sid, namespace, self.reason.SERVER_DISCONNECT)
+
+    def _client_disconnect_flow(self, conn: ServerConnection, namespace: str, reason: str) -> Flow:
+        """The client left a namespace (DISCONNECT packet, or its connection ended)."""
+        sid = conn.namespaces.get(namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return
+        self.manager.pre_disconnect(sid, namespace)
+        yield from self._finish_disconnect_flow(conn, sid, namespace, reason)
+
+    def _finish_disconnect_flow(self, conn: ServerConnection | None, sid: str, namespace: str, reason: str) -> Flow:
+        try:
+            yield (self._trigger_event, 'disconnect', namespace, sid, reason)
+        except Exception:
+            self.logger.exception('disconnect handler error [%s]', namespace)
+        yield (self._manager_disconnect, sid, namespace)
+        if conn is not None:
+            conn.namespaces.pop(namespace, None)
+
+    def _eio_disconnect_flow(self, eio_sid: str, reason: str | None) -> Flow:
+        """The Engine.IO connection ended: every namespace of it disconnects."""
+        conn = self._connections.get(eio_sid)
+        if conn is not None:
+            conn.forget_pending()
+            for namespace in list(conn.namespaces):
+                yield from self._client_disconnect_flow(conn, namespace, reason or self.reason.CLIENT_DISCONNECT)
+            self._connections.pop(eio_sid, None)
+        self.environ.pop(eio_sid, None)
+
+    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        raise NotImplementedError
+
+    def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
+        raise NotImplementedError
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> Any:
+        raise NotImplementedError

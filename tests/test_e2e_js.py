@@ -435,19 +435,53 @@ def test_call_inside_handler_times_out(app: App, js: Any) -> None:
 # -- harder cases -------------------------------------------------------------------
 
 
-def test_traffic_during_upgrade_is_neither_lost_nor_reordered(app: App, js: Any) -> None:
-    js.connect(app.url, **FAST_RECONNECT)
-    msg = js.wait_for('connect')
-    app.sid_of(msg)
-    # both directions busy while the polling -> websocket upgrade happens
-    js.emit_many('count', 300)
-    js.emit('burst', 300)
-    js.wait_for('upgrade')
-    wait_until(lambda: len(app.received) >= 300, timeout=10, what='300 events at the server')
-    assert [r[2][0] for r in app.received] == list(range(300))
-    wait_until(lambda: len(js.events(event='n')) >= 300, timeout=10, what='300 events at the client')
-    assert [e['args'] for e in js.events(event='n')] == [[i] for i in range(300)]
-    assert js.find_all('disconnect') == []
+def test_traffic_during_upgrade_is_neither_lost_nor_reordered(serve: Any) -> None:
+    sio = socketio.Server()
+    sent: list[int] = []
+    received: list[int] = []
+    upgraded_at: list[int] = []
+
+    @sio.event
+    def connect(sid: str, environ: dict) -> None:
+        def pump() -> None:
+            # emit until well after the server switched to the websocket, so the
+            # stream spans the probe and the hand-over of the polling queue
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(sent) < 5000:
+                sio.emit('n', len(sent), to=sid)
+                sent.append(len(sent))
+                if not upgraded_at and sio.transport(sid) == 'websocket':
+                    upgraded_at.append(len(sent))
+                if upgraded_at and len(sent) >= upgraded_at[0] + 100:
+                    return
+                if len(sent) % 5 == 0:
+                    time.sleep(0.001)
+
+        sio.start_background_task(pump)
+
+    @sio.event
+    def count(sid: str, i: int) -> None:
+        received.append(i)
+
+    url = serve(sio)
+    with jsclients() as make:
+        js = make()
+        js.connect(url)
+        batches = 0
+        while js.find('upgrade') is None and batches < 100:  # client -> server traffic, too
+            js.emit_many('count', 20)
+            batches += 1
+        js.emit_many('count', 20)
+        batches += 1
+        assert js.wait_for('upgrade')['transport'] == 'websocket'
+        wait_until(lambda: upgraded_at and len(js.events(event='n')) == len(sent) >= upgraded_at[0] + 100,
+                   timeout=10, what='every server event at the client')
+        assert upgraded_at[0] > 1  # some were emitted before the switch
+        assert [e['args'] for e in js.events(event='n')] == [[i] for i in range(len(sent))]
+        wait_until(lambda: len(received) == 20 * batches, timeout=10, what='every client event at the server')
+        assert received == list(range(20)) * batches
+        assert js.find_all('disconnect') == [] and len(js.find_all('connect')) == 1
+    sio.shutdown()
 
 
 @pytest.mark.parametrize('transport', ['websocket', 'polling'])

@@ -273,7 +273,8 @@ def test_acks_both_ways(app: App, js: Any, transport: str) -> None:
 def test_binary_both_ways(app: App, js: Any, transport: str) -> None:
     js.connect(app.url, transports=TRANSPORTS[transport], wait=True)
     blob = bytes(range(256))
-    nested = {'k': [b'\x00', 'text', {'deep': b'\xff\xfe'}], 'n': 1}
+    text = '\U0001f600 \U0001d11e \u00e9 \u2028 \x00 "\\ \u00ff'  # astral, separators, NUL, escapes
+    nested = {'k': [b'\x00', text, {'deep': b'\xff\xfe'}], 'n': 1}
     assert js.call('echo', blob, nested, [b'a', [b'b']]) == [blob, nested, [b'a', [b'b']]]
     assert app.received[-1][2] == (blob, nested, [b'a', [b'b']])
     js.emit('push', 'blob', {'arr': [b'\x03', b'']}, [{'b': b'\x04'}], 'plain')
@@ -341,6 +342,12 @@ def test_server_disconnect(app: App, js: Any, transport: str) -> None:
     wait_until(lambda: ('/', other, 'server disconnect') in app.disconnects)
     assert js.find('disconnect', sock='default') is None  # exactly one disconnect each
     wait_until(lambda: not app.sio.eio.sockets, what='engine connections closed by the clients')
+
+    # a kicked client may come back by itself: a new session
+    js.reconnect(sock='default')
+    again = app.sid_of(js.wait_for('connect', sock='default'))
+    assert again != sid
+    assert js.call('echo', 'back again') == ['back again']
 
 
 def test_reconnect_after_transport_drop(app: App, js: Any) -> None:

@@ -323,8 +323,9 @@ def _decode_emit(data: dict[str, Any], host_id: str, msg_id: str | None, namespa
 
 def _unpack_binary(payload: list[Any]) -> list[Any]:
     """Rebuild ``[args with placeholders, b64...]``; returns the argument list."""
-    if not payload:
-        raise InvalidMessage('binary "data" is empty')
+    if len(payload) < 2:
+        # a sender sets "binary" because it found bytes: at least one attachment
+        raise InvalidMessage('binary "data" without attachments')
     attachments = []
     for encoded in payload[1:]:
         if not isinstance(encoded, str):

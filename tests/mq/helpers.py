@@ -155,12 +155,12 @@ class Process:
         for line in stream:
             into.append(line.rstrip('\n'))
 
-    def value(self, key: str, timeout: float = 20.0) -> str:
-        """The value of the first ``KEY value`` line printed."""
+    def value(self, key: str, timeout: float = 20.0, nth: int = 0) -> str:
+        """The value of the ``nth`` (from 0) ``KEY value`` line printed."""
         def find() -> str | None:
-            for line in self.lines:
-                if line.startswith(key + ' '):
-                    return line[len(key) + 1:]
+            found = [line[len(key) + 1:] for line in self.lines if line.startswith(key + ' ')]
+            if len(found) > nth:
+                return found[nth]
             if self.proc.poll() is not None:
                 raise AssertionError(f'process exited ({self.proc.returncode}) before printing {key}:\n'
                                      + '\n'.join(self.stderr[-30:]))
@@ -182,3 +182,29 @@ class Process:
                 self.proc.kill()
                 self.proc.wait(5)
         gevent.joinall(self._readers, timeout=2)
+
+
+class Fleet:
+    """Worker processes and an external emitter on one channel, started in parallel."""
+
+    def __init__(self, backend: str, url: str, channel: str, servers: int = 2, impl: str = 'greensio',
+                 emitter: bool = True, server_args: tuple[str, ...] = (), emitter_args: tuple[str, ...] = ()) -> None:
+        common = ('--backend', backend, '--url', url, '--channel', channel, '--impl', impl)
+        self.servers = [Process('mq_server.py', *common, *server_args) for _ in range(servers)]
+        self.emitter = Process('mq_emitter.py', *common, *emitter_args) if emitter else None
+        self.urls = [f'http://127.0.0.1:{p.value("PORT", 30)}' for p in self.servers]
+        self.host_ids = [p.value('HOST') for p in self.servers]
+        self.queues = [p.value('QUEUE') for p in self.servers] if backend == 'kombu' and impl == 'greensio' else []
+        if self.emitter is not None:
+            self.emitter.value('HOST', 30)
+
+    def emit(self, event: str, count: int, interval_ms: float = 0) -> None:
+        assert self.emitter is not None
+        self.emitter.send(f'emit {event} {count} {interval_ms}')
+
+    def stop(self) -> None:
+        for proc in [*self.servers, *([self.emitter] if self.emitter else [])]:
+            proc.stop()
+
+    def stderr(self) -> str:
+        return '\n'.join(line for p in [*self.servers, *([self.emitter] if self.emitter else [])] for line in p.stderr)

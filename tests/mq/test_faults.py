@@ -1,0 +1,228 @@
+"""Faults on real brokers: RabbitMQ stopped mid-stream, a worker SIGKILLed,
+rogue messages on the channel, Redis publisher connections killed.
+
+Same fleet as test_multiprocess.py (two worker processes, one write-only
+emitter process, python-socketio clients here); every test counts every
+delivery and asserts 0 lost, 0 duplicated, nothing out of order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import subprocess
+from collections.abc import Iterator
+
+import gevent
+import pytest
+
+from .conftest import needs_rabbitmq, needs_redis
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    Fleet,
+    Recorder,
+    check_sequence,
+    delete_exchange,
+    delete_queues,
+    rabbitmq_up,
+    unique_channel,
+    wait_until,
+)
+
+CLEAN = {'lost': 0, 'duplicated': 0, 'out_of_order': 0}
+
+
+def numbers(client: Recorder, event: str) -> list[int]:
+    return [args[0] for args in client.of(event)]
+
+
+@contextlib.contextmanager
+def fleet_of(backend: str, **kwargs) -> Iterator[Fleet]:
+    channel = unique_channel()
+    fleet = Fleet(backend, AMQP_URL if backend == 'kombu' else REDIS_URL, channel, **kwargs)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+        if backend == 'kombu':
+            delete_queues(fleet.queues)  # a SIGKILLed worker cannot delete its own
+            delete_exchange(channel)
+
+
+def assert_clean(clients: list[Recorder], streams: dict[str, int]) -> None:
+    for client in clients:
+        for event, count in streams.items():
+            assert check_sequence(numbers(client, event), count) == CLEAN, (client.name, event)
+            assert len(client.of(event)) == count, (client.name, event)
+
+
+def fence(fleet: Fleet, clients: list[Recorder], via: Recorder | None = None) -> None:
+    """One more event from the emitter (and from ``via``'s worker): it arrives after their streams."""
+    fleet.emit('end_emitter', 1)
+    if via is not None:
+        via.client.call('blast', {'event': 'end_worker', 'count': 1}, timeout=20)
+    for client in clients:
+        client.wait_for('end_emitter', timeout=30)
+        if via is not None:
+            client.wait_for('end_worker', timeout=30)
+
+
+def rabbitmqctl(*args: str, timeout: float = 120) -> None:
+    subprocess.run(['rabbitmqctl', *args], check=True, capture_output=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def rabbitmq_stopped() -> Iterator[None]:
+    rabbitmqctl('stop_app')
+    try:
+        yield
+    finally:
+        rabbitmqctl('start_app')
+        wait_until(rabbitmq_up, 60, 'RabbitMQ answering again')
+
+
+@needs_rabbitmq
+@pytest.mark.timeout(150)
+def test_rabbitmq_restart_mid_stream_loses_and_duplicates_nothing():
+    with fleet_of('kombu') as fleet:
+        a, b = fleet.servers
+        clients = [Recorder(url, f'{w}{i}') for w, url in zip('ab', fleet.urls) for i in range(2)]
+        on_a, on_b = clients[:2], clients[2:]
+        fleet.emit('seq', 400, interval_ms=10)
+        wait_until(lambda: all(len(c.of('seq')) >= 50 for c in clients), 30, 'stream under way')
+        with rabbitmq_stopped():
+            # a worker emits while the broker is down: its own clients get it now...
+            on_a[0].client.call('blast', {'event': 'during', 'count': 100}, timeout=10)
+            for client in on_a:
+                client.wait_for('during', 100, timeout=10)
+            a.send('state')
+            wait_until(lambda: a.value('STATE', nth=0) == 'degraded', 20, 'worker a reports degraded')
+            assert on_b[0].of('during') == []  # ...the other worker's clients once it is back
+        for client in clients:
+            client.wait_for('seq', 400, timeout=60)
+            client.wait_for('during', 100, timeout=60)
+        emitted, while_degraded = map(int, fleet.emitter.value('EMITTED', 30).split())
+        assert emitted == 400 and while_degraded > 0
+        fence(fleet, clients, via=on_a[0])
+        assert_clean(clients, {'seq': 400, 'during': 100})
+        for worker in (a, b):
+            log = '\n'.join(worker.stderr)
+            assert 'message queue degraded' in log and 'healthy again' in log
+        a.send('state')
+        wait_until(lambda: a.value('STATE', nth=1), 10, 'state of a')
+        assert a.value('STATE', nth=1) == 'healthy'
+        for client in clients:
+            client.disconnect()
+
+
+@needs_rabbitmq
+@pytest.mark.timeout(90)
+def test_sigkill_of_one_worker_does_not_affect_the_other():
+    with fleet_of('kombu') as fleet:
+        a, _b = fleet.servers
+        on_a = Recorder(fleet.urls[0], 'a0')
+        on_b = [Recorder(fleet.urls[1], f'b{i}') for i in range(2)]
+        fleet.emit('seq', 300, interval_ms=5)
+        wait_until(lambda: all(len(c.of('seq')) >= 50 for c in on_b), 30, 'stream under way')
+        a.proc.kill()
+        a.proc.wait(10)
+        wait_until(lambda: not on_a.client.connected, 30, 'client of the killed worker disconnected')
+        on_b[0].client.call('blast', {'event': 'after_kill', 'count': 50}, timeout=10)
+        for client in on_b:
+            client.wait_for('seq', 300, timeout=30)
+            client.wait_for('after_kill', 50, timeout=30)
+        fence(fleet, on_b, via=on_b[0])
+        assert_clean(on_b, {'seq': 300, 'after_kill': 50})
+        for client in on_b:
+            client.disconnect()
+
+
+def rogue_payloads() -> list[tuple[bytes, str]]:
+    """(body, content type) pairs a foreign or hostile publisher could send."""
+    wrong = {'method': 'emit', 'event': 'seq', 'data': [999], 'binary': True, 'host_id': 'x' * 32,
+             'version': 1, 'msg_id': 'rogue.1'}
+    return [
+        (pickle.dumps({'method': 'emit', 'event': 'seq', 'data': [999], 'host_id': 'evil'}),
+         'application/x-python-serialize'),
+        (pickle.dumps({'method': 'emit'}, protocol=0), 'application/x-python-serialize'),
+        (b'\x00\xff\xfe binary junk', 'application/octet-stream'),
+        (b'this is not json', 'text/plain'),
+        (b'{"truncated": ', 'application/json'),
+        (b'{"hello": "world"}', 'application/json'),
+        (json.dumps({'method': 'emit', 'event': 'seq', 'host_id': 'x'}).encode(), 'application/json'),
+        (json.dumps(wrong).encode(), 'application/json'),
+        (json.dumps({**wrong, 'binary': False, 'version': 42}).encode(), 'application/json'),
+        (b'[' * 5000 + b']' * 5000, 'application/json'),
+    ]
+
+
+def publish_rogue_kombu(channel: str, payloads: list[tuple[bytes, str]]) -> None:
+    import kombu
+
+    with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
+        producer = kombu.Producer(conn.channel(), exchange=kombu.Exchange(channel, type='fanout', durable=True),
+                                  auto_declare=False)
+        for body, content_type in payloads:
+            producer.publish(body, content_type=content_type, content_encoding='binary', routing_key='')
+            gevent.sleep(0.01)  # interleave with the emitter's stream
+
+
+def publish_rogue_redis(channel: str, payloads: list[tuple[bytes, str]]) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for body, _ in payloads:
+        client.publish(channel, body)
+        gevent.sleep(0.01)
+    client.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize('backend', [pytest.param('kombu', marks=needs_rabbitmq),
+                                     pytest.param('redis', marks=needs_redis)])
+def test_rogue_messages_are_dropped_without_disturbing_the_listener(backend):
+    with fleet_of(backend) as fleet:
+        clients = [Recorder(url, f'{w}0') for w, url in zip('ab', fleet.urls)]
+        payloads = rogue_payloads()
+        channel = fleet.servers[0].proc.args[fleet.servers[0].proc.args.index('--channel') + 1]
+        fleet.emit('seq', 200, interval_ms=2)
+        wait_until(lambda: all(c.of('seq') for c in clients), 20, 'stream under way')
+        (publish_rogue_kombu if backend == 'kombu' else publish_rogue_redis)(channel, payloads)
+        for client in clients:
+            client.wait_for('seq', 200, timeout=30)
+        fence(fleet, clients)
+        assert_clean(clients, {'seq': 200})
+        for worker in fleet.servers:
+            dropped = sum('dropped an invalid message' in line for line in worker.stderr)
+            assert dropped == len(payloads), '\n'.join(worker.stderr)
+            assert not any('Traceback' in line for line in worker.stderr)
+        for client in clients:
+            client.disconnect()
+
+
+@needs_redis
+@pytest.mark.timeout(90)
+def test_redis_publisher_connection_killed_mid_stream():
+    import redis
+
+    name = f'greensio-emitter-{unique_channel()}'
+    with fleet_of('redis', emitter_args=('--client-name', name)) as fleet:
+        clients = [Recorder(url, f'{w}0') for w, url in zip('ab', fleet.urls)]
+        fleet.emit('seq', 300, interval_ms=5)
+        admin = redis.Redis.from_url(REDIS_URL)
+        killed = 0
+        for threshold in (50, 120, 200):
+            wait_until(lambda t=threshold: all(len(c.of('seq')) >= t for c in clients), 30, f'{threshold} delivered')
+            ids = [c['id'] for c in admin.client_list() if c.get('name') == name]
+            for client_id in ids:
+                killed += admin.client_kill_filter(_id=client_id)
+        assert killed >= 3
+        for client in clients:
+            client.wait_for('seq', 300, timeout=30)
+        fence(fleet, clients)
+        assert_clean(clients, {'seq': 300})
+        admin.close()
+        for client in clients:
+            client.disconnect()

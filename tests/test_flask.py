@@ -432,3 +432,28 @@ def test_testing_module_reexports_the_flask_test_client():
     assert testing.SocketIOTestClient.__module__ == 'greensio.flask_testing'
     with pytest.raises(AttributeError):
         testing.NoSuchHelper  # noqa: B018
+
+
+def test_catch_all_namespace_handlers_get_the_namespace_first():
+    app, socketio = make_app(namespaces='*')  # as in python-socketio, '*' handlers alone admit no namespace
+
+    @socketio.on('where', namespace='*')
+    def where(namespace, extra):
+        return [namespace, flask.request.namespace, extra]
+
+    @socketio.on('*', namespace='*')
+    def anything(event, namespace, *args):
+        return [event, namespace, list(args)]
+
+    class Anywhere(Namespace):
+        def on_hello(self, namespace, name):
+            return f'hello {name} in {namespace} ({flask.request.namespace})'
+
+    client = socketio.test_client(app, namespace='/a')
+    assert client.emit('where', 1, namespace='/a', callback=True) == ['/a', '/a', 1]
+    assert client.emit('other', 2, 3, namespace='/a', callback=True) == ['other', '/a', [2, 3]]
+
+    app2, socketio2 = make_app(namespaces='*')
+    socketio2.on_namespace(Anywhere('*'))
+    client2 = socketio2.test_client(app2, namespace='/b')
+    assert client2.emit('hello', 'ann', namespace='/b', callback=True) == 'hello ann in /b (/b)'

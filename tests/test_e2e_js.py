@@ -439,6 +439,42 @@ def test_call_inside_handler_times_out(app: App, js: Any) -> None:
     assert [r[1] for r in app.call_results] == ['TimeoutError', 'TimeoutError']
 
 
+
+def test_call_inside_handler_with_ordered_handlers(serve: Any) -> None:
+    # async_handlers='ordered': one client's events run one after another, so
+    # call() must still get its ack (acks never wait behind events) while the
+    # same client's next event waits and other clients are served meanwhile
+    sio = socketio.Server(async_handlers='ordered')
+    log: list[str] = []
+
+    @sio.event
+    def ask(sid: str, data: Any) -> Any:
+        result = sio.call('question', data, to=sid, timeout=5)
+        log.append('ask done')
+        return result
+
+    @sio.event
+    def echo(sid: str, data: Any) -> Any:
+        log.append(f'echo {data}')
+        return data
+
+    url = serve(sio)
+    with jsclients() as make:
+        js = make()
+        for name, transport in (('a', 'websocket'), ('b', 'polling')):
+            assert js.connect(url, sock=name, forceNew=True, transports=[transport], wait=True)['type'] == 'connect'
+        js.ack_mode('delay', sock='a', delay_ms=300)
+        ask_id = js.emit('ask', 'A', sock='a', ack=True)
+        js.wait_event('question', sock='a')
+        a2_id = js.emit('echo', 'A2', sock='a', ack=True)
+        b_ack = js.wait_ack(js.emit('echo', 'B', sock='b', ack=True))
+        answer = js.wait_ack(ask_id)
+        a2 = js.wait_ack(a2_id)
+        assert answer['args'] == ['A'] and a2['args'] == ['A2'] and b_ack['args'] == ['B']
+        assert b_ack['t'] < answer['t'] <= a2['t']
+        assert log == ['echo B', 'ask done', 'echo A2']
+    sio.shutdown()
+
 # -- harder cases -------------------------------------------------------------------
 
 

@@ -231,6 +231,24 @@ def test_no_stray_noop_after_upgrade(app: App, pending_poll: bool) -> None:
         client.close()
 
 
+@pytest.mark.parametrize('how', ['closed-at-once', 'wrong-probe', 'no-upgrade-packet'])
+def test_failed_upgrade_leaves_the_polling_session_working(app: App, how: str) -> None:
+    # the spec: a client whose probe fails keeps polling, so the session must survive
+    session = rc.PollingSession(app.url)
+    sid = session.sio_connect()
+    client = rc.RawSioClient(app.url, sid=session.sid)
+    if how == 'wrong-probe':
+        client.send('2notprobe')
+    elif how == 'no-upgrade-packet':
+        client.send('2probe')
+        assert client.recv() == '3probe'
+    client.close()
+    assert rc.wait_until(lambda: not app.socket_of(session.sid).upgrading, timeout=3)
+    assert session.send('421["echo","still polling"]').body == b'ok'
+    assert session.poll_packets(timeout=3) == ['431["still polling"]']
+    assert app.sio.manager.is_connected(sid, '/') and app.disconnects == []
+
+
 def test_messages_queued_before_the_upgrade_arrive_over_the_websocket(app: App) -> None:
     session = rc.PollingSession(app.url)
     sid = session.sio_connect()

@@ -15,6 +15,7 @@ import json
 import logging
 from typing import Any
 
+import msgpack
 import pytest
 import rawclient as rc
 import socketio
@@ -287,6 +288,52 @@ def test_websocket_framing_violation(
     assert target.calls == []
     assert log in caplog.text
     good.assert_served()
+
+
+# -- the msgpack serializer validates too ------------------------------------------------------------
+
+
+def _mp(obj: Any) -> bytes:
+    return msgpack.packb(obj)
+
+
+MSGPACK_CASES = [
+    ('not-msgpack', b'\xc1\xc1\xc1', 'invalid msgpack'),
+    ('text-message', '2["up"]', 'binary messages'),
+    ('not-a-map', _mp([2, ['up']]), 'invalid msgpack packet'),
+    ('unknown-type', _mp({'type': 9, 'data': ['up'], 'nsp': '/'}), 'invalid msgpack packet'),
+    ('reserved-event', _mp({'type': 2, 'data': ['connect'], 'nsp': '/'}), 'reserved event'),
+    ('event-not-a-list', _mp({'type': 2, 'data': {'up': 1}, 'nsp': '/'}), 'invalid payload'),
+    ('huge-namespace', _mp({'type': 2, 'data': ['up'], 'nsp': '/' + 'n' * 10_000}), 'invalid namespace'),
+    ('negative-ack-id', _mp({'type': 2, 'data': ['up'], 'nsp': '/', 'id': -1}), 'ack id'),
+    ('ack-id-too-big', _mp({'type': 2, 'data': ['up'], 'nsp': '/', 'id': 2**60}), 'ack id'),
+]
+
+
+@pytest.mark.parametrize(('message', 'log'), [c[1:] for c in MSGPACK_CASES], ids=[c[0] for c in MSGPACK_CASES])
+def test_msgpack_violation_closes_only_the_offender(serve: Any, caplog: Any, message: str | bytes, log: str) -> None:
+    caplog.set_level(logging.WARNING, logger='socketio.server')
+    sio = greensio.Server(serializer='msgpack')
+    calls: list[Any] = []
+    sio.on('*', lambda event, sid, *args: calls.append(event))
+    sio.on('echo', lambda sid, value: value)
+    url = serve(sio)
+    neighbour = socketio.Client(reconnection=False, serializer='msgpack')
+    neighbour.connect(url, transports=['websocket'], wait_timeout=5)
+    attacker = rc.RawSioClient(url)
+    try:
+        attacker.send(_mp({'type': 0, 'nsp': '/'}))
+        answer = msgpack.unpackb(attacker.recv())
+        assert answer['type'] == 0
+        send_all(attacker, [message])
+        seen = attacker.wait_closed(timeout=3)
+        assert rc.EIO_CLOSE in seen and attacker.close_code == 1000
+        assert calls == []
+        assert log_has(caplog, 'protocol violation', log), caplog.text
+        assert neighbour.call('echo', 'still here', timeout=5) == 'still here'
+    finally:
+        attacker.close()
+        neighbour.disconnect()
 
 
 def test_many_hostile_connections_in_a_row_leave_nothing_behind(target: Target, good: GoodClient) -> None:

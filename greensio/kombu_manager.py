@@ -93,6 +93,11 @@ class KombuManager(PubSubManager):
         self.producer_options = dict(producer_options or {})
         #: This worker's queue: stable for the life of the process.
         self.queue_name = f'greensio.{channel}.{self.host_id}'
+        # both connections must send a heartbeat at least twice per interval
+        # (the broker drops a peer after two silent ones): wake up often enough
+        heartbeat = self.connection_options.get('heartbeat', HEARTBEAT)
+        if heartbeat:
+            self.idle_tick = min(self.idle_tick, heartbeat / 4)
         self._exchange_durable = bool(self.exchange_options.get('durable', True))
         self._pub_conn: Any = None
         self._producer: Any = None

@@ -121,8 +121,11 @@ class PollingSession:
     def params(self) -> dict[str, Any]:
         return {'EIO': 4, 'transport': 'polling', 'sid': self.sid}
 
-    def send(self, *packets: str, timeout: float = DEFAULT_TIMEOUT) -> HttpResult:
-        return post(self.base_url, self.params, encode_payload(list(packets)), timeout=timeout)
+    def send(self, *packets: str | bytes, timeout: float = DEFAULT_TIMEOUT) -> HttpResult:
+        """POST text packets (bytes are sent as they are: raw bodies for malformed input)."""
+        if len(packets) == 1 and isinstance(packets[0], bytes):
+            return post(self.base_url, self.params, packets[0], timeout=timeout)
+        return post(self.base_url, self.params, encode_payload(list(packets)), timeout=timeout)  # type: ignore[arg-type]
 
     def poll(self, timeout: float = DEFAULT_TIMEOUT) -> HttpResult:
         return get(self.base_url, self.params, timeout=timeout)

@@ -150,9 +150,11 @@ def test_post_with_twenty_packets_delivers_all(app: App) -> None:
 
 
 @pytest.mark.parametrize(
-    'body', ['x', '4hello\x1e\x1e4again', '\x1e', 'b!!!not-base64', '9', '4ok\x1e7bad'], ids=repr
+    'body',
+    ['x', '4hello\x1e\x1e4again', '\x1e', 'b!!!not-base64', '9', '4ok\x1e7bad', '0{}', b'4\xff\xfe'],
+    ids=repr,
 )
-def test_malformed_post_closes_the_session(app: App, caplog: Any, body: str) -> None:
+def test_malformed_post_closes_the_session(app: App, caplog: Any, body: str | bytes) -> None:
     caplog.set_level(logging.WARNING, logger='engineio.server')
     session = rc.PollingSession(app.url)
     session.sio_connect()

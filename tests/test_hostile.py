@@ -15,6 +15,8 @@ import json
 import logging
 from typing import Any
 
+import gevent
+import gevent.event
 import msgpack
 import pytest
 import rawclient as rc
@@ -184,6 +186,60 @@ def test_codec_violation_closes_only_the_offender(
     assert len([c for c in target.calls if c[0] == 'up']) == up_calls
     assert not [c for c in target.calls if c[0] != 'up']  # nothing reached any catch-all
     good.assert_served()
+
+
+@pytest.mark.parametrize(
+    ('packets', 'log'),
+    [
+        (['42["up",NaN]'], 'invalid JSON'),
+        (['42["connect"]'], 'reserved event'),
+        ([f'451-["up",{PH(0)}]', 'bAQID', 'bAQID'], 'without a binary packet'),
+        (['4' + '2' + '1' * 100 + '["up"]'], 'ack id too long'),
+        ([f'452-["up",{PH(0)},{PH(1)}]', 'bAQID', '42["up"]'], 'pending'),
+    ],
+    ids=['nan', 'reserved', 'extra-attachment', 'long-ack-id', 'text-while-pending'],
+)
+def test_codec_violation_over_polling_closes_the_session(
+    target: Target, good: GoodClient, caplog: Any, packets: list[str], log: str
+) -> None:
+    session = rc.PollingSession(target.url)
+    sid = session.sio_connect()
+    assert session.send(*packets).status == 200  # the Engine.IO payload itself is well formed
+    assert rc.wait_until(lambda: not target.is_connected(sid), timeout=3)
+    # the session is over: the next poll gets the CLOSE packet, or finds no session
+    r = session.poll(timeout=3)
+    assert r.status == 400 or rc.decode_payload(r.text) == [rc.EIO_CLOSE]
+    assert session.poll(timeout=3).status == 400
+    assert [c for c in target.calls if c[0] != 'up'] == [] and len(target.calls) <= 1
+    assert log_has(caplog, 'protocol violation', log), caplog.text
+    good.assert_served()
+
+
+def test_binary_attachments_over_polling_are_reassembled(target: Target, good: GoodClient) -> None:
+    session = rc.PollingSession(target.url)
+    sid = session.sio_connect()
+    assert session.send(f'452-["up",{PH(1)},{PH(0)}]', 'bAQID', 'bBAU=').status == 200
+    assert rc.wait_until(lambda: target.calls, timeout=3)
+    assert target.calls == [('up', sid, b'\x04\x05', b'\x01\x02\x03')]
+
+
+def test_a_client_cannot_answer_another_clients_ack(
+    target: Target, good: GoodClient, attacker: rc.RawSioClient, caplog: Any
+) -> None:
+    # ack ids are per client: the attacker guessing id 1 must not resolve the
+    # server's call() to the good client
+    release = gevent.event.Event()
+    good.client.on('question', lambda: release.wait(5) and 'genuine')
+    answers: list[Any] = []
+    waiter = gevent.spawn(lambda: answers.append(target.sio.call('question', to=good.client.get_sid(), timeout=5)))
+    attacker.send_sio('31["forged"]')
+    attacker.send_sio('21["echo","sync"]')
+    assert attacker.recv_sio() == '31["sync"]'  # the forged ack has been processed by now
+    assert answers == []
+    release.set()
+    waiter.join(timeout=5)
+    assert answers == ['genuine']
+    assert log_has(caplog, 'Unknown callback')
 
 
 # -- reserved event names ---------------------------------------------------------------------

@@ -28,8 +28,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import engineio
+import websocket
 from engineio import base_client as eio_base_client
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 
 from . import exceptions
 from ._core.client_events import (
@@ -57,6 +59,8 @@ MAX_WORKERS = 32
 WORKER_IDLE_SECONDS = 5.0
 #: How long ``disconnect()`` waits for running handlers to end (they are daemons).
 WORKER_JOIN_SECONDS = 1.0
+#: Packets per long-polling POST: python-engineio servers refuse payloads of more than 16.
+MAX_PACKETS_PER_POST = 16
 #: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
 FLUSH_SECONDS = 1.0
 
@@ -151,6 +155,69 @@ class _EngineClient(engineio.Client):
         except ValueError as exc:  # UnicodeDecodeError and binascii.Error included
             self.logger.warning('invalid polling response: %s', exc)
             return None
+
+    def _write_loop(self) -> None:
+        """Send what is queued until the connection ends, at most ``MAX_PACKETS_PER_POST`` per POST.
+
+        Replaces python-engineio's writer, which puts everything queued in
+        one POST: python-engineio servers refuse more than 16 packets in a
+        payload, so a burst of emits over long-polling was lost and the
+        connection failed.  A ``None`` in the queue ends the writer.
+        """
+        timeout = max(self.ping_interval, self.ping_timeout) + 5
+        while self.state == 'connected':
+            try:
+                first = self.queue.get(timeout=timeout)
+            except self.queue_empty:
+                self.logger.error('packet queue is empty, aborting')
+                break
+            batch, last = self._take_batch(first)
+            if batch and not self._send_batch(batch):
+                break
+            if last:
+                break
+        self.logger.info('Exiting write loop task')
+        self.write_loop_task = None
+
+    def _take_batch(self, first: Any) -> tuple[list[Any], bool]:
+        """``first`` and what else is queued, up to the limit; True if the end marker came."""
+        batch: list[Any] = []
+        item = first
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= MAX_PACKETS_PER_POST:
+                return batch, False
+            try:
+                item = self.queue.get(block=False)
+            except self.queue_empty:
+                return batch, False
+        self.queue.task_done()  # the end marker
+        return batch, True
+
+    def _send_batch(self, batch: list[Any]) -> bool:
+        """Send packets on the current transport; False once it failed."""
+        try:
+            if self.current_transport == 'polling':
+                body = eio_payload.Payload(packets=batch).encode()
+                response = self._send_request('POST', self.base_url, body=body,
+                                              headers={'Content-Type': 'text/plain'}, timeout=self.request_timeout)
+                if response is None or isinstance(response, str) or not 200 <= response.status_code < 300:
+                    status = getattr(response, 'status_code', response)
+                    self.logger.warning('polling POST failed (%s), aborting', status)
+                    return False
+                return True
+            for pkt in batch:
+                if pkt.binary:
+                    self.ws.send_binary(pkt.encode())
+                else:
+                    self.ws.send(pkt.encode())
+            return True
+        except (websocket.WebSocketConnectionClosedException, OSError):  # BrokenPipeError included
+            self.logger.warning('WebSocket connection was closed, aborting')
+            return False
+        finally:
+            for _ in batch:
+                self.queue.task_done()
 
     def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == 'message':

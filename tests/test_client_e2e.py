@@ -8,46 +8,21 @@ threads here; test_client_simple.py runs it on OS threads in a subprocess.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import client_support
 import pytest
-from client_support import Recorder, ServerProcess, build_server, node_skip_reason
+from client_support import CLIENT_LEFT, TRANSPORTS, Recorder
 
 import greensio
 from greensio import exceptions
 
 pytestmark = pytest.mark.timeout(30)
 
-TRANSPORTS = {'websocket': ['websocket'], 'polling': ['polling'], 'upgrade': None}
-#: What each server reports when the client leaves a namespace on its own.
-CLIENT_LEFT = {'node': 'client namespace disconnect', 'greensio': 'client disconnect'}
+# the shared fixtures: every test runs against Node socket.io and a greensio server
+node_process = client_support.node_process
+server = client_support.server
 
-
-@dataclasses.dataclass
-class Target:
-    kind: str
-    url: str
-    seen: Recorder  # what the server saw
-
-
-@pytest.fixture(scope='module')
-def node_process():
-    reason = node_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with ServerProcess('node') as proc:
-        yield proc
-
-
-@pytest.fixture(params=['node', 'greensio'])
-def server(request, serve) -> Target:
-    if request.param == 'node':
-        proc = request.getfixturevalue('node_process')
-        proc.recorder.clear()
-        return Target('node', proc.url, proc.recorder)
-    seen = Recorder()
-    return Target('greensio', serve(build_server(seen)), seen)
 
 
 @pytest.fixture

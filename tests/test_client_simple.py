@@ -1,0 +1,199 @@
+"""SimpleClient end to end, and the client's resources: no thread or greenlet
+left behind, and a script using the client exits promptly, on green threads
+(gevent-patched) and on OS threads."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import client_support
+import pytest
+from client_support import CLIENT_LEFT, ServerProcess, node_skip_reason
+from greenlet import greenlet
+
+import greensio
+from greensio import exceptions
+
+pytestmark = pytest.mark.timeout(60)
+
+node_process = client_support.node_process
+server = client_support.server
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'condition not reached'
+        time.sleep(0.005)
+
+
+# -- SimpleClient ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+def test_simple_client_end_to_end(server, transport):
+    with greensio.SimpleClient() as sio:
+        assert sio.sid is None and sio.transport == ''
+        sio.connect(server.url, transports=[transport])
+        sid = sio.sid
+        assert sio.connected and sid and sio.transport == transport
+        assert server.seen.wait_for('connection', nsp='/')['sid'] == sid
+        sio.emit('push', ('hello', 1, b'\x00\xff'))
+        assert sio.receive(timeout=5) == ['hello', 1, b'\x00\xff']
+        assert sio.call('echo', {'a': [1, 2]}) == {'a': [1, 2]}
+        with pytest.raises(exceptions.TimeoutError):
+            sio.receive(timeout=0.05)
+        sio.emit('flood', 50)
+        assert [sio.receive(timeout=5) for _ in range(50)] == [['flood', i] for i in range(50)]
+        # the server asks with an ack: SimpleClient acks with nothing, and the event is in the inbox
+        assert sio.call('ask', ('question', 2)) == []
+        assert sio.receive(timeout=5) == ['question', 2]
+        with pytest.raises(RuntimeError, match='Already connected'):
+            sio.connect(server.url)
+    assert not sio.connected and sio.sid is None and sio.transport == ''
+    server.seen.wait_for('disconnect', sid=sid, reason=CLIENT_LEFT[server.kind])
+    with pytest.raises(exceptions.DisconnectedError):
+        sio.emit('echo')
+    with pytest.raises(exceptions.DisconnectedError):
+        sio.receive(timeout=1)
+
+
+def test_simple_client_namespace_and_auth(server):
+    with greensio.SimpleClient(reconnection=False) as sio:
+        sio.connect(server.url, namespace='/private', auth={'token': 'secret'}, transports=['websocket'])
+        assert sio.call('whoami')['nsp'] == '/private'
+        assert server.seen.wait_for('connection', nsp='/private')['auth'] == {'token': 'secret'}
+
+
+def test_simple_client_refused(server):
+    sio = greensio.SimpleClient()
+    with pytest.raises(exceptions.ConnectionError):
+        sio.connect(server.url, namespace='/private', auth={'token': 'nope'}, transports=['websocket'])
+    assert not sio.connected and sio.client is None
+    with pytest.raises(exceptions.DisconnectedError):
+        sio.call('echo', 1)
+    with pytest.raises(exceptions.DisconnectedError):
+        sio.receive()  # no timeout: must not block
+
+
+def test_simple_client_call_timeout(server):
+    with greensio.SimpleClient() as sio:
+        sio.connect(server.url, transports=['websocket'])
+        with pytest.raises(exceptions.TimeoutError):
+            sio.call('no_such_handler', timeout=0.1)
+
+
+def test_simple_client_disconnected_by_the_server(server):
+    with greensio.SimpleClient() as sio:
+        sio.connect(server.url, transports=['polling'])
+        sio.emit('push', ('last', 'words'))
+        sio.emit('kick', False)
+        # what arrived before the disconnect can still be read, then the end shows
+        assert sio.receive(timeout=5) == ['last', 'words']
+        with pytest.raises(exceptions.DisconnectedError):
+            sio.receive()
+        assert not sio.connected
+        with pytest.raises(exceptions.DisconnectedError):
+            sio.emit('echo')
+
+
+def test_simple_client_waits_through_a_reconnection():
+    kind = 'greensio' if node_skip_reason() else 'node'
+    with ServerProcess(kind) as proc:
+        sio = greensio.SimpleClient(reconnection_delay=0.1, reconnection_delay_max=0.2)
+        sio.connect(proc.url, transports=['websocket'])
+        first = sio.sid
+        proc.kill()
+        wait_until(lambda: not sio._live)
+        results = []
+        caller = threading.Thread(target=lambda: results.append(sio.call('echo', 'queued')))
+        caller.start()  # blocks until the client is back
+        proc.start()
+        caller.join(10)
+        assert results == ['queued'] and sio.sid != first
+        sio.disconnect()
+
+
+# -- resources ------------------------------------------------------------------------
+
+
+def live_greenlets() -> int:
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
+
+
+@pytest.fixture(scope='module', params=['node', 'greensio'])
+def server_process(request):
+    """A server in another process, so that this process holds only the client's greenlets."""
+    if request.param == 'node' and node_skip_reason():
+        pytest.skip(node_skip_reason())
+    with ServerProcess(request.param) as proc:
+        yield proc
+
+
+@pytest.mark.parametrize('transports', [['websocket'], ['polling'], None], ids=['websocket', 'polling', 'upgrade'])
+def test_disconnect_leaves_no_greenlet_behind(server_process, transports):
+    baseline = live_greenlets()
+    client = greensio.Client()
+    client.on('question', lambda n: n + 1)
+    client.connect(server_process.url, namespaces=['/', '/chat'], transports=transports)
+    assert client.call('ask', ('question', 1)) == [2]  # starts a handler worker too
+    client.emit('flood', 20)
+    assert client.call('echo', 'x', namespace='/chat') == 'x'
+    assert live_greenlets() > baseline
+    client.disconnect()
+    wait_until(lambda: live_greenlets() <= baseline, timeout=5)
+
+
+def test_shutdown_of_a_reconnecting_client_leaves_no_greenlet_behind():
+    kind = 'greensio' if node_skip_reason() else 'node'
+    with ServerProcess(kind) as proc:
+        baseline = live_greenlets()
+        client = greensio.Client(reconnection_delay=0.05, reconnection_delay_max=0.1)
+        client.connect(proc.url, transports=['websocket'])
+        proc.kill()
+        wait_until(lambda: client._reconnect_task is not None)
+        client.shutdown()
+        wait_until(lambda: live_greenlets() <= baseline, timeout=5)
+
+
+SCRIPT = r'''
+import os, sys, threading, time
+if os.environ.get('PATCH'):
+    from gevent import monkey
+    monkey.patch_all()
+import greensio
+
+before = threading.active_count()
+sio = greensio.Client()
+sio.on('question', lambda n: n * 10)
+sio.connect(sys.argv[1], transports=[sys.argv[2]] if sys.argv[2] != 'upgrade' else None)
+sio.emit('seq', 1)
+assert sio.call('ask', ('question', 4)) == [40]
+during = threading.active_count()
+sio.disconnect()
+deadline = time.monotonic() + 5
+while threading.active_count() > before and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(before, during, threading.active_count(), flush=True)
+'''
+
+
+@pytest.mark.parametrize('patched', [False, True], ids=['threads', 'gevent'])
+@pytest.mark.parametrize('transport', ['websocket', 'polling', 'upgrade'])
+def test_a_script_using_the_client_exits_promptly(server_process, patched, transport):
+    env = dict(os.environ, PATCH='1' if patched else '')
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, '-c', SCRIPT, server_process.url, transport], check=False, env=env,
+                         capture_output=True, text=True, timeout=20)
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    before, during, after = map(int, out.stdout.split())
+    if not patched:  # OS threads: the reader, the writer and a handler worker ran, and all ended
+        assert during > before
+    assert after == before
+    assert elapsed < 5, f'the script took {elapsed:.1f}s'

@@ -37,3 +37,16 @@ html_theme_options = {
     'description': 'A gevent-first Socket.IO server and client',
     'fixed_sidebar': True,
 }
+
+
+def _skip_foreign_classes(app, what, name, obj, skip, options):
+    """Leave out classes borrowed from python-engineio (``Server.reason`` is
+    engineio's): the server and the client share them, and Sphinx would
+    describe the same object twice."""
+    if isinstance(obj, type) and (getattr(obj, '__module__', '') or '').startswith('engineio'):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect('autodoc-skip-member', _skip_foreign_classes)

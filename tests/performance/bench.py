@@ -45,6 +45,7 @@ STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL
 NPM_CI_TIMEOUT_S = 300.0
 IDLE_SETTLE_S = 1.0  # let the server finish per-connection work before reading RSS
 LOADGEN_BOUND_PCT = 90.0  # loadgen busier than this: rates may measure the client, not the server
+BUSY_MACHINE_PCT = 15.0  # other processes (or the hypervisor) took this much: rates are suspect
 
 # ----------------------------------------------------------------------------- parameters
 
@@ -96,6 +97,7 @@ class Scenario:
 INFO = [
     Metric('server_cpu_pct', 'server CPU % (of one core)', 'lower', ratio=False),
     Metric('loadgen_cpu_pct', 'loadgen CPU % (of one core)', 'lower', ratio=False),
+    Metric('other_cpu_pct', 'other processes + steal CPU %', 'lower', ratio=False),
 ]
 
 SCENARIOS: dict[str, Scenario] = {
@@ -158,6 +160,14 @@ def read_rss_kib(pid: int) -> int:
             if line.startswith('VmRSS:'):
                 return int(line.split()[1])
     raise RuntimeError(f'no VmRSS for pid {pid}')
+
+
+def read_machine_busy_ticks() -> int:
+    """CPU ticks spent by anything (user, system, irq, steal) on all CPUs."""
+    with open('/proc/stat') as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return user + nice + system + irq + softirq + steal
 
 
 def free_port() -> int:
@@ -301,10 +311,12 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
         loadgen.expect('phase', 'ready', ready_timeout)
 
         rss0 = read_rss_kib(server.pid)
+        m0 = read_machine_busy_ticks()
         s0, l0, t0 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         loadgen.send('go')
         end = loadgen.expect('phase', 'end', end_timeout)
         s1, l1, t1 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
+        m1 = read_machine_busy_ticks()
         rss1 = read_rss_kib(server.pid)
         if scen.name == 'idle':
             time.sleep(IDLE_SETTLE_S)
@@ -324,6 +336,8 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
             'server_cpu_s': cpu_s,
             'server_cpu_pct': 100.0 * cpu_s / wall if wall > 0 else None,
             'loadgen_cpu_pct': 100.0 * (l1 - l0) / CLK_TCK / wall if wall > 0 else None,
+            'other_cpu_pct': (100.0 * max(0, (m1 - m0) - (s1 - s0) - (l1 - l0)) / CLK_TCK / wall
+                              if wall > 0 else None),
             'units_per_s': count / elapsed if elapsed > 0 else None,
             'cpu_us_per_unit': 1e6 * cpu_s / count if count else None,
             'rss_before_kib': rss0,
@@ -383,6 +397,10 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
         print(f'  {m.label:34} {fmt(va):>12} {fmt(vb):>12} {ratio:>8}  {target:16} {verdict}')
         summary[m.key] = {a: va, b: vb, 'factor': f, 'target': m.target, 'verdict': verdict}
     for label in labels:
+        busy = median_of(results[label], 'other_cpu_pct')
+        if busy is not None and busy > BUSY_MACHINE_PCT:
+            print(f'  note: other processes took {busy:.0f}% of a core during {label} runs: '
+                  'rates are suspect; CPU per unit of work is the robust figure')
         lg = median_of(results[label], 'loadgen_cpu_pct')
         if lg is not None and lg > LOADGEN_BOUND_PCT and scen.name != 'idle':
             print(f'  note: loadgen CPU {lg:.0f}% with {label}: rates may be client-bound; '

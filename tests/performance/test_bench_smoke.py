@@ -34,7 +34,8 @@ def greensio_usable() -> bool:
 def test_bench_produces_figures_for_both_impls(tmp_path):
     impls = 'greensio,socketio'
     if not greensio_usable():
-        warnings.warn('greensio.Server not importable: smoke-testing socketio against itself')
+        warnings.warn('greensio.Server not importable: smoke-testing socketio against itself',
+                      stacklevel=2)
         impls = 'socketio,socketio'
     out = tmp_path / 'bench.json'
     proc = subprocess.run(

@@ -23,6 +23,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -281,7 +282,8 @@ class _Workers:
 
     def is_worker(self) -> bool:
         me = threading.current_thread()
-        return me in self._threads or me in self._retired
+        with self._lock:
+            return me in self._threads or me in self._retired
 
     def close(self) -> None:
         """Let the workers finish what is queued, then end them."""
@@ -295,10 +297,14 @@ class _Workers:
     def join(self, timeout: float) -> None:
         """Wait (bounded) for closed workers to end; never waits for the caller itself."""
         me = threading.current_thread()
-        for thread in list(self._retired):
+        with self._lock:
+            retired = list(self._retired)
+        deadline = time.monotonic() + timeout
+        for thread in retired:
             if thread is not me:
-                thread.join(timeout)
-        self._retired = [t for t in self._retired if t.is_alive()]
+                thread.join(max(deadline - time.monotonic(), 0))
+        with self._lock:
+            self._retired = [t for t in self._retired if t.is_alive()]
 
 
 class _CallWaiter:

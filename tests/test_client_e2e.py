@@ -8,6 +8,7 @@ threads here; test_client_simple.py runs it on OS threads in a subprocess.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import client_support
@@ -346,3 +347,34 @@ def test_handler_that_blocks_does_not_stop_acks(server, make_client):
     client.emit('push', ('after', 1))
     assert got.wait_for('inner')['value'] == 'inner'
     assert got.wait_for('after')['value'] == 1
+
+
+def test_msgpack_serializer_with_a_greensio_server(serve):
+    sio = greensio.Server(serializer='msgpack')
+    sio.on('echo', lambda sid, *args: args)
+    sio.on('ask', lambda sid, event, *args: [sio.call(event, args, to=sid, timeout=5)])
+    url = serve(sio)
+    client = greensio.Client(serializer='msgpack', reconnection=False)
+    client.on('double', lambda n: n * 2)
+    try:
+        for transports in (['websocket'], ['polling']):
+            client.connect(url, transports=transports)
+            assert client.call('echo', (1, b'\x00', {'k': [b'\x01']})) == (1, b'\x00', {'k': [b'\x01']})
+            assert client.call('ask', ('double', 21)) == [42]
+            client.disconnect()
+    finally:
+        client.shutdown()
+
+
+def test_options_python_socketio_accepts_are_accepted():
+    client = greensio.Client(reconnection=False, logger=logging.getLogger('test'), engineio_logger=False, request_timeout=2,
+                             ssl_verify=False, websocket_extra_options={}, timestamp_requests=False,
+                             async_mode='gevent', unknown_option=1)
+    assert client.eio.request_timeout == 2 and client.eio.ssl_verify is False
+    assert greensio.Client.reserved_events == ['connect', 'connect_error', 'disconnect', '__disconnect_final']
+    assert (greensio.Client.reason.CLIENT_DISCONNECT, greensio.Client.reason.SERVER_DISCONNECT,
+            greensio.Client.reason.TRANSPORT_ERROR) == ('client disconnect', 'server disconnect', 'transport error')
+    assert client.transport() is None and client.get_sid() is None and not client.connected
+    task = client.start_background_task(client.sleep, 0)
+    task.join(5)
+    assert not task.is_alive()

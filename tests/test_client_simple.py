@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -197,3 +198,42 @@ def test_a_script_using_the_client_exits_promptly(server_process, patched, trans
         assert during > before
     assert after == before
     assert elapsed < 5, f'the script took {elapsed:.1f}s'
+
+
+SIGINT_SCRIPT = r'''
+import sys
+import greensio
+sio = greensio.Client(reconnection_delay=30, reconnection_delay_max=30)
+sio.on('disconnect', lambda reason: print('lost', flush=True))
+sio.on('__disconnect_final', lambda: print('final', flush=True))
+sio.connect(sys.argv[1], transports=['websocket'])
+print('connected', flush=True)
+try:
+    sio.wait()
+except KeyboardInterrupt:
+    task = sio._reconnect_task
+    if task is not None:
+        task.join(2)
+    print('interrupted', 'reconnecting' if task is not None and task.is_alive() else 'stopped', flush=True)
+'''
+
+
+def test_ctrl_c_stops_a_reconnection_wait():
+    """handle_sigint: Ctrl-C during a 30 s reconnection wait stops the reconnection task too."""
+    kind = 'greensio' if node_skip_reason() else 'node'
+    with ServerProcess(kind) as server_proc:
+        proc = subprocess.Popen([sys.executable, '-c', SIGINT_SCRIPT, server_proc.url], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == 'connected'
+            server_proc.kill()
+            assert proc.stdout.readline().strip() == 'lost'  # now in the 30 s wait
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert time.monotonic() - started < 3
+    assert out.split() == ['final', 'interrupted', 'stopped'], err

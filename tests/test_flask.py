@@ -457,3 +457,21 @@ def test_catch_all_namespace_handlers_get_the_namespace_first():
     socketio2.on_namespace(Anywhere('*'))
     client2 = socketio2.test_client(app2, namespace='/b')
     assert client2.emit('hello', 'ann', namespace='/b', callback=True) == 'hello ann in /b (/b)'
+
+
+def test_url_for_and_g_inside_handlers():
+    app, socketio = make_app()
+
+    @app.route('/rooms/<name>')
+    def room_page(name):
+        return name
+
+    @socketio.on('link')
+    def link(name):
+        assert not hasattr(flask.g, 'seen')  # a fresh g for every event
+        flask.g.seen = True
+        return flask.url_for('room_page', name=name)
+
+    client = socketio.test_client(app)
+    assert client.emit('link', 'lobby', callback=True) == '/rooms/lobby'
+    assert client.emit('link', 'den', callback=True) == '/rooms/den'

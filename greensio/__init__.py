@@ -4,6 +4,10 @@
 """
 
 from . import exceptions
+from .asgi import ASGIApp
+from .async_manager import AsyncManager
+from .async_namespace import AsyncNamespace
+from .async_server import AsyncServer
 from .client import Client
 from .kombu_manager import KombuManager
 from .manager import Manager
@@ -18,6 +22,10 @@ from .simple_client import SimpleClient
 __version__ = '0.1.0'
 
 __all__ = [
+    'ASGIApp',
+    'AsyncManager',
+    'AsyncNamespace',
+    'AsyncServer',
     'Client',
     'ClientNamespace',
     'KombuManager',

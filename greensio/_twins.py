@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 
-_COROUTINE_NOTE = '\n\n        This method is a coroutine.'
+_COROUTINE_NOTE = 'This method is a coroutine.'
 
 
 def inherit_docstrings(cls: type) -> None:
@@ -23,10 +23,18 @@ def inherit_docstrings(cls: type) -> None:
         for base in cls.__mro__[1:]:
             doc = getattr(getattr(base, name, None), '__doc__', None)
             if doc:
-                if inspect.iscoroutinefunction(fn) and 'coroutine' not in doc:
-                    doc = doc.rstrip() + _COROUTINE_NOTE
+                if inspect.iscoroutinefunction(fn) and _COROUTINE_NOTE not in doc:
+                    doc = doc.rstrip() + '\n\n' + ' ' * _indent(doc) + _COROUTINE_NOTE
                 fn.__doc__ = doc
                 break
+
+
+def _indent(doc: str) -> int:
+    """The indentation of a docstring's body (0 for a one-line docstring)."""
+    for line in doc.splitlines()[1:]:
+        if line.strip():
+            return len(line) - len(line.lstrip())
+    return 0
 
 
 class SharedDocs:

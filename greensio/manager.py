@@ -1,9 +1,11 @@
 """The in-memory client manager (python-socketio's ``Manager`` interface).
 
-Shell ring.  Storage and lookups live in ``_core.rooms.RoomRegistry``; this
-class adds python-socketio's method names and the broadcast: the packet is
-encoded once and the same Engine.IO packets go to every recipient.  The
-message-queue managers subclass it and override only what crosses workers.
+Shell ring.  Storage and lookups live in ``_core.rooms.RoomRegistry``;
+``BaseManager`` adds python-socketio's method names and the broadcast (the
+packet is encoded once and the same Engine.IO packets go to every
+recipient), shared with ``AsyncManager``.  ``Manager`` is the green twin:
+the methods that are coroutines on the asyncio side are plain calls here.
+The message-queue managers subclass it and override only what crosses workers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 from ._core import packet as pk
 from ._core.rooms import RoomRegistry
+from ._twins import SharedDocs
 
 default_logger = logging.getLogger('greensio')
 
@@ -26,7 +29,7 @@ def to_args(data: Any) -> list[Any]:
     return [data]
 
 
-class Manager:
+class BaseManager(SharedDocs):
     """Tracks clients and rooms of one server process and delivers emits."""
 
     name = 'memory'
@@ -53,6 +56,7 @@ class Manager:
         return self.server.eio.generate_id()
 
     def set_server(self, server: Any) -> None:
+        """Called by the server it serves, from its constructor."""
         self.server = server
         if getattr(server, 'logger', None) is not None:
             self.logger = server.logger
@@ -63,56 +67,73 @@ class Manager:
     # -- clients --------------------------------------------------------------
 
     def get_namespaces(self) -> Iterator[str]:
+        """The namespaces that have clients."""
         return iter(list(self._registry.rooms))
 
     def get_participants(self, namespace: str, room: Any) -> Iterator[tuple[str, str]]:
+        """``(sid, eio_sid)`` of each local client in a room, a list of rooms (each once) or, for ``None``, the namespace."""
         return self._registry.get_participants(namespace, room)
 
     def connect(self, eio_sid: str, namespace: str) -> str | None:
-        return self._registry.connect(eio_sid, namespace)
+        """Register a client in a namespace: its new sid, or None if already there."""
+        raise NotImplementedError
 
     def is_connected(self, sid: str, namespace: str) -> bool:
+        """Connected and not being disconnected."""
         return self._registry.is_connected(sid, namespace)
 
     def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
+        """The sid of an Engine.IO connection in a namespace."""
         return self._registry.sid_from_eio_sid(eio_sid, namespace)
 
     def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
+        """The Engine.IO sid of a client."""
         return self._registry.eio_sid_from_sid(sid, namespace)
 
     def can_disconnect(self, sid: str, namespace: str) -> bool:
-        return self.is_connected(sid, namespace)
+        """Whether the server should disconnect ``sid`` itself (a pub/sub manager may forward it)."""
+        raise NotImplementedError
 
     def pre_disconnect(self, sid: str, namespace: str) -> str | None:
+        """Mark a client as being disconnected; returns its Engine.IO sid."""
         return self._registry.pre_disconnect(sid, namespace)
 
     def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        self.basic_disconnect(sid, namespace)
+        """Forget a client: its rooms and pending acks."""
+        raise NotImplementedError
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """Forget a client (storage only, nothing crosses workers)."""
         self._registry.disconnect(sid, namespace)
 
     # -- rooms ----------------------------------------------------------------
 
     def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
-        self.basic_enter_room(sid, namespace, room, eio_sid)
+        """Put a client in a room."""
+        raise NotImplementedError
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        """Put a client in a room (storage only)."""
         self._registry.enter_room(sid, namespace, room, eio_sid)
 
     def leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        self.basic_leave_room(sid, namespace, room)
+        """Take a client out of a room."""
+        raise NotImplementedError
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """Take a client out of a room (storage only)."""
         self._registry.leave_room(sid, namespace, room)
 
     def close_room(self, room: Any, namespace: str) -> None:
-        self.basic_close_room(room, namespace)
+        """Take every client out of a room."""
+        raise NotImplementedError
 
     def basic_close_room(self, room: Any, namespace: str) -> None:
+        """Empty a room (storage only)."""
         self._registry.close_room(room, namespace)
 
     def get_rooms(self, sid: str, namespace: str) -> list:
+        """The rooms of a client, including the room named by its sid."""
         return self._registry.get_rooms(sid, namespace)
 
     # -- delivery ---------------------------------------------------------------
@@ -127,8 +148,14 @@ class Manager:
         callback: Callable[..., Any] | None = None,
         to: Any = None,
         **kwargs: Any,
-    ) -> int:
+    ) -> Any:
         """Deliver to local clients; return how many got it."""
+        raise NotImplementedError
+
+    def _emit_local(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                    callback: Callable[..., Any] | None = None, to: Any = None) -> int:
+        # Sending only queues packets, in both twins, so the delivery loop is
+        # plain code that the green and the asyncio manager share.
         room = to or room
         if namespace not in self._registry.rooms:
             return 0
@@ -155,9 +182,43 @@ class Manager:
     def _generate_ack_id(self, sid: str, callback: Callable[..., Any]) -> int:
         return self._registry.add_callback(sid, callback)
 
-    def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
+    def trigger_callback(self, sid: str, id: int, data: list[Any]) -> Any:
+        """Run the ack callback ``id`` of ``sid`` with the client's ack arguments."""
+        raise NotImplementedError
+
+    def _pop_callback(self, sid: str, id: int) -> Callable[..., Any] | None:
         callback = self._registry.pop_callback(sid, id)
         if callback is None:
             self.logger.warning('Unknown callback received, ignoring.')
-            return
-        callback(*data)
+        return callback
+
+
+class Manager(BaseManager):
+    """The in-memory client manager of the green :class:`greensio.Server` (the default)."""
+
+    def connect(self, eio_sid: str, namespace: str) -> str | None:
+        return self._registry.connect(eio_sid, namespace)
+
+    def can_disconnect(self, sid: str, namespace: str) -> bool:
+        return self.is_connected(sid, namespace)
+
+    def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self.basic_disconnect(sid, namespace)
+
+    def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        self.basic_enter_room(sid, namespace, room, eio_sid)
+
+    def leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        self.basic_leave_room(sid, namespace, room)
+
+    def close_room(self, room: Any, namespace: str) -> None:
+        self.basic_close_room(room, namespace)
+
+    def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+             callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> int:
+        return self._emit_local(event, data, namespace, room, skip_sid, callback, to)
+
+    def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
+        callback = self._pop_callback(sid, id)
+        if callback is not None:
+            callback(*data)

@@ -1,7 +1,8 @@
 """Class-based namespaces for the green server (``socketio.Namespace``).
 
 Shell ring.  A ``Namespace`` routes event ``x`` to its method ``on_x`` and
-offers the server's methods with ``namespace`` defaulting to its own.
+offers the server's methods with ``namespace`` defaulting to its own.  The
+docstrings live on ``BaseServerNamespace``, shared with ``AsyncNamespace``.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ._core.handlers import call_trimmed
+from ._twins import SharedDocs
 
 #: Handlers whose last argument is optional (python-socketio accepts both forms).
 _OPTIONAL_LAST_ARG = {'connect': 1, 'disconnect': 1}
 
 
-class BaseNamespace:
+class BaseNamespace(SharedDocs):
     def __init__(self, namespace: str | None = None) -> None:
         self.namespace = namespace or '/'
 
     def is_asyncio_based(self) -> bool:
+        """``True`` for the asyncio twins."""
         return False
 
     def _handler_for(self, event: str) -> Callable[..., Any] | None:
@@ -26,12 +29,74 @@ class BaseNamespace:
 
 
 class BaseServerNamespace(BaseNamespace):
+    """What :class:`Namespace` and :class:`AsyncNamespace` share, and their docstrings."""
+
     def __init__(self, namespace: str | None = None) -> None:
         super().__init__(namespace)
         self.server: Any = None
 
     def _set_server(self, server: Any) -> None:
         self.server = server
+
+    def _dispatch(self, event: str, args: tuple) -> Any:
+        handler = self._handler_for(event)
+        if handler is None:
+            return None
+        return call_trimmed(handler, args, _OPTIONAL_LAST_ARG.get(event, 0))
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Dispatch an event to its ``on_<event>`` method (override to customise).
+
+        Unknown events are ignored (an ack, if requested, carries nothing).
+        In an :class:`AsyncNamespace` the methods may be plain or coroutines.
+        """
+        raise NotImplementedError
+
+    def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
+        """Emit an event; ``namespace`` defaults to this one (see :meth:`greensio.Server.emit`)."""
+        raise NotImplementedError
+
+    def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
+        """Send a ``message`` event (see :meth:`greensio.Server.send`)."""
+        raise NotImplementedError
+
+    def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
+             namespace: str | None = None, timeout: float | None = None, ignore_queue: bool = False) -> Any:
+        """Emit to one client and wait for its ack (see :meth:`greensio.Server.call`).
+
+        ``timeout=None``, the default here as in python-socketio, waits for ever.
+        """
+        raise NotImplementedError
+
+    def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
+        """Put a client in a room."""
+        raise NotImplementedError
+
+    def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
+        """Take a client out of a room."""
+        raise NotImplementedError
+
+    def close_room(self, room: Any, namespace: str | None = None) -> Any:
+        """Take every client out of a room."""
+        raise NotImplementedError
+
+    def get_session(self, sid: str, namespace: str | None = None) -> Any:
+        """The user session of a client (a dict)."""
+        raise NotImplementedError
+
+    def save_session(self, sid: str, session: dict, namespace: str | None = None) -> Any:
+        """Replace the user session of a client."""
+        raise NotImplementedError
+
+    def session(self, sid: str, namespace: str | None = None) -> Any:
+        """A context manager that reads and saves the session (``async with`` in an :class:`AsyncNamespace`)."""
+        return self.server.session(sid, namespace=namespace or self.namespace)
+
+    def disconnect(self, sid: str, namespace: str | None = None) -> Any:
+        """Disconnect a client from this namespace."""
+        raise NotImplementedError
 
     def rooms(self, sid: str, namespace: str | None = None) -> list:
         """Rooms the client is in, including the room named by its sid."""
@@ -47,52 +112,42 @@ class Namespace(BaseServerNamespace):
     """
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        """Dispatch an event to its ``on_<event>`` method (override to customise)."""
-        handler = self._handler_for(event)
-        if handler is None:
-            return None
-        return call_trimmed(handler, args, _OPTIONAL_LAST_ARG.get(event, 0))
+        return self._dispatch(event, args)
 
-    def emit(self, event, data=None, to=None, room=None, skip_sid=None, namespace=None,
-             callback=None, ignore_queue=False):
-        """Emit an event; see :meth:`greensio.Server.emit`."""
+    def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
         return self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
                                 namespace=namespace or self.namespace, callback=callback,
                                 ignore_queue=ignore_queue)
 
-    def send(self, data, to=None, room=None, skip_sid=None, namespace=None, callback=None,
-             ignore_queue=False):
-        """Send a ``message`` event; see :meth:`greensio.Server.send`."""
+    def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
         return self.server.send(data, to=to, room=room, skip_sid=skip_sid,
                                 namespace=namespace or self.namespace, callback=callback,
                                 ignore_queue=ignore_queue)
 
-    def call(self, event, data=None, to=None, sid=None, namespace=None, timeout=None,
-             ignore_queue=False):
-        """Emit to one client and wait for its ack; see :meth:`greensio.Server.call`."""
+    def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
+             namespace: str | None = None, timeout: float | None = None, ignore_queue: bool = False) -> Any:
         return self.server.call(event, data=data, to=to, sid=sid,
                                 namespace=namespace or self.namespace, timeout=timeout,
                                 ignore_queue=ignore_queue)
 
-    def enter_room(self, sid, room, namespace=None):
+    def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         return self.server.enter_room(sid, room, namespace=namespace or self.namespace)
 
-    def leave_room(self, sid, room, namespace=None):
+    def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         return self.server.leave_room(sid, room, namespace=namespace or self.namespace)
 
-    def close_room(self, room, namespace=None):
+    def close_room(self, room: Any, namespace: str | None = None) -> None:
         return self.server.close_room(room, namespace=namespace or self.namespace)
 
-    def get_session(self, sid, namespace=None):
+    def get_session(self, sid: str, namespace: str | None = None) -> dict:
         return self.server.get_session(sid, namespace=namespace or self.namespace)
 
-    def save_session(self, sid, session, namespace=None):
+    def save_session(self, sid: str, session: dict, namespace: str | None = None) -> None:
         return self.server.save_session(sid, session, namespace=namespace or self.namespace)
 
-    def session(self, sid, namespace=None):
-        return self.server.session(sid, namespace=namespace or self.namespace)
-
-    def disconnect(self, sid, namespace=None):
+    def disconnect(self, sid: str, namespace: str | None = None) -> None:
         return self.server.disconnect(sid, namespace=namespace or self.namespace)
 
 

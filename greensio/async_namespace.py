@@ -1,0 +1,74 @@
+"""Class-based namespaces for the asyncio server (``socketio.AsyncNamespace``).
+
+Shell ring, asyncio twin of ``namespace.Namespace``: dispatch and the
+docstrings are ``BaseServerNamespace``'s; the wrappers await the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .namespace import BaseServerNamespace
+
+
+class AsyncNamespace(BaseServerNamespace):
+    """Base class for class-based namespaces of a :class:`greensio.AsyncServer`.
+
+    Methods named ``on_<event>`` handle ``<event>`` and may be plain
+    functions or coroutines: ``on_connect(self, sid, environ[, auth])``,
+    ``on_disconnect(self, sid[, reason])`` and ``on_<event>(self, sid,
+    *args)``; a return value becomes the ack.
+    """
+
+    def is_asyncio_based(self) -> bool:
+        return True
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        result = self._dispatch(event, args)
+        if inspect.isawaitable(result):
+            try:
+                return await result
+            except asyncio.CancelledError:  # python-socketio's behaviour: a cancelled handler returns None
+                return None
+        return result
+
+    async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Callable | None = None,
+                   ignore_queue: bool = False) -> None:
+        return await self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
+                                      namespace=namespace or self.namespace, callback=callback,
+                                      ignore_queue=ignore_queue)
+
+    async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Callable | None = None,
+                   ignore_queue: bool = False) -> None:
+        return await self.server.send(data, to=to, room=room, skip_sid=skip_sid,
+                                      namespace=namespace or self.namespace, callback=callback,
+                                      ignore_queue=ignore_queue)
+
+    async def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
+                   namespace: str | None = None, timeout: float | None = None, ignore_queue: bool = False) -> Any:
+        return await self.server.call(event, data=data, to=to, sid=sid,
+                                      namespace=namespace or self.namespace, timeout=timeout,
+                                      ignore_queue=ignore_queue)
+
+    async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
+        return await self.server.enter_room(sid, room, namespace=namespace or self.namespace)
+
+    async def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
+        return await self.server.leave_room(sid, room, namespace=namespace or self.namespace)
+
+    async def close_room(self, room: Any, namespace: str | None = None) -> None:
+        return await self.server.close_room(room, namespace=namespace or self.namespace)
+
+    async def get_session(self, sid: str, namespace: str | None = None) -> dict:
+        return await self.server.get_session(sid, namespace=namespace or self.namespace)
+
+    async def save_session(self, sid: str, session: dict, namespace: str | None = None) -> None:
+        return await self.server.save_session(sid, session, namespace=namespace or self.namespace)
+
+    async def disconnect(self, sid: str, namespace: str | None = None) -> None:
+        return await self.server.disconnect(sid, namespace=namespace or self.namespace)

@@ -1,0 +1,245 @@
+"""The asyncio Socket.IO server (``socketio.AsyncServer``).
+
+Shell ring, the asyncio twin of ``server.py``.  Options, registration,
+resolution, payload shaping, encoding, the connect/disconnect flows and
+the docstrings are ``BaseServer``'s; this class awaits where python-socketio
+awaits.  Engine.IO is ``AsyncEngineServer`` (python-engineio's asyncio
+server with greensio's spec fixes); serve it with :class:`greensio.ASGIApp`
+under an ASGI server such as uvicorn.  Handlers and ack callbacks may be
+plain functions or coroutine functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import exceptions
+from ._core.errors import RemoteProtocolError
+from ._core.events import AckReceived, ConnectRequested, DisconnectRequested, EventReceived
+from ._core.handlers import call_trimmed
+from ._core.session import ServerConnection
+from .async_engine import AsyncEngineServer
+from .async_manager import AsyncManager
+from .async_namespace import AsyncNamespace
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow
+from .engine import OutPacket
+
+
+class AsyncServer(BaseServer):
+    """A Socket.IO server for asyncio (ASGI), the twin of :class:`greensio.Server`.
+
+    :param client_manager: keeps track of clients and rooms; default an
+        in-memory :class:`AsyncManager`.
+    :param logger: ``True`` logs at INFO, ``False`` (default) only errors,
+        or pass a :class:`logging.Logger`.
+    :param json: an alternative JSON module (process-wide, as in python-socketio).
+    :param async_handlers: run each event handler in its own task (default
+        ``True``), so a handler that awaits never stops acks arriving;
+        ``'ordered'`` runs one client's events one after the other while
+        different clients run concurrently.
+    :param namespaces: namespaces accepted besides those with handlers;
+        ``'*'`` accepts any.
+    :param kwargs: ``serializer`` and ``always_connect`` as for
+        :class:`greensio.Server`, and the Engine.IO options
+        (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
+        ``cors_allowed_origins``, ``engineio_logger``, ``async_mode``...).
+        python-engineio's ``'asgi'`` mode is the one greensio tests.
+    """
+
+    _namespace_class = AsyncNamespace
+
+    def __init__(self, client_manager: Any = None, logger: Any = False, json: Any = None,
+                 async_handlers: Any = True, namespaces: Any = None, **kwargs: Any) -> None:
+        serializer = kwargs.pop('serializer', 'default')
+        always_connect = kwargs.pop('always_connect', False)
+        super().__init__(client_manager, logger, serializer, json, async_handlers, always_connect, namespaces,
+                         **kwargs)
+        self._tasks: set[asyncio.Task] = set()  # handler tasks, referenced until done
+        self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
+        self.manager.set_server(self)
+
+    def _create_engine(self, options: dict[str, Any]) -> AsyncEngineServer:
+        return AsyncEngineServer(**options)
+
+    def _default_manager(self) -> AsyncManager:
+        return AsyncManager()
+
+    def attach(self, app: Any, socketio_path: str = 'socket.io') -> None:
+        """Attach to an aiohttp or sanic application (python-engineio's ``attach``)."""
+        self.eio.attach(app, socketio_path)
+
+    # -- the public API (docstrings on BaseServer) ------------------------------------
+
+    async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Callable | None = None,
+                   ignore_queue: bool = False) -> None:
+        namespace = namespace or '/'
+        room = to or room
+        self._log_emit(event, room, namespace)
+        await self.manager.emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                                ignore_queue=ignore_queue)
+
+    async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Callable | None = None,
+                   ignore_queue: bool = False) -> None:
+        await self.emit('message', data=data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,
+                        callback=callback, ignore_queue=ignore_queue)
+
+    async def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
+                   namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False) -> Any:
+        self._check_call(to, sid, self.async_handlers)
+        answered: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def callback(*args: Any) -> None:
+            if not answered.done():
+                answered.set_result(args)
+
+        await self.emit(event, data=data, room=to or sid, namespace=namespace, callback=callback,
+                        ignore_queue=ignore_queue)
+        try:
+            args = await asyncio.wait_for(answered, timeout)
+        except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
+            raise exceptions.TimeoutError() from None
+        return self._call_result(args)
+
+    async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
+        await self.manager.enter_room(sid, namespace or '/', room)
+
+    async def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
+        await self.manager.leave_room(sid, namespace or '/', room)
+
+    async def close_room(self, room: Any, namespace: str | None = None) -> None:
+        await self.manager.close_room(room, namespace or '/')
+
+    async def get_session(self, sid: str, namespace: str | None = None) -> dict:
+        return self._session_of(sid, namespace)
+
+    async def save_session(self, sid: str, session: dict, namespace: str | None = None) -> None:
+        self._store_session(sid, session, namespace)
+
+    async def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> None:
+        await self._run_flow(self._server_disconnect_flow(sid, namespace, ignore_queue))
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.eio.handle_request(*args, **kwargs)
+
+    async def sleep(self, seconds: float = 0) -> None:
+        await asyncio.sleep(seconds)
+
+    async def shutdown(self) -> None:
+        self.logger.info('Socket.IO is shutting down')
+        await self.eio.shutdown()
+
+    # -- sending: queue, never await -----------------------------------------------------
+
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.closed:
+            socket.send_nowait(eio_pkt)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+        self._initialize_manager()
+        self.environ[eio_sid] = environ
+        self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        conn = self._connections.get(eio_sid)
+        if conn is None:
+            return
+        try:
+            event = conn.receive(data)
+        except RemoteProtocolError as exc:
+            self.logger.warning('%s: protocol violation, closing the connection: %s', eio_sid, exc)
+            await self.eio.disconnect(eio_sid)
+            return
+        if event is None:
+            return
+        kind = type(event)
+        if kind is EventReceived:
+            if self.async_handlers == 'ordered':
+                backlog = self._ordered.setdefault(eio_sid, deque())
+                backlog.append(event)
+                if len(backlog) == 1:
+                    self._spawn(self._drain_in_order(eio_sid, backlog))
+            elif self.async_handlers:
+                self._spawn(self._handle_event(eio_sid, event))
+            else:
+                await self._handle_event(eio_sid, event)
+        elif kind is AckReceived:
+            await self._handle_ack(event)
+        elif kind is ConnectRequested:
+            await self._run_flow(self._connect_flow(conn, event.namespace, event.auth))
+        elif kind is DisconnectRequested:
+            await self._run_flow(self._client_disconnect_flow(conn, event.namespace, self.reason.CLIENT_DISCONNECT))
+        else:
+            self.logger.warning('%s: %s [%s], packet ignored', eio_sid, event.reason, event.namespace)
+
+    async def _run_flow(self, flow: Flow) -> None:
+        """Drive a flow of ``BaseServer``: each step is called and, if it returns an awaitable, awaited."""
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    result = step[0](*step[1:])
+                    if inspect.isawaitable(result):
+                        result = await result
+                except Exception as exc:  # noqa: BLE001 - the flow decides what it handles
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(result)
+        except StopIteration:
+            pass
+
+    async def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
+        namespace = event.namespace
+        try:
+            result = await self._trigger_event(event.event, namespace, event.sid, *event.args)
+        except Exception:
+            self.logger.exception('event handler error: "%s" [%s]', event.event, namespace)
+            return
+        if result is self.not_handled or event.ack_id is None:
+            return
+        self._send_packet(eio_sid, self._ack_packet(result, namespace, event.ack_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
+        while backlog:
+            await self._handle_event(eio_sid, backlog[0])
+            backlog.popleft()
+        if self._ordered.get(eio_sid) is backlog:
+            del self._ordered[eio_sid]
+
+    async def _handle_ack(self, event: AckReceived) -> None:
+        try:
+            await self.manager.trigger_callback(event.sid, event.ack_id, event.args)
+        except Exception:
+            self.logger.exception('ack callback error [%s]', event.namespace)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
+        await self._run_flow(self._eio_disconnect_flow(eio_sid, reason))
+
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        found = self._registry.resolve(namespace, event)
+        if found is None:
+            return self.not_handled
+        handler, lead = found
+        if event in SERVER_RESERVED_EVENTS:
+            result = call_trimmed(handler, lead + args, 1)
+        else:
+            result = handler(*lead, *args)
+        if inspect.isawaitable(result):
+            try:
+                result = await result
+            except asyncio.CancelledError:  # python-socketio: a cancelled handler returns None
+                return None
+        return result

@@ -13,10 +13,16 @@ blocking libraries, and always with the message-queue managers, which check.
 from __future__ import annotations
 
 import socket
+import time
+from email.utils import formatdate
 from typing import Any
 
+import engineio
+from engineio import exceptions as eio_exc
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
+
+from .engine import EngineServer
 
 
 #: Responses up to this size go out in one ``send()`` with their headers.
@@ -88,6 +94,41 @@ class RequestHeaders:
         return self.get('content-type')
 
 
+class _PollingRoute:
+    """Where a server's long-polling requests go, found once per server.
+
+    Set when the served app is a plain ``WSGIApp`` (possibly behind a
+    Flask app's ``wsgi_app``) of a greensio server on its gevent engine.
+    """
+
+    def __init__(self, path: str, engine: EngineServer) -> None:
+        self.path = path
+        self.engine = engine
+        origins = engine.cors_allowed_origins
+        self.cors = origins != []
+        # with an origin allow-list, requests carrying Origin take the full path
+        self.any_origin = origins == '*' or (isinstance(origins, (list, tuple)) and '*' in origins)
+
+    @classmethod
+    def of(cls, application: Any) -> _PollingRoute | None:
+        for app in (application, getattr(application, 'wsgi_app', None)):
+            if isinstance(app, engineio.WSGIApp) and type(app).__call__ is engineio.WSGIApp.__call__:
+                engine = getattr(app.engineio_app, 'eio', None)
+                if isinstance(engine, EngineServer) and engine.async_mode == 'gevent':
+                    return cls(app.engineio_path, engine)
+        return None
+
+
+_date_cache: list[Any] = [0, b'']
+
+
+def _http_date() -> bytes:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, formatdate(now, usegmt=True).encode('latin-1')]
+    return _date_cache[1]
+
+
 class GreenHandler(WebSocketHandler):
     """gevent-websocket's handler, tuned for Engine.IO's small responses.
 
@@ -108,6 +149,122 @@ class GreenHandler(WebSocketHandler):
         except OSError:  # not TCP (a unix socket)
             pass
         super().handle()
+
+    # -- the long-polling fast path ---------------------------------------------
+    #
+    # A long-polling round trip is two small HTTP requests.  Building a WSGI
+    # environ, routing through WSGIApp and python-engineio's request checks
+    # cost more than the Engine.IO work itself, so requests for an existing,
+    # connected polling session are served straight from the parsed request
+    # line and headers.  Anything unusual (JSONP, an Origin needing an
+    # allow-list check, an upgrade, chunked bodies, an unknown sid...) takes
+    # the ordinary WSGI path, which keeps python-engineio's behaviour.
+    # pywsgi calls ``get_environ`` right after parsing the headers, so that is
+    # where the fast path runs; ``handle_one_response`` then has nothing to do.
+
+    _served_fast = False
+
+    def get_environ(self) -> dict:
+        if self._serve_polling():
+            self._served_fast = True
+            return {}
+        return super().get_environ()
+
+    def handle_one_response(self) -> None:
+        if self._served_fast:
+            self._served_fast = False
+            return
+        super().handle_one_response()
+
+    def _polling_route(self) -> _PollingRoute | None:
+        server = self.server
+        route = server.__dict__.get('_greensio_route', False)
+        if route is False:
+            route = server._greensio_route = _PollingRoute.of(server.application)
+        return route
+
+    def _serve_polling(self) -> bool:
+        command = self.command
+        if (command != 'GET' and command != 'POST') or self.request_version != 'HTTP/1.1':
+            return False
+        route = self._polling_route()
+        if route is None:
+            return False
+        path, _, query = self.path.partition('?')
+        if path != route.path or '%' in query:
+            return False
+        params = dict(part.partition('=')[::2] for part in query.split('&'))
+        if params.get('transport') != 'polling' or 'j' in params:
+            return False
+        engine = route.engine
+        sid = params.get('sid')
+        s = engine.sockets.get(sid)
+        if s is None or s.closed or not s.connected or s.upgraded or s.upgrading:
+            return False
+        headers = self.headers
+        origin = headers.get('origin')
+        if (origin is not None and route.cors and not route.any_origin) or headers.get('upgrade'):
+            return False
+        if command == 'POST':
+            length = headers.get('content-length')
+            if length is None or not length.isdigit() or int(length) > engine.max_http_buffer_size:
+                return False
+            status, content_type, body = self._post(engine, s, int(length))
+        else:
+            status, content_type, body = self._get(engine, s)
+        self._respond(engine, route, status, content_type, body, origin)
+        return True
+
+    def _post(self, engine: EngineServer, s: Any, length: int) -> tuple[bytes, bytes, bytes]:
+        try:
+            s.handle_post_request({'CONTENT_LENGTH': length, 'wsgi.input': self.rfile})
+        except eio_exc.EngineIOError:
+            engine.disconnect(s.sid)
+            return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
+        except Exception:
+            engine.logger.exception('post request handler error')
+        return b'200 OK', b'text/plain', b'ok'
+
+    def _get(self, engine: EngineServer, s: Any) -> tuple[bytes, bytes, bytes]:
+        try:
+            packets = s.handle_get_request({}, None)
+        except eio_exc.EngineIOError:
+            engine.disconnect(s.sid)
+            return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
+        finally:
+            if s.closed:
+                engine.sockets.pop(s.sid, None)
+        return b'200 OK', b'text/plain; charset=UTF-8', engine._ok(packets)['response']
+
+    def _respond(self, engine: EngineServer, route: _PollingRoute, status: bytes, content_type: bytes,
+                 body: bytes, origin: str | None) -> None:
+        extra = b''
+        if engine.http_compression and len(body) >= engine.compression_threshold:
+            accepted = [e.split(';')[0].strip() for e in (self.headers.get('accept-encoding') or '').split(',')]
+            for encoding in engine.compression_methods:
+                if encoding in accepted:
+                    body = getattr(engine, '_' + encoding)(body)
+                    extra += b'Content-Encoding: ' + encoding.encode() + b'\r\n'
+                    break
+        if route.cors:
+            if origin is not None:
+                extra += b'Access-Control-Allow-Origin: ' + origin.encode('latin-1') + b'\r\n'
+            if engine.cors_credentials:
+                extra += b'Access-Control-Allow-Credentials: true\r\n'
+        if self.close_connection:
+            extra += b'Connection: close\r\n'
+        head = b'HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s\r\n' % (
+            status, content_type, len(body), _http_date(), extra)
+        try:
+            self.socket.sendall(head + body)
+        except OSError:
+            self.close_connection = True
+            return
+        if self.server.log is not None:
+            self.status = self._orig_status = status.decode('latin-1')
+            self.response_length = len(body)
+            self.time_finish = time.time()
+            self.log_request()
 
     def run_application(self) -> None:
         super().run_application()

@@ -1,0 +1,96 @@
+"""Long-polling requests served by GreenHandler's fast path keep python-engineio's HTTP semantics.
+
+greensio.serving answers polling GET/POST for an existing session without
+building a WSGI environ; these tests pin the parts of the response that path
+writes itself: CORS headers, compression, keep-alive, errors, and that an
+Origin needing an allow-list check still gets the full check.
+"""
+
+import gzip
+import http.client
+import json
+
+import pytest
+import rawclient
+
+import greensio
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _server(**options):
+    sio = greensio.Server(**options)
+    sio.on('echo', lambda sid, data: data)
+    sio.on('big', lambda sid: sio.emit('big', 'x' * 4000, to=sid))
+    return sio
+
+
+def _connected_session(url):
+    session = rawclient.PollingSession(url)
+    session.sio_connect()
+    return session
+
+
+def test_cors_any_origin_and_credentials(serve):
+    url = serve(_server(cors_allowed_origins='*'))
+    session = _connected_session(url)
+    r = rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': 'http://elsewhere.example'})
+    assert (r.status, r.text) == (200, 'ok')
+    assert r.headers['access-control-allow-origin'] == 'http://elsewhere.example'
+    assert r.headers['access-control-allow-credentials'] == 'true'
+    assert 'date' in r.headers and r.headers['content-length'] == '2'
+
+
+def test_origin_allow_list_is_still_checked(serve):
+    url = serve(_server(cors_allowed_origins=['http://good.example']))
+    session = _connected_session(url)
+    good = rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': 'http://good.example'})
+    assert good.status == 200
+    assert good.headers['access-control-allow-origin'] == 'http://good.example'
+    bad = rawclient.post(url, session.params, '42["echo",2]', headers={'Origin': 'http://evil.example'})
+    assert bad.status == 400
+
+
+def test_cors_disabled_sends_no_cors_headers(serve):
+    url = serve(_server(cors_allowed_origins=[]))
+    session = _connected_session(url)
+    r = rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': 'http://any.example'})
+    assert r.status == 200
+    assert not [h for h in r.headers if h.startswith('access-control')]
+
+
+def test_large_poll_response_is_compressed(serve):
+    url = serve(_server())
+    session = _connected_session(url)
+    session.send('42["big"]')
+    r = rawclient.get(url, session.params, headers={'Accept-Encoding': 'gzip'})
+    assert r.status == 200 and r.headers['content-encoding'] == 'gzip'
+    assert gzip.decompress(r.body).decode() == '42["big","' + 'x' * 4000 + '"]'
+
+
+def test_keep_alive_and_connection_close(serve):
+    url = serve(_server())
+    session = _connected_session(url)
+    host, port = url.rsplit(':', 1)
+    conn = http.client.HTTPConnection('127.0.0.1', int(port), timeout=5)
+    try:
+        path = rawclient.eio_path(session.params)
+        for n in range(3):  # several requests on one kept-alive connection
+            conn.request('POST', path, body=f'42{n}["echo",{n}]')
+            assert conn.getresponse().read() == b'ok'
+            conn.request('GET', path)
+            assert conn.getresponse().read().decode() == f'43{n}[{n}]'
+        conn.request('POST', path, body='42["echo",9]', headers={'Connection': 'close'})
+        response = conn.getresponse()
+        assert response.getheader('connection') == 'close' and response.read() == b'ok'
+        assert conn.sock is None or conn.sock.recv(1) == b''  # the server hung up
+    finally:
+        conn.close()
+
+
+def test_malformed_post_closes_the_session(serve):
+    url = serve(_server())
+    session = _connected_session(url)
+    r = rawclient.post(url, session.params, b'\xff\xfe not utf-8')
+    assert r.status == 400 and json.loads(r.body) == 'Bad Request'
+    assert rawclient.get(url, session.params).status == 400

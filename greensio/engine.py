@@ -337,12 +337,7 @@ class GreenSocket(eio_socket.Socket):
                 self.server.logger.warning('%s: websocket protocol error: %s', sid, exc)
                 ws.close(exc.code)
                 return
-            except TimeoutError:
-                # silent past ping interval + timeout: python-socketio reports a
-                # dead peer as a ping timeout, not as a transport close
-                self.close(wait=False, reason=self.server.reason.PING_TIMEOUT)
-                return
-            except OSError:
+            except OSError:  # a silent peer is closed by the heartbeat, as a ping timeout
                 return
             if msg is None:
                 return

@@ -33,7 +33,7 @@ class MsgPackPacket(pk.Packet):
             decoded = msgpack.loads(encoded_packet, ext_hook=self.ext_hook)
         except Exception as exc:
             raise RemoteProtocolError(f'invalid msgpack packet: {exc}') from None
-        if not isinstance(decoded, dict) or decoded.get('type') not in range(7):
+        if not isinstance(decoded, dict) or type(decoded.get('type')) is not int or decoded['type'] not in range(7):
             raise RemoteProtocolError('invalid msgpack packet')
         self.packet_type = decoded['type']
         self.data = decoded.get('data')

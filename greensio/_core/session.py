@@ -4,7 +4,7 @@ One ``ServerConnection`` per Engine.IO connection.  ``receive(message)``
 turns each Engine.IO message into at most one event (see ``events.py``),
 reassembling binary attachments and enforcing the protocol rules that need
 state: attachments only for joined namespaces, no text while attachments are
-pending, no CONNECT_ERROR from a client.
+pending, no CONNECT_ERROR from a client, a bounded number of namespaces.
 """
 
 from typing import Any
@@ -19,6 +19,10 @@ from .events import (
     PacketIgnored,
     ServerEvent,
 )
+
+#: Namespaces one connection may join: with ``namespaces='*'`` each new name
+#: costs the server a sid, rooms and a session, so the count is bounded.
+MAX_NAMESPACES = 64
 
 
 class ServerConnection:
@@ -55,6 +59,8 @@ class ServerConnection:
         namespace = pkt.namespace or '/'
         kind = pkt.packet_type
         if kind == pk.CONNECT:
+            if len(self.namespaces) >= MAX_NAMESPACES and namespace not in self.namespaces:
+                raise RemoteProtocolError(f'more than {MAX_NAMESPACES} namespaces on one connection')
             return ConnectRequested(namespace=namespace, auth=pkt.data)
         if kind == pk.CONNECT_ERROR:
             raise RemoteProtocolError('a client cannot send CONNECT_ERROR')

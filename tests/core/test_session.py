@@ -127,3 +127,15 @@ def test_events_are_frozen(conn: ServerConnection) -> None:
     event = conn.receive('2["hello"]')
     with pytest.raises(AttributeError):
         event.event = 'other'  # type: ignore[misc,union-attr]
+
+
+def test_namespaces_per_connection_are_bounded() -> None:
+    from greensio._core.session import MAX_NAMESPACES
+
+    conn = ServerConnection('eio')
+    for n in range(MAX_NAMESPACES):
+        assert conn.receive(f'0/ns{n},') is not None
+        conn.namespaces[f'/ns{n}'] = f'sid{n}'
+    assert conn.receive('0/ns0,') is not None  # a namespace already joined is not a new one
+    with pytest.raises(RemoteProtocolError, match='namespaces'):
+        conn.receive('0/one-too-many,')

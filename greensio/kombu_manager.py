@@ -42,6 +42,12 @@ CONNECT_TIMEOUT = 3.0
 CONFIRM_TIMEOUT = 10.0
 #: Unacknowledged messages RabbitMQ may push to the listener ahead of dispatch.
 PREFETCH = 256
+#: Dispatched messages acknowledged with one frame (well below ``PREFETCH``,
+#: or the broker would stop sending while it waits for the acks).
+ACK_BATCH = 64
+#: Longest a dispatched message waits for its acknowledgement when no more
+#: messages follow it (a redelivery after a crash in that window is deduplicated).
+ACK_DELAY = 0.005
 #: The broker deletes a worker's queue this long after its last consumer left
 #: (python-socketio's value): long enough to ride out a restart of the worker's
 #: connection, short enough that SIGKILLed workers do not accumulate queues.
@@ -164,20 +170,40 @@ class KombuManager(PubSubManager):
             self._listening = True
             channel.basic_qos(0, PREFETCH, False)
             received: deque[Any] = deque()
-            consumer = kombu.Consumer(channel, queues=[queue], on_message=received.append,
-                                      no_ack=False, auto_declare=False)
-            consumer.consume()
+            raw = getattr(conn.transport, 'driver_type', None) == 'amqp'
+            if raw:
+                # py-amqp's own messages: kombu's wrapper would cost more than
+                # our whole decoding, and we never want its deserialisers
+                channel.basic_consume(queue=self.queue_name, no_ack=False, callback=received.append)
+            else:
+                kombu.Consumer(channel, queues=[queue], on_message=received.append, no_ack=False,
+                               auto_declare=False).consume()
             yield None
+            unacked = 0  # dispatched, not yet acknowledged (raw mode acks in batches)
+            last: Any = None
             while True:
                 try:
-                    conn.drain_events(timeout=self.idle_tick)
+                    # while acks are owed, wait only briefly: a burst is acked
+                    # as a whole, an isolated message right after it
+                    conn.drain_events(timeout=ACK_DELAY if unacked else self.idle_tick)
                 except TimeoutError:
-                    yield None  # idle: lets the manager notice close()
+                    if unacked:
+                        channel.basic_ack(last.delivery_tag, multiple=True)
+                        unacked = 0
+                    else:
+                        yield None  # idle: lets the manager notice close()
                 conn.heartbeat_check()
                 while received:
-                    message = received.popleft()
-                    yield message.body
-                    message.ack()  # only now: the message reached every local client
+                    last = received.popleft()
+                    yield last.body
+                    if raw:
+                        unacked += 1
+                    else:
+                        last.ack()
+                if unacked >= ACK_BATCH:
+                    # every message up to this one reached the local clients
+                    channel.basic_ack(last.delivery_tag, multiple=True)
+                    unacked = 0
         except GeneratorExit:
             clean = True
             raise
@@ -200,8 +226,11 @@ class KombuManager(PubSubManager):
                 self._next_tag = 0
                 self._unconfirmed.clear()
                 self._nacked = False
-                self._producer = kombu.Producer(channel, exchange=self._exchange(), auto_declare=False,
-                                                **self.producer_options)
+                if self._confirms and not self.producer_options:
+                    self._producer = _RawPublisher(channel, self.channel)
+                else:
+                    self._producer = kombu.Producer(channel, exchange=self._exchange(), auto_declare=False,
+                                                    **self.producer_options)
             except BaseException:
                 _release(conn, False)
                 raise
@@ -295,6 +324,23 @@ class KombuManager(PubSubManager):
             self._queue()(conn.channel()).delete()
         finally:
             _release(conn, True)
+
+
+class _RawPublisher:
+    """kombu's ``Producer.publish`` for pre-encoded JSON, straight on py-amqp (a third of the cost)."""
+
+    def __init__(self, channel: Any, exchange: str) -> None:
+        import amqp
+
+        self._message = amqp.Message
+        self._publish = channel.basic_publish
+        self._exchange = exchange
+
+    def publish(self, body: str, routing_key: str = '', content_type: str = 'application/json',
+                content_encoding: str = 'utf-8', delivery_mode: int = 2, **_: Any) -> None:
+        message = self._message(body.encode(content_encoding), content_type=content_type,
+                                content_encoding=content_encoding, delivery_mode=delivery_mode)
+        self._publish(message, exchange=self._exchange, routing_key=routing_key)
 
 
 def _release(conn: Any, clean: bool) -> None:

@@ -26,18 +26,18 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import base64  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+import argparse
+import base64
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
 
-import gevent  # noqa: E402
-import gevent.event  # noqa: E402
+import gevent
+import gevent.event
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, '..', 'mq', 'mq_server.py')

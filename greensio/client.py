@@ -65,6 +65,11 @@ MAX_PACKETS_PER_POST = 16
 #: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
 FLUSH_SECONDS = 1.0
 
+#: Long waits wake at least this often: CPython runs a signal handler only in the
+#: main thread, and a SIGINT the kernel delivers to another thread cannot
+#: interrupt the main thread's untimed lock wait, so Ctrl-C would go unseen.
+SIGNAL_CHECK_SECONDS = 1.0
+
 _ENGINEIO_OPTIONS = frozenset(inspect.signature(engineio.Client.__init__).parameters) - {'self'}
 
 # Clients waiting to reconnect; Ctrl-C aborts their waits (handle_sigint).
@@ -84,6 +89,20 @@ def _install_sigint_handler() -> None:
     global _previous_sigint
     if _previous_sigint is None and threading.current_thread() is threading.main_thread():
         _previous_sigint = signal.signal(signal.SIGINT, _sigint)
+
+
+def wait_event(event: Any, timeout: float | None = None) -> bool:
+    """``event.wait(timeout)`` in slices of ``SIGNAL_CHECK_SECONDS``; True once the event is set."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if deadline is None:
+            step = SIGNAL_CHECK_SECONDS
+        else:
+            step = min(deadline - time.monotonic(), SIGNAL_CHECK_SECONDS)
+            if step <= 0:
+                return event.is_set()
+        if event.wait(step):
+            return True
 
 
 def _real(value: Any) -> Any:
@@ -513,6 +532,7 @@ class Client:
         me = threading.current_thread()
         with self._lock:
             self._reconnect_abort.clear()
+            _reconnecting.add(self)
             self._reconnect_task = me  # so that shutdown() from elsewhere can abort it
         try:
             return self._reconnect_loop(self.connection_namespaces)
@@ -556,14 +576,17 @@ class Client:
             return
         missing = [ns for ns in namespaces if ns not in connected]
         refused = [ns for ns in missing if ns in self._session.failed]
+        lost = self.eio.state != 'connected'
         self._drop_connection()
+        if lost:
+            raise exceptions.ConnectionError('Connection lost while connecting')
         if refused:
             raise exceptions.ConnectionError('One or more namespaces failed to connect: ' + ', '.join(refused))
         raise exceptions.ConnectionError('Timed out waiting for namespaces: ' + ', '.join(missing))
 
     def wait(self) -> None:
         """Block until the client is disconnected for good (it waits through reconnections)."""
-        self._finished.wait()
+        wait_event(self._finished)
 
     # -- emitting ---------------------------------------------------------------
 
@@ -599,7 +622,7 @@ class Client:
         """
         waiter = _CallWaiter(self.eio.create_event())
         self.emit(event, data=data, namespace=namespace, callback=waiter)
-        if not waiter.done.wait(timeout=timeout):
+        if not wait_event(waiter.done, timeout):
             raise exceptions.TimeoutError()
         args = waiter.args
         return args[0] if len(args) == 1 else (args or None)
@@ -789,6 +812,7 @@ class Client:
             # disconnect() from a disconnect handler sets _finished: no reconnection then
             if self._reconnect_task is None and not self._finished.is_set():
                 self._reconnect_abort.clear()
+                _reconnecting.add(self)  # from now on Ctrl-C aborts it
                 self._reconnect_task = self.start_background_task(self._reconnect_main, namespaces)
 
     # -- reconnection -------------------------------------------------------------
@@ -804,14 +828,13 @@ class Client:
             self._finish()
 
     def _reconnect_loop(self, namespaces: list[str]) -> bool:
-        """Retry on the backoff schedule; True once connected again."""
-        _reconnecting.add(self)
+        """Retry on the backoff schedule; True once connected again (the caller registered in _reconnecting)."""
         try:
             schedule = backoff_schedule(self.reconnection_delay, self.reconnection_delay_max,
                                         self.randomization_factor, self.reconnection_attempts)
             for attempt, delay in enumerate(schedule, 1):
                 self.logger.info('Connection failed, new attempt in %.02f seconds', delay)
-                if self._reconnect_abort.wait(delay):
+                if wait_event(self._reconnect_abort, delay):
                     self.logger.info('Reconnect task aborted')
                     break
                 try:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from . import exceptions
-from .client import Client
+from .client import SIGNAL_CHECK_SECONDS, Client
 
 
 class SimpleClient:
@@ -105,7 +105,7 @@ class SimpleClient:
         """Wait through a reconnection; ``DisconnectedError`` once it gave up."""
         with self._changed:
             while self.connected and not self._live:
-                self._changed.wait()
+                self._changed.wait(SIGNAL_CHECK_SECONDS)  # timed, so that Ctrl-C gets through
             client = self.client
             if not self.connected or client is None:
                 raise exceptions.DisconnectedError()
@@ -144,7 +144,7 @@ class SimpleClient:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise exceptions.TimeoutError()
-                self._changed.wait(remaining)
+                self._changed.wait(SIGNAL_CHECK_SECONDS if remaining is None else min(remaining, SIGNAL_CHECK_SECONDS))
             return self.input_buffer.pop(0)
 
     def disconnect(self) -> None:

@@ -139,6 +139,9 @@ class Server(BaseServer):
     def shutdown(self) -> None:
         self.logger.info('Socket.IO is shutting down')
         self.eio.shutdown()
+        close = getattr(self.manager, 'close', None)  # queue managers: flush the outbox, drop the queue
+        if close is not None:
+            close()
 
     def _off_hub(self) -> bool:
         return self._pool is not None and _thread_ident() != self._hub_thread

@@ -85,8 +85,7 @@ def main() -> None:
     for line in stdin:
         if line.strip() == 'state':
             print(f'STATE {getattr(manager, "state", "unknown")}', flush=True)
-    if args.impl == 'greensio':
-        manager.close(timeout=5)
+    sio.shutdown()  # greensio's also flushes the outbox and deletes this worker's queue
     server.stop(timeout=1)
 
 

@@ -41,7 +41,7 @@ def test_topology_is_durable_and_the_queue_is_stable(channel, serve):
         assert emitter.close(5)
     finally:
         client.disconnect()
-        manager.close(2)
+        sio.shutdown()  # closes the manager
     with kombu.Connection(AMQP_URL) as conn, pytest.raises(Exception, match='NOT_FOUND'):
         conn.channel().queue_declare(manager.queue_name, passive=True)  # close() deleted it
 

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import engineio
-import websocket
 from engineio import base_client as eio_base_client
 from engineio import packet as eio_packet
 from engineio import payload as eio_payload
@@ -48,6 +47,11 @@ from ._core.handlers import HandlerRegistry, call_trimmed
 from ._core.reconnect import backoff_schedule
 from .namespace import BaseClientNamespace
 from .server import _packet_class, _setup_logger
+
+try:
+    from websocket import WebSocketConnectionClosedException as _WS_CLOSED
+except ImportError:  # no 'client' extra: the server still imports; the websocket transport is unavailable
+    _WS_CLOSED = OSError
 
 default_logger = logging.getLogger('socketio.client')
 
@@ -232,7 +236,7 @@ class _EngineClient(engineio.Client):
                 else:
                     self.ws.send(pkt.encode())
             return True
-        except (websocket.WebSocketConnectionClosedException, OSError):  # BrokenPipeError included
+        except (_WS_CLOSED, OSError):  # BrokenPipeError included
             self.logger.warning('WebSocket connection was closed, aborting')
             return False
         finally:

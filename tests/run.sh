@@ -9,7 +9,7 @@ python3 -m venv .venv
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e '.[dev]'
 
-for dir in tests/js tests/performance tests/browser; do
+for dir in tests/js tests/performance tests/browser examples/chat; do
     if [ -f "$dir/package-lock.json" ]; then
         (cd "$dir" && npm ci --no-audit --no-fund --silent)
     fi

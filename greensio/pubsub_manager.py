@@ -193,8 +193,8 @@ class PubSubManager(Manager):
                 pass
         try:
             self._close()
-        except Exception:
-            self.logger.exception('%s: error while releasing the broker', self.name)
+        except Exception as exc:  # noqa: BLE001 - the broker may be down: nothing more to do
+            self.logger.warning('%s: could not release broker resources: %r', self.name, exc)
         return flushed
 
     # -- python-socketio's manager interface --------------------------------------------
@@ -487,7 +487,7 @@ class PubSubManager(Manager):
     def _handle_raw(self, raw: Any) -> None:
         try:
             message = pubsub.decode(raw, self.json)
-        except pubsub.InvalidMessage as exc:
+        except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
             return

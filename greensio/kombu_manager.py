@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+kombu: Any
 try:
     import kombu
 except ImportError:  # pragma: no cover
@@ -126,7 +127,7 @@ class KombuManager(PubSubManager):
         return kombu.Connection(self.url, **options)
 
     def _exchange(self) -> Any:
-        options = {'type': 'fanout'}
+        options: dict[str, Any] = {'type': 'fanout'}
         options.update(self.exchange_options)
         options['durable'] = self._exchange_durable
         return kombu.Exchange(self.channel, **options)

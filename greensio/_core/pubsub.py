@@ -173,7 +173,8 @@ class MessageFactory:
 
 def encode(message: dict[str, Any], json: Any) -> str:
     """The JSON text of a message (``json`` is the worker's JSON module)."""
-    return json.dumps(message, separators=(',', ':'))
+    text: str = json.dumps(message, separators=(',', ':'))
+    return text
 
 
 # -- decoding (the receiving side) ---------------------------------------------------------

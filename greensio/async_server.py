@@ -133,6 +133,11 @@ class AsyncServer(BaseServer):
     async def shutdown(self) -> None:
         self.logger.info('Socket.IO is shutting down')
         await self.eio.shutdown()
+        close = getattr(self.manager, 'close', None)  # queue managers: flush the outbox, drop the queue
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
     # -- sending: queue, never await -----------------------------------------------------
 

@@ -189,6 +189,7 @@ class Fleet:
 
     def __init__(self, backend: str, url: str, channel: str, servers: int = 2, impl: str = 'greensio',
                  emitter: bool = True, server_args: tuple[str, ...] = (), emitter_args: tuple[str, ...] = ()) -> None:
+        self.channel = channel
         common = ('--backend', backend, '--url', url, '--channel', channel, '--impl', impl)
         self.servers = [Process('mq_server.py', *common, *server_args) for _ in range(servers)]
         self.emitter = Process('mq_emitter.py', *common, *emitter_args) if emitter else None

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
+import greensio
+
 from .conftest import needs_rabbitmq, needs_redis
 from .helpers import (
     AMQP_URL,
@@ -100,13 +102,20 @@ def test_rabbitmq_restart_mid_stream_loses_and_duplicates_nothing():
             a.send('state')
             wait_until(lambda: a.value('STATE', nth=0) == 'degraded', 20, 'worker a reports degraded')
             assert on_b[0].of('during') == []  # ...the other worker's clients once it is back
+            # an emitter that starts while the broker is down never connected at all
+            fresh = greensio.KombuManager(AMQP_URL, channel=fleet.channel, write_only=True)
+            for i in range(20):
+                fresh.emit('fresh', i)
+            assert fresh.flush(0.5) is False and fresh.outbox_length == 20
         for client in clients:
             client.wait_for('seq', 400, timeout=60)
             client.wait_for('during', 100, timeout=60)
+            client.wait_for('fresh', 20, timeout=60)
+        assert fresh.close(10)
         emitted, while_degraded = map(int, fleet.emitter.value('EMITTED', 30).split())
         assert emitted == 400 and while_degraded > 0
         fence(fleet, clients, via=on_a[0])
-        assert_clean(clients, {'seq': 400, 'during': 100})
+        assert_clean(clients, {'seq': 400, 'during': 100, 'fresh': 20})
         for worker in (a, b):
             log = '\n'.join(worker.stderr)
             assert 'message queue degraded' in log and 'healthy again' in log
@@ -186,10 +195,9 @@ def test_rogue_messages_are_dropped_without_disturbing_the_listener(backend):
     with fleet_of(backend) as fleet:
         clients = [Recorder(url, f'{w}0') for w, url in zip('ab', fleet.urls)]
         payloads = rogue_payloads()
-        channel = fleet.servers[0].proc.args[fleet.servers[0].proc.args.index('--channel') + 1]
         fleet.emit('seq', 200, interval_ms=2)
         wait_until(lambda: all(c.of('seq') for c in clients), 20, 'stream under way')
-        (publish_rogue_kombu if backend == 'kombu' else publish_rogue_redis)(channel, payloads)
+        (publish_rogue_kombu if backend == 'kombu' else publish_rogue_redis)(fleet.channel, payloads)
         for client in clients:
             client.wait_for('seq', 200, timeout=30)
         fence(fleet, clients)

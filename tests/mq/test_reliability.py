@@ -179,3 +179,35 @@ def test_redis_urls():
     assert parse_sentinel_url('redis+sentinel://u:p%40w@h1:1,h2:2/3/svc') == (
         [('h1', 1), ('h2', 2)], 'svc', {'username': 'u', 'password': 'p@w', 'db': 3})
     assert parse_sentinel_url('redis+sentinel://h1:26379') == ([('h1', 26379)], None, {})
+
+
+def test_a_message_is_acknowledged_only_after_dispatch_and_a_redelivery_is_dropped(bus, serve):
+    """The bus fails while worker b dispatches a message: b's ack fails, the
+    bus redelivers the message after the outage, and b drops the repeat."""
+    disconnects: list[str] = []
+    a = greensio.Server(client_manager=InMemoryPubSubManager(bus, channel='c'))
+    b = greensio.Server(client_manager=InMemoryPubSubManager(bus, channel='c'))
+
+    @b.on('disconnect')
+    def on_disconnect(sid, reason):
+        disconnects.append(sid)
+        bus.fail()  # mid-dispatch: the message is delivered but not yet acknowledged
+
+    client_a, client_b = Recorder(serve(a), 'a'), Recorder(serve(b), 'b')
+    try:
+        a.disconnect(client_b.sid)
+        wait_until(lambda: disconnects, 5, "b's disconnect handler")
+        wait_until(lambda: b.manager.state == 'degraded', 5, 'b notices the outage')
+        bus.restore()
+        wait_until(lambda: b.manager.stats['duplicates'] == 1, 5, 'the redelivered message dropped')
+        assert disconnects == [client_b.sid]  # the handler ran once
+        assert b.manager.stats['received'] == 1
+        client_b2 = Recorder(serve(b), 'b2')  # b listens again
+        a.emit('after', 1)
+        client_b2.wait_for('after')
+        client_b2.disconnect()
+    finally:
+        client_a.disconnect()
+        client_b.disconnect()
+        a.manager.close(1)
+        b.manager.close(1)

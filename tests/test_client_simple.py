@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 import client_support
 import pytest
 from client_support import CLIENT_LEFT, ServerProcess, node_skip_reason
+from gevent.threadpool import _WorkerGreenlet
 from greenlet import greenlet
 
 import greensio
@@ -123,8 +125,28 @@ def test_simple_client_waits_through_a_reconnection():
 # -- resources ------------------------------------------------------------------------
 
 
+def ours(obj: object) -> bool:
+    """A live greenlet, not counting gevent's resolver thread pool (it grows under load, process-wide)."""
+    return isinstance(obj, greenlet) and not obj.dead and not isinstance(obj, _WorkerGreenlet)
+
+
 def live_greenlets() -> int:
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
+    return sum(1 for obj in gc.get_objects() if ours(obj))
+
+
+def greenlets_back_to(baseline: int, before: set, timeout: float = 5.0) -> None:
+    """Wait for the greenlet count to come back; on failure, show where the new ones are."""
+    deadline = time.monotonic() + timeout
+    while live_greenlets() > baseline:
+        if time.monotonic() >= deadline:
+            stacks = [repr(g) + '\n' + (''.join(traceback.format_stack(g.gr_frame)) if g.gr_frame else '(not started)')
+                      for g in gc.get_objects() if ours(g) and id(g) not in before]
+            raise AssertionError('greenlets left behind:\n' + '\n'.join(stacks))
+        time.sleep(0.005)
+
+
+def greenlet_ids() -> set:
+    return {id(g) for g in gc.get_objects() if ours(g)}
 
 
 @pytest.fixture(scope='module', params=['node', 'greensio'])
@@ -138,7 +160,7 @@ def server_process(request):
 
 @pytest.mark.parametrize('transports', [['websocket'], ['polling'], None], ids=['websocket', 'polling', 'upgrade'])
 def test_disconnect_leaves_no_greenlet_behind(server_process, transports):
-    baseline = live_greenlets()
+    baseline, before = live_greenlets(), greenlet_ids()
     client = greensio.Client()
     client.on('question', lambda n: n + 1)
     client.connect(server_process.url, namespaces=['/', '/chat'], transports=transports)
@@ -147,19 +169,19 @@ def test_disconnect_leaves_no_greenlet_behind(server_process, transports):
     assert client.call('echo', 'x', namespace='/chat') == 'x'
     assert live_greenlets() > baseline
     client.disconnect()
-    wait_until(lambda: live_greenlets() <= baseline, timeout=5)
+    greenlets_back_to(baseline, before)
 
 
 def test_shutdown_of_a_reconnecting_client_leaves_no_greenlet_behind():
     kind = 'greensio' if node_skip_reason() else 'node'
     with ServerProcess(kind) as proc:
-        baseline = live_greenlets()
+        baseline, before = live_greenlets(), greenlet_ids()
         client = greensio.Client(reconnection_delay=0.05, reconnection_delay_max=0.1)
         client.connect(proc.url, transports=['websocket'])
         proc.kill()
         wait_until(lambda: client._reconnect_task is not None)
         client.shutdown()
-        wait_until(lambda: live_greenlets() <= baseline, timeout=5)
+        greenlets_back_to(baseline, before)
 
 
 SCRIPT = r'''

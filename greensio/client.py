@@ -18,7 +18,6 @@ from arriving, and a burst of events starts in arrival order.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import queue
 import signal
@@ -26,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import engineio
 from engineio import base_client as eio_base_client
@@ -41,22 +40,15 @@ from ._core.client_events import (
     NamespaceDisconnected,
     NamespaceRefused,
 )
-from ._core.client_session import ClientSession
 from ._core.errors import LocalProtocolError, RemoteProtocolError
-from ._core.handlers import HandlerRegistry, call_trimmed
+from ._core.handlers import call_trimmed
 from ._core.reconnect import backoff_schedule
-from .namespace import BaseClientNamespace
-from .server import _packet_class, _setup_logger
+from .base_client import CLIENT_RESERVED_EVENTS, BaseClient, _real  # noqa: F401 - CLIENT_RESERVED_EVENTS re-exported
 
 try:
     from websocket import WebSocketConnectionClosedException as _WS_CLOSED
 except ImportError:  # no 'client' extra: the server still imports; the websocket transport is unavailable
     _WS_CLOSED = OSError
-
-default_logger = logging.getLogger('socketio.client')
-
-#: Events a client's ``'*'`` handler never receives.
-CLIENT_RESERVED_EVENTS = frozenset({'connect', 'connect_error', 'disconnect', '__disconnect_final'})
 
 #: Handler workers one client runs at once; further events wait for a free one.
 MAX_WORKERS = 32
@@ -73,8 +65,6 @@ FLUSH_SECONDS = 1.0
 #: main thread, and a SIGINT the kernel delivers to another thread cannot
 #: interrupt the main thread's untimed lock wait, so Ctrl-C would go unseen.
 SIGNAL_CHECK_SECONDS = 1.0
-
-_ENGINEIO_OPTIONS = frozenset(inspect.signature(engineio.Client.__init__).parameters) - {'self'}
 
 # Clients waiting to reconnect; Ctrl-C aborts their waits (handle_sigint).
 _reconnecting: weakref.WeakSet = weakref.WeakSet()
@@ -107,11 +97,6 @@ def wait_event(event: Any, timeout: float | None = None) -> bool:
                 return event.is_set()
         if event.wait(step):
             return True
-
-
-def _real(value: Any) -> Any:
-    """``url``, ``headers`` and ``auth`` may be callables, evaluated at every attempt."""
-    return value() if callable(value) else value
 
 
 class _EngineClient(engineio.Client):
@@ -342,7 +327,7 @@ class _CallWaiter:
         self.done.set()
 
 
-class Client:
+class Client(BaseClient):
     """A Socket.IO client; drop-in for ``socketio.Client``.
 
     :param reconnection: reconnect after the connection is lost (not after
@@ -367,52 +352,15 @@ class Client:
         ``timestamp_requests``, ``engineio_logger``; others are ignored.
     """
 
-    reason = engineio.Client.reason
-    reserved_events: ClassVar[list[str]] = ['connect', 'connect_error', 'disconnect', '__disconnect_final']
+    _engine_base = engineio.Client
 
     def __init__(self, reconnection: bool = True, reconnection_attempts: int = 0, reconnection_delay: float = 1,
                  reconnection_delay_max: float = 5, randomization_factor: float = 0.5, logger: Any = False,
                  serializer: Any = 'default', json: Any = None, handle_sigint: bool = True, **kwargs: Any) -> None:
         if handle_sigint:
             _install_sigint_handler()
-        self.reconnection = reconnection
-        self.reconnection_attempts = reconnection_attempts
-        self.reconnection_delay = reconnection_delay
-        self.reconnection_delay_max = reconnection_delay_max
-        self.randomization_factor = randomization_factor
-        self.handle_sigint = handle_sigint
-        self.logger = _setup_logger(logger, default_logger)
-        engineio_options = dict(kwargs)
-        if 'engineio_logger' in engineio_options:
-            engineio_options['logger'] = engineio_options.pop('engineio_logger')
-        engineio_options['handle_sigint'] = handle_sigint
-        self.packet_class = _packet_class(serializer)
-        if json is not None:
-            self.packet_class.json = json
-            engineio_options['json'] = json
-        ignored = set(engineio_options) - _ENGINEIO_OPTIONS
-        if ignored:
-            self.logger.debug('ignoring unknown client options: %s', ', '.join(sorted(ignored)))
-        self.eio = _EngineClient(**{k: v for k, v in engineio_options.items() if k in _ENGINEIO_OPTIONS})
-        self.eio.on('connect', self._handle_eio_connect)
-        self.eio.on('message', self._handle_eio_message)
-        self.eio.on('disconnect', self._handle_eio_disconnect)
-
-        self._registry = HandlerRegistry(CLIENT_RESERVED_EVENTS, client=True)
-        self.handlers = self._registry.handlers
-        self.namespace_handlers = self._registry.namespace_handlers
-        self._session = ClientSession(self.packet_class)
-        self.connection_url: Any = None
-        self.connection_headers: Any = None
-        self.connection_auth: Any = None
-        self.connection_transports: Any = None
-        self.connection_namespaces: list[str] = []
-        self.socketio_path: str | None = None
-        self.sid: str | None = None
-        #: True from a successful ``connect()`` until the connection is lost.
-        self.connected = False
-        self._wait_timeout: float = 1
-        self._attempt_namespaces: list[str] = []
+        super().__init__(reconnection, reconnection_attempts, reconnection_delay, reconnection_delay_max,
+                         randomization_factor, logger, serializer, json, handle_sigint, **kwargs)
         self._lock = threading.Lock()  # session state and the order of multi-part sends
         self._workers = _Workers(self.eio.start_background_task, self.logger)
         self._answered: set[str] = set()
@@ -422,104 +370,18 @@ class Client:
         self._reconnect_task: Any = None
         self._reconnect_abort = self.eio.create_event()
 
-    def is_asyncio_based(self) -> bool:
-        return False
-
-    @property
-    def namespaces(self) -> dict[str, str]:
-        """Connected namespaces and their sids."""
-        return self._session.namespaces
-
-    @property
-    def failed_namespaces(self) -> list[str]:
-        """Namespaces the server refused during the last connection."""
-        return self._session.failed
-
-    @property
-    def callbacks(self) -> dict[str, dict[int, Any]]:
-        """Ack callbacks waiting for the server, per namespace and ack id."""
-        return self._session.callbacks
-
-    # -- handler registration ---------------------------------------------------
-
-    def on(self, event: str, handler: Callable | None = None, namespace: str | None = None) -> Any:
-        """Register a handler for ``event`` (as a decorator or with ``handler``).
-
-        ``connect()`` takes no arguments, ``connect_error(data)`` gets the
-        server's refusal, ``disconnect(reason)`` (or ``disconnect()``) one of
-        :attr:`reason`; other handlers get the event's arguments and their
-        return value is the ack.  ``event='*'`` catches events without a
-        handler (the event name comes first); ``namespace='*'`` catches
-        namespaces without handlers (the namespace comes first).
-        """
-        namespace = namespace or '/'
-
-        def set_handler(handler: Callable) -> Callable:
-            self.handlers.setdefault(namespace, {})[event] = handler
-            return handler
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
-
-    def event(self, *args: Any, **kwargs: Any) -> Any:
-        """Register a handler named after the decorated function (``@sio.event`` or ``@sio.event(namespace=...)``)."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def set_handler(handler: Callable) -> Callable:
-            return self.on(handler.__name__, *args, **kwargs)(handler)
-
-        return set_handler
-
-    def register_namespace(self, namespace_handler: Any) -> None:
-        """Register a class-based :class:`ClientNamespace` instance."""
-        if not isinstance(namespace_handler, BaseClientNamespace):
-            raise ValueError('Not a namespace instance')  # noqa: TRY004 - python-socketio's exception
-        if namespace_handler.is_asyncio_based() != self.is_asyncio_based():
-            raise ValueError('Not a valid namespace class for this client')
-        namespace_handler._set_client(self)
-        self.namespace_handlers[namespace_handler.namespace] = namespace_handler
+    def _create_engine(self, options: dict[str, Any]) -> _EngineClient:
+        return _EngineClient(**options)
 
     # -- connecting -------------------------------------------------------------
 
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
                 namespaces: Any = None, socketio_path: str = 'socket.io', wait: bool = True,
                 wait_timeout: float = 1, retry: bool = False) -> None:
-        """Connect to a Socket.IO server.
-
-        :param url: the server's URL, query string included.
-        :param headers: extra HTTP headers for the handshake.
-        :param auth: data for the server's connect handler (a dict).
-        :param transports: ``['websocket']``, ``['polling']`` or ``None``
-            (polling, then an upgrade to websocket).
-        :param namespaces: a namespace or a list; default: every namespace
-            with a handler, or ``'/'``.
-        :param socketio_path: the server's endpoint.
-        :param wait: return only once every namespace answered; any that
-            did not connect raise :class:`exceptions.ConnectionError`.
-        :param wait_timeout: seconds to wait for each namespace answer.
-        :param retry: if the server cannot be reached, retry with the
-            reconnection schedule before giving up.
-
-        ``url``, ``headers`` and ``auth`` may be callables, called at every
-        (re)connection attempt.
-        """
         if self.connected:
             raise exceptions.ConnectionError('Already connected')
         self._stop_reconnecting()
-        if namespaces is None:
-            namespaces = [ns for ns in {**self.handlers, **self.namespace_handlers} if ns != '*'] or ['/']
-        elif isinstance(namespaces, str):
-            namespaces = [namespaces]
-        self.connection_url = url
-        self.connection_headers = headers
-        self.connection_auth = auth
-        self.connection_transports = transports
-        self.connection_namespaces = list(namespaces)
-        self.socketio_path = socketio_path
-        self._wait_timeout = wait_timeout
+        self._remember(url, headers, auth, transports, namespaces, socketio_path, wait_timeout)
         self._finished.clear()
         try:
             self._attempt(self.connection_namespaces, wait, wait_timeout)
@@ -550,11 +412,11 @@ class Client:
         self._attempt_namespaces = namespaces
         self._answered = set()
         self._answer.clear()
+        args, kwargs = self._engine_connect_args()
         try:
-            self.eio.connect(_real(self.connection_url), headers=dict(_real(self.connection_headers) or {}),
-                             transports=self.connection_transports, engineio_path=self.socketio_path)
+            self.eio.connect(*args, **kwargs)
         except engineio.exceptions.ConnectionError as exc:
-            detail = exc.args[1] if len(exc.args) > 1 else (exc.args[0] if exc.args else None)
+            detail = self._connect_error_detail(exc)
             for namespace in namespaces:
                 self._run_handler('connect_error', namespace, detail)
             raise exceptions.ConnectionError(exc.args[0] if exc.args else 'Connection error') from exc
@@ -589,18 +451,11 @@ class Client:
         raise exceptions.ConnectionError('Timed out waiting for namespaces: ' + ', '.join(missing))
 
     def wait(self) -> None:
-        """Block until the client is disconnected for good (it waits through reconnections)."""
         wait_event(self._finished)
 
     # -- emitting ---------------------------------------------------------------
 
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Callable | None = None) -> None:
-        """Emit an event to the server.
-
-        ``data`` may be a tuple for several arguments; bytes anywhere inside
-        travel as binary attachments.  ``callback`` receives the server's
-        ack.  Safe to call from several threads at once.
-        """
         namespace = namespace or '/'
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('Emitting event "%s" [%s]', event, namespace)
@@ -614,30 +469,18 @@ class Client:
             self._send_packet(pkt)
 
     def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> None:
-        """Send a ``message`` event."""
         self.emit('message', data=data, namespace=namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = 60) -> Any:
-        """Emit and block until the server acks; return its value(s).
-
-        Returns ``None``, the single value, or a tuple of values; raises
-        :class:`exceptions.TimeoutError` after ``timeout`` seconds (``None``
-        waits for ever), even if the connection drops meanwhile.
-        """
         waiter = _CallWaiter(self.eio.create_event())
         self.emit(event, data=data, namespace=namespace, callback=waiter)
         if not wait_event(waiter.done, timeout):
             raise exceptions.TimeoutError()
-        args = waiter.args
-        return args[0] if len(args) == 1 else (args or None)
+        return self._call_result(waiter.args)
 
     # -- disconnecting ----------------------------------------------------------
 
     def disconnect(self) -> None:
-        """Leave every namespace and close the connection; stops reconnecting too.
-
-        ``disconnect`` handlers get :attr:`reason.CLIENT_DISCONNECT`.
-        """
         self._stop_reconnecting()
         with self._lock:
             for pkt in self._session.disconnect():
@@ -651,25 +494,11 @@ class Client:
             self._workers.join(WORKER_JOIN_SECONDS)
 
     def shutdown(self) -> None:
-        """Disconnect, or stop a reconnection in progress; leaves no task running."""
         self.disconnect()
 
     # -- runtime ------------------------------------------------------------------
 
-    def get_sid(self, namespace: str | None = None) -> str | None:
-        """The sid the server gave this client in ``namespace``, or ``None``."""
-        return self._session.namespaces.get(namespace or '/')
-
-    def transport(self) -> str:
-        """``'polling'`` or ``'websocket'``."""
-        return self.eio.transport()
-
-    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Start a thread (green under gevent) running ``target``; it has ``join()``."""
-        return self.eio.start_background_task(target, *args, **kwargs)
-
     def sleep(self, seconds: float = 0) -> None:
-        """``time.sleep`` (green under gevent)."""
         return self.eio.sleep(seconds)
 
     # -- sending ------------------------------------------------------------------

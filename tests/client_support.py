@@ -17,6 +17,7 @@ if __name__ == '__main__':  # the subprocess server is a gevent program
 
     monkey.patch_all()
 
+import dataclasses
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+import pytest
 from jsclient import from_js, node_executable, skip_reason, to_js
 
 import greensio
@@ -243,6 +245,43 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+# -- pytest fixtures (import them into a test module to use them) -----------------------
+
+TRANSPORTS = {'websocket': ['websocket'], 'polling': ['polling'], 'upgrade': None}
+#: What each server reports when the client leaves a namespace on its own.
+CLIENT_LEFT = {'node': 'client namespace disconnect', 'greensio': 'client disconnect'}
+
+
+@dataclasses.dataclass
+class Target:
+    """A server under test: its kind, URL and what it saw."""
+
+    kind: str
+    url: str
+    seen: Recorder
+
+
+@pytest.fixture(scope='module')
+def node_process():
+    """One Node socket.io server for a test module."""
+    reason = node_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with ServerProcess('node') as proc:
+        yield proc
+
+
+@pytest.fixture(params=['node', 'greensio'])
+def server(request, serve) -> Target:
+    """Each test runs against the Node server and an in-process greensio server."""
+    if request.param == 'node':
+        proc = request.getfixturevalue('node_process')
+        proc.recorder.clear()
+        return Target('node', proc.url, proc.recorder)
+    seen = Recorder()
+    return Target('greensio', serve(build_server(seen)), seen)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ try:  # C speed unmasking (34 GB/s here) from the websockets package
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover - pure Python fallback, ~300 MB/s
 
-    def _apply_mask(data: bytes, mask: bytes) -> bytes:
+    def _apply_mask(data: bytes | memoryview, mask: bytes) -> bytes:
         n = len(data)
         full = mask * (n // 4) + mask[: n % 4]
         return (int.from_bytes(data, 'little') ^ int.from_bytes(full, 'little')).to_bytes(n, 'little')
@@ -148,10 +148,9 @@ class FrameParser:
         end = pos + length
         if have < end:
             return None
-        payload = bytes(buf[pos:end])
+        with memoryview(buf) as view:  # one copy of the payload, not two
+            payload = _apply_mask(view[pos:end], mask) if masked else bytes(view[pos:end])
         del buf[:end]
-        if masked:
-            payload = _apply_mask(payload, mask)
         if opcode in _DATA_OPCODES:
             self._fragment_size += length
             if fin:

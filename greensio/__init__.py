@@ -5,9 +5,11 @@
 
 from . import exceptions
 from .asgi import ASGIApp
+from .async_client import AsyncClient
 from .async_manager import AsyncManager
-from .async_namespace import AsyncNamespace
+from .async_namespace import AsyncClientNamespace, AsyncNamespace
 from .async_server import AsyncServer
+from .async_simple_client import AsyncSimpleClient
 from .client import Client
 from .kombu_manager import KombuManager
 from .manager import Manager
@@ -23,9 +25,12 @@ __version__ = '0.1.0'
 
 __all__ = [
     'ASGIApp',
+    'AsyncClient',
+    'AsyncClientNamespace',
     'AsyncManager',
     'AsyncNamespace',
     'AsyncServer',
+    'AsyncSimpleClient',
     'Client',
     'ClientNamespace',
     'KombuManager',

@@ -1,7 +1,8 @@
-"""Class-based namespaces for the asyncio server (``socketio.AsyncNamespace``).
+"""Class-based namespaces for asyncio (``socketio.AsyncNamespace``, ``socketio.AsyncClientNamespace``).
 
-Shell ring, asyncio twin of ``namespace.Namespace``: dispatch and the
-docstrings are ``BaseServerNamespace``'s; the wrappers await the server.
+Shell ring, asyncio twins of ``namespace.Namespace`` and
+``namespace.ClientNamespace``: dispatch and the docstrings are
+``BaseServerNamespace``'s and ``BaseClientNamespace``'s; the wrappers await.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .namespace import BaseServerNamespace
+from .namespace import BaseClientNamespace, BaseServerNamespace
 
 
 class AsyncNamespace(BaseServerNamespace):
@@ -72,3 +73,39 @@ class AsyncNamespace(BaseServerNamespace):
 
     async def disconnect(self, sid: str, namespace: str | None = None) -> None:
         return await self.server.disconnect(sid, namespace=namespace or self.namespace)
+
+
+class AsyncClientNamespace(BaseClientNamespace):
+    """Base class for class-based namespaces of a :class:`greensio.AsyncClient`.
+
+    Methods named ``on_<event>`` handle ``<event>`` and may be plain
+    functions or coroutines: ``on_connect(self)``, ``on_connect_error(self,
+    data)``, ``on_disconnect(self[, reason])`` and ``on_<event>(self,
+    *args)``; a return value becomes the ack.
+    """
+
+    def is_asyncio_based(self) -> bool:
+        return True
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        result = self._dispatch(event, args)
+        if inspect.isawaitable(result):
+            try:
+                return await result
+            except asyncio.CancelledError:  # python-socketio's behaviour: a cancelled handler returns None
+                return None
+        return result
+
+    async def emit(self, event: str, data: Any = None, namespace: str | None = None,
+                   callback: Callable | None = None) -> None:
+        return await self.client.emit(event, data=data, namespace=namespace or self.namespace, callback=callback)
+
+    async def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> None:
+        return await self.client.send(data, namespace=namespace or self.namespace, callback=callback)
+
+    async def call(self, event: str, data: Any = None, namespace: str | None = None,
+                   timeout: float | None = None) -> Any:
+        return await self.client.call(event, data=data, namespace=namespace or self.namespace, timeout=timeout)
+
+    async def disconnect(self) -> None:
+        return await self.client.disconnect()

@@ -152,12 +152,40 @@ class Namespace(BaseServerNamespace):
 
 
 class BaseClientNamespace(BaseNamespace):
+    """What :class:`ClientNamespace` and :class:`AsyncClientNamespace` share, and their docstrings."""
+
     def __init__(self, namespace: str | None = None) -> None:
         super().__init__(namespace)
         self.client: Any = None
 
     def _set_client(self, client: Any) -> None:
         self.client = client
+
+    def _dispatch(self, event: str, args: tuple) -> Any:
+        handler = self._handler_for(event)
+        if handler is None:
+            return None
+        return call_trimmed(handler, args, 1 if event == 'disconnect' else 0)
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Dispatch an event to its ``on_<event>`` method (override to customise)."""
+        raise NotImplementedError
+
+    def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Callable | None = None) -> Any:
+        """Emit an event to the server; see :meth:`greensio.Client.emit`."""
+        raise NotImplementedError
+
+    def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> Any:
+        """Send a ``message`` event."""
+        raise NotImplementedError
+
+    def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = None) -> Any:
+        """Emit and wait for the server's ack; ``timeout=None`` waits for ever (python-socketio's default here)."""
+        raise NotImplementedError
+
+    def disconnect(self) -> Any:
+        """Disconnect the whole client from the server."""
+        raise NotImplementedError
 
 
 class ClientNamespace(BaseClientNamespace):
@@ -170,24 +198,19 @@ class ClientNamespace(BaseClientNamespace):
     """
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        """Dispatch an event to its ``on_<event>`` method (override to customise)."""
-        handler = self._handler_for(event)
-        if handler is None:
-            return None
-        return call_trimmed(handler, args, 1 if event == 'disconnect' else 0)
+        return self._dispatch(event, args)
 
-    def emit(self, event, data=None, namespace=None, callback=None):
-        """Emit an event to the server; see :meth:`greensio.Client.emit`."""
+    def emit(self, event: str, data: Any = None, namespace: str | None = None,
+             callback: Callable | None = None) -> None:
         return self.client.emit(event, data=data, namespace=namespace or self.namespace, callback=callback)
 
-    def send(self, data, room=None, namespace=None, callback=None):
+    def send(self, data: Any, room: Any = None, namespace: str | None = None,
+             callback: Callable | None = None) -> None:
         """Send a ``message`` event (``room`` is accepted and ignored, as in python-socketio)."""
         return self.client.send(data, namespace=namespace or self.namespace, callback=callback)
 
-    def call(self, event, data=None, namespace=None, timeout=None):
-        """Emit and wait for the server's ack; ``timeout=None`` waits for ever (python-socketio's default here)."""
+    def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = None) -> Any:
         return self.client.call(event, data=data, namespace=namespace or self.namespace, timeout=timeout)
 
-    def disconnect(self):
-        """Disconnect the whole client from the server."""
+    def disconnect(self) -> None:
         return self.client.disconnect()

@@ -1,10 +1,13 @@
 """The green and asyncio twins expose the same API (STYLE rule 7), as python-socketio does.
 
 For each pair (``Server``/``AsyncServer``, ``Namespace``/``AsyncNamespace``,
-``Manager``/``AsyncManager``): the same public names, the same signatures,
+``Manager``/``AsyncManager``, ``Client``/``AsyncClient``,
+``ClientNamespace``/``AsyncClientNamespace``, ``SimpleClient``/``AsyncSimpleClient``):
+the same public names, the same signatures,
 coroutines exactly where python-socketio's asyncio class has coroutines,
 and one docstring per method shared by both twins.  Where python-socketio's
-own twins differ (``attach``, ``AsyncServer.__init__``, ``handle_request``)
+own twins differ (``attach``, ``AsyncServer.__init__``, ``handle_request``,
+``ClientNamespace.send``'s ``room``)
 greensio differs the same way, and matches python-socketio's signature.
 No sockets: this only inspects the classes.
 """
@@ -20,7 +23,9 @@ import greensio
 
 socketio = pytest.importorskip('socketio')
 
-PAIRS = [('Server', 'AsyncServer'), ('Namespace', 'AsyncNamespace'), ('Manager', 'AsyncManager')]
+PAIRS = [('Server', 'AsyncServer'), ('Namespace', 'AsyncNamespace'), ('Manager', 'AsyncManager'),
+         ('Client', 'AsyncClient'), ('ClientNamespace', 'AsyncClientNamespace'),
+         ('SimpleClient', 'AsyncSimpleClient')]
 PAIR_IDS = [green for green, _ in PAIRS]
 
 #: Methods python-socketio has that greensio does not have yet, with the issue that brings them.
@@ -81,7 +86,7 @@ def test_twins_have_the_same_signatures(green: str, asyncio_: str) -> None:
             checked += 1
         else:  # python-socketio's twins differ here: each of ours follows its python-socketio class
             assert parameters(ours_async[name]) == parameters(theirs_async[name]), name
-    assert checked >= 10
+    assert checked >= 5  # the comparison is not vacuous
 
 
 @pytest.mark.parametrize('name', [name for pair in PAIRS for name in pair])
@@ -117,13 +122,22 @@ def test_the_coroutines_are_the_ones_the_reference_lists() -> None:
     assert coroutines(greensio.AsyncManager) == {
         'connect', 'can_disconnect', 'disconnect', 'enter_room', 'leave_room', 'close_room', 'emit',
         'trigger_callback'}
+    assert coroutines(greensio.AsyncClient) == {
+        'connect', 'wait', 'emit', 'send', 'call', 'disconnect', 'shutdown', 'sleep'}
+    assert coroutines(greensio.AsyncClientNamespace) == {'trigger_event', 'emit', 'send', 'call', 'disconnect'}
+    assert coroutines(greensio.AsyncSimpleClient) == {'connect', 'emit', 'call', 'receive', 'disconnect'}
 
 
 @pytest.mark.parametrize(('green', 'asyncio_'), PAIRS, ids=PAIR_IDS)
 def test_one_docstring_per_method(green: str, asyncio_: str) -> None:
     ours_green, ours_async = public_methods(getattr(greensio, green)), public_methods(getattr(greensio, asyncio_))
+    theirs_green = public_methods(getattr(socketio, green))
+    theirs_async = public_methods(getattr(socketio, asyncio_))
     note = 'This method is a coroutine.'
     for name in sorted(set(ours_green) & set(ours_async) - {'__init__'}):
+        if parameters(theirs_green[name]) != parameters(theirs_async[name]):
+            continue  # a method python-socketio's twins differ on documents its difference
+
         green_doc, async_doc = inspect.getdoc(ours_green[name]), inspect.getdoc(ours_async[name])
         assert green_doc, f'{green}.{name} has no docstring'
         assert async_doc, f'{asyncio_}.{name} has no docstring'
@@ -131,6 +145,18 @@ def test_one_docstring_per_method(green: str, asyncio_: str) -> None:
             assert async_doc.endswith(note), name
             async_doc = async_doc[:-len(note)].rstrip()
         assert green_doc == async_doc, name
+
+
+def test_client_namespaces_are_accepted_by_their_own_twin_only() -> None:
+    client, aclient = greensio.Client(), greensio.AsyncClient()
+    client.register_namespace(greensio.ClientNamespace('/a'))
+    aclient.register_namespace(greensio.AsyncClientNamespace('/a'))
+    with pytest.raises(ValueError, match='Not a valid namespace class for this client'):
+        client.register_namespace(greensio.AsyncClientNamespace('/b'))
+    with pytest.raises(ValueError, match='Not a valid namespace class for this client'):
+        aclient.register_namespace(greensio.ClientNamespace('/b'))
+    with pytest.raises(ValueError, match='Not a namespace instance'):
+        aclient.register_namespace(greensio.AsyncNamespace('/b'))
 
 
 def test_namespaces_are_accepted_by_their_own_twin_only() -> None:

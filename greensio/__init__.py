@@ -5,9 +5,11 @@
 
 from . import exceptions
 from .asgi import ASGIApp
+from .async_aiopika_manager import AsyncAioPikaManager
 from .async_client import AsyncClient
 from .async_manager import AsyncManager
 from .async_namespace import AsyncClientNamespace, AsyncNamespace
+from .async_redis_manager import AsyncRedisManager
 from .async_server import AsyncServer
 from .async_simple_client import AsyncSimpleClient
 from .client import Client
@@ -25,10 +27,12 @@ __version__ = '0.1.0'
 
 __all__ = [
     'ASGIApp',
+    'AsyncAioPikaManager',
     'AsyncClient',
     'AsyncClientNamespace',
     'AsyncManager',
     'AsyncNamespace',
+    'AsyncRedisManager',
     'AsyncServer',
     'AsyncSimpleClient',
     'Client',

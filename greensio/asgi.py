@@ -31,6 +31,10 @@ class ASGIApp(engineio.ASGIApp):
                  socketio_path: str | None = 'socket.io', on_startup: Any = None, on_shutdown: Any = None) -> None:
         mode = getattr(socketio_server, 'async_mode', 'asgi')
         if mode != 'asgi':
-            raise ValueError(f"ASGIApp needs a server with async_mode='asgi', not {mode!r}")
+            if not getattr(socketio_server.eio, 'mode_detected', False):
+                raise ValueError(f"ASGIApp needs a server with async_mode='asgi', not {mode!r}")
+            # AsyncServer() picked aiohttp because it is installed: this app serves it through ASGI
+            socketio_server.eio.switch_async_mode('asgi')
+            socketio_server.async_mode = 'asgi'
         super().__init__(socketio_server, other_asgi_app, static_files=static_files, engineio_path=socketio_path,
                          on_startup=on_startup, on_shutdown=on_shutdown)

@@ -224,17 +224,30 @@ class AsyncEngineServer(engineio.AsyncServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs['async_handlers'] = False  # Socket.IO dispatches handlers itself
-        if kwargs.get('async_mode') is None and not args:
+        self.mode_detected = kwargs.get('async_mode') is None and not args
+        if self.mode_detected:
             # python-engineio's detection picks 'sanic' even when sanic is not
             # installed (its driver module imports anyway): detect by the
             # frameworks themselves, in python-engineio's order
             kwargs['async_mode'] = detect_async_mode()
         super().__init__(*args, **kwargs)
         self.message_handler: Any = None
+        self._set_driver(self._async)
+
+    def _set_driver(self, driver: dict) -> None:
         # translate the request once, here, so the spec checks see it first;
         # python-engineio then gets the translated environ as is
-        self._translate_request = self._async['translate_request']
-        self._async = dict(self._async, translate_request=_already_translated)
+        self._translate_request = driver['translate_request']
+        self._async = dict(driver, translate_request=_already_translated)
+
+    def switch_async_mode(self, mode: str) -> None:
+        """Serve through another asyncio integration than the detected one (before serving).
+
+        ``ASGIApp`` does this for a server created without ``async_mode``
+        when aiohttp (detected first, as in python-socketio) is installed too.
+        """
+        self._set_driver(importlib.import_module('engineio.async_drivers.' + mode)._async)
+        self.async_mode = mode
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         if self.async_mode == 'asgi':

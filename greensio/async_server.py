@@ -148,8 +148,13 @@ class AsyncServer(BaseServer):
 
     # -- inbound ---------------------------------------------------------------------------
 
-    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
-        self._initialize_manager()
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+        if not self.manager_initialized:
+            self._initialize_manager()
+            # a queue manager subscribes first, so the first client's broadcasts are not missed
+            wait_listening = getattr(self.manager, 'wait_listening', None)
+            if wait_listening is not None:
+                await wait_listening()
         self.environ[eio_sid] = environ
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
 

@@ -326,6 +326,46 @@ class HostileApp:
             self.calls.append(('*/*', event, namespace, sid, *args))
 
 
+class MQApp:
+    """An asyncio worker on a message queue, with tests/mq/mq_server.py's handlers."""
+
+    def __init__(self, backend: str, url: str, channel: str, **options: Any) -> None:
+        if backend == 'aiopika':
+            manager = socketio.AsyncAioPikaManager(url, channel=channel)
+        else:
+            manager = socketio.AsyncRedisManager(url, channel=channel)
+        self.sio = sio = socketio.AsyncServer(async_mode='asgi', client_manager=manager, **options)
+
+        @sio.on('join')
+        async def join(sid: str, room: str) -> str:
+            await sio.enter_room(sid, room)
+            return 'joined'
+
+        @sio.on('blast')
+        async def blast(sid: str, spec: dict) -> int:
+            # a stream of broadcasts numbered from 0, published by this worker
+            for i in range(spec['count']):
+                await sio.emit(spec['event'], i, room=spec.get('room'))
+                if i % 64 == 63:
+                    await asyncio.sleep(0)
+            return spec['count']
+
+        @sio.on('relay_call')
+        async def relay_call(sid: str, spec: dict) -> Any:
+            return await sio.call('question', spec['data'], to=spec['sid'], timeout=10)
+
+        self._backend, self._url, self._channel = backend, url, channel
+
+    async def external_emit(self, event: str, count: int) -> int:
+        """What an asyncio script does with a write-only manager (python-socketio's usage): emit, end."""
+        cls = socketio.AsyncAioPikaManager if self._backend == 'aiopika' else socketio.AsyncRedisManager
+        manager = cls(self._url, channel=self._channel, write_only=True)
+        for i in range(count):
+            await manager.emit(event, i)
+        await manager.close()
+        return manager.stats['published']
+
+
 class SeedApp:
     """The seed's AsyncChatNamespace and AsyncGameNamespace, registered as the seed does."""
 
@@ -344,6 +384,7 @@ KINDS = {
     'heartbeat': HeartbeatApp,
     'upgrade_traffic': UpgradeTrafficApp,
     'hostile': HostileApp,
+    'mq': MQApp,
     'seed': SeedApp,
 }
 

@@ -11,6 +11,7 @@ the wire is driven by hand with ``rawclient``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -499,3 +500,20 @@ def test_a_client_cannot_answer_another_clients_ack(hostile: AsyncServerProcess)
     finally:
         good.close()
         attacker.close()
+
+
+# -- async_mode ---------------------------------------------------------------------------------------
+
+
+def test_asgi_app_serves_a_server_created_without_async_mode() -> None:
+    import greensio
+
+    # python-engineio picked 'sanic' whenever its driver module imported, sanic installed or not
+    detected = greensio.AsyncServer()
+    expected = 'aiohttp' if importlib.util.find_spec('aiohttp') else 'asgi'
+    assert detected.async_mode == expected
+    greensio.ASGIApp(detected)  # AsyncServer() + ASGIApp, as python-socketio's docs write it
+    assert detected.async_mode == detected.eio.async_mode == 'asgi'
+    if expected == 'aiohttp':
+        with pytest.raises(ValueError, match="async_mode='asgi'"):
+            greensio.ASGIApp(greensio.AsyncServer(async_mode='aiohttp'))  # an explicit choice is kept

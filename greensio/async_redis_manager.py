@@ -1,0 +1,141 @@
+"""Redis (or Valkey) pub/sub as the message queue of asyncio workers (``socketio.AsyncRedisManager``).
+
+Shell ring, the asyncio twin of ``redis_manager.py`` on redis-py's asyncio
+client: the same ``PUBLISH``/``SUBSCRIBE`` channel and message format, so
+green, asyncio and python-socketio workers share one channel.  What Redis
+pub/sub does not keep for a disconnected subscriber is said in
+``redis_manager``'s documentation; it applies here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlparse
+
+from .async_pubsub_manager import AsyncPubSubManager
+from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
+from .redis_manager import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    HEALTH_CHECK_INTERVAL,
+    SUBSCRIBE_TIMEOUT,
+    _redis_module,
+    parse_sentinel_url,
+)
+
+
+class AsyncRedisManager(AsyncPubSubManager):
+    """Cross-worker client manager on Redis pub/sub, for :class:`greensio.AsyncServer`.
+
+    ``sio = greensio.AsyncServer(client_manager=greensio.AsyncRedisManager(url))``.
+    The parameters are those of :class:`greensio.RedisManager`.
+    """
+
+    name = 'aioredis'
+
+    def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
+                 logger: Any = None, json: Any = None, redis_options: dict | None = None,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
+                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        # a bad scheme or a missing package is a configuration error: say so now
+        self._module = _redis_module(urlparse(url).scheme)
+        self._pub: Any = None
+        self._pub_broken = False
+
+    def _client(self) -> Any:
+        name = self._module.__name__
+        aio = importlib.import_module(name + '.asyncio')
+        retry = importlib.import_module(name + '.asyncio.retry').Retry
+        no_backoff = importlib.import_module(name + '.backoff').NoBackoff
+        options: dict[str, Any] = {
+            'socket_connect_timeout': CONNECT_TIMEOUT,
+            'socket_timeout': COMMAND_TIMEOUT,
+            'health_check_interval': HEALTH_CHECK_INTERVAL,
+            # failures must reach the manager (health state, outbox replay)
+            'retry': retry(no_backoff(), 0),
+        }
+        options.update(self.redis_options)
+        if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
+            sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
+            options.update(kwargs)
+            return aio.sentinel.Sentinel(sentinels, **options).master_for(service or self.channel)
+        return aio.Redis.from_url(self.redis_url, **options)
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        client = self._client()
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self.channel)
+            # "connected" must mean subscribed, or the first broadcasts are missed
+            deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+            while True:
+                reply = await pubsub.get_message(timeout=self.idle_tick)
+                if reply is not None and reply['type'] == 'subscribe':
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError('Redis did not confirm the subscription')
+            yield None
+            channel = self.channel.encode('utf-8')
+            while True:
+                message = await pubsub.get_message(timeout=self.idle_tick)
+                if message is None:
+                    yield None  # idle: lets the manager notice close()
+                elif message['type'] == 'message' and message['channel'] == channel:
+                    yield message['data']
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                await pubsub.aclose()
+                await client.aclose()
+
+    def _publisher(self) -> Any:
+        if self._pub is None:
+            self._pub = self._client()
+        return self._pub
+
+    async def _publish(self, message: dict[str, Any]) -> Any:
+        await self._publish_batch([(message, self.json.dumps(message))])
+
+    async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._publisher().publish(self.channel, batch[0][1])
+            else:
+                pipe = self._publisher().pipeline(transaction=False)
+                for _message, text in batch:
+                    pipe.publish(self.channel, text)
+                await pipe.execute()
+        except BaseException:
+            await self._drop_publisher()
+            raise
+        self._pub_broken = False
+
+    async def _heartbeat(self) -> bool:
+        if not self._pub_broken:
+            return False
+        try:
+            await self._publisher().ping()
+        except BaseException:
+            await self._drop_publisher()
+            raise
+        self._pub_broken = False
+        return True
+
+    async def _drop_publisher(self) -> None:
+        client, self._pub = self._pub, None
+        self._pub_broken = True
+        if client is not None:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                await client.aclose()
+
+    async def _close(self) -> None:
+        client, self._pub = self._pub, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                await client.aclose()

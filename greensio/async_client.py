@@ -30,6 +30,7 @@ from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 
 from . import exceptions
+from ._asyncio import settle
 from ._core.client_events import (
     AckArrived,
     EventArrived,
@@ -549,12 +550,7 @@ class AsyncClient(BaseClient):
             result = call_trimmed(handler, lead + args, 1)
         else:
             result = handler(*lead, *args)
-        if inspect.isawaitable(result):
-            try:
-                result = await result
-            except asyncio.CancelledError:  # python-socketio: a cancelled handler returns None
-                return None
-        return result
+        return await settle(result)
 
     async def _run_handler(self, event: str, namespace: str, *args: Any) -> None:
         """Run a lifecycle handler; its errors are logged, never raised into the connection."""

@@ -7,11 +7,10 @@ Shell ring, asyncio twins of ``namespace.Namespace`` and
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ._asyncio import settle
 from .namespace import BaseClientNamespace, BaseServerNamespace
 
 
@@ -28,13 +27,7 @@ class AsyncNamespace(BaseServerNamespace):
         return True
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        result = self._dispatch(event, args)
-        if inspect.isawaitable(result):
-            try:
-                return await result
-            except asyncio.CancelledError:  # python-socketio's behaviour: a cancelled handler returns None
-                return None
-        return result
+        return await settle(self._dispatch(event, args))
 
     async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable | None = None,
@@ -88,13 +81,7 @@ class AsyncClientNamespace(BaseClientNamespace):
         return True
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        result = self._dispatch(event, args)
-        if inspect.isawaitable(result):
-            try:
-                return await result
-            except asyncio.CancelledError:  # python-socketio's behaviour: a cancelled handler returns None
-                return None
-        return result
+        return await settle(self._dispatch(event, args))
 
     async def emit(self, event: str, data: Any = None, namespace: str | None = None,
                    callback: Callable | None = None) -> None:

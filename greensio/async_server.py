@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import exceptions
+from ._asyncio import settle
 from ._core.errors import RemoteProtocolError
 from ._core.events import AckReceived, ConnectRequested, DisconnectRequested, EventReceived
 from ._core.handlers import call_trimmed
@@ -247,9 +248,4 @@ class AsyncServer(BaseServer):
             result = call_trimmed(handler, lead + args, 1)
         else:
             result = handler(*lead, *args)
-        if inspect.isawaitable(result):
-            try:
-                result = await result
-            except asyncio.CancelledError:  # python-socketio: a cancelled handler returns None
-                return None
-        return result
+        return await settle(result)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from engineio import base_client as eio_base_client
 
 from ._core.client_session import ClientSession
-from ._core.handlers import HandlerRegistry
+from ._core.handlers import HandlerRegistry, event_decorator
 from ._twins import SharedDocs
 from .base_server import _packet_class, _setup_logger
 from .namespace import BaseClientNamespace
@@ -124,26 +124,11 @@ class BaseClient(SharedDocs):
         namespaces without handlers (the namespace comes first).  An
         :class:`AsyncClient`'s handlers may be plain or coroutine functions.
         """
-        namespace = namespace or '/'
-
-        def set_handler(handler: Callable) -> Callable:
-            self.handlers.setdefault(namespace, {})[event] = handler
-            return handler
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
+        return self._registry.on(event, handler, namespace)
 
     def event(self, *args: Any, **kwargs: Any) -> Any:
         """Register a handler named after the decorated function (``@sio.event`` or ``@sio.event(namespace=...)``)."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def set_handler(handler: Callable) -> Callable:
-            return self.on(handler.__name__, *args, **kwargs)(handler)
-
-        return set_handler
+        return event_decorator(self.on, args, kwargs)
 
     def register_namespace(self, namespace_handler: Any) -> None:
         """Register a class-based namespace (``ClientNamespace`` or ``AsyncClientNamespace``)."""

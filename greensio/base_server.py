@@ -21,7 +21,7 @@ from engineio import base_server as eio_base
 
 from . import exceptions
 from ._core import packet as pk
-from ._core.handlers import HandlerRegistry, call_trimmed
+from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
 from ._core.session import ServerConnection
 from ._twins import SharedDocs
 from .engine import MESSAGE, OutPacket
@@ -144,26 +144,11 @@ class BaseServer(SharedDocs):
         On the asyncio server a handler may be a plain function or a
         coroutine function.
         """
-        namespace = namespace or '/'
-
-        def set_handler(handler: Callable) -> Callable:
-            self.handlers.setdefault(namespace, {})[event] = handler
-            return handler
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
+        return self._registry.on(event, handler, namespace)
 
     def event(self, *args: Any, **kwargs: Any) -> Any:
         """Register a handler named after the decorated function."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def set_handler(handler: Callable) -> Callable:
-            return self.on(handler.__name__, *args, **kwargs)(handler)
-
-        return set_handler
+        return event_decorator(self.on, args, kwargs)
 
     def register_namespace(self, namespace_handler: Any) -> None:
         """Register a class-based namespace instance (``Namespace`` or ``AsyncNamespace``)."""

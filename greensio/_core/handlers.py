@@ -22,6 +22,19 @@ class HandlerRegistry:
         self.handlers: dict[str, dict[str, Handler]] = {}
         self.namespace_handlers: dict[str, Any] = {}
 
+    def on(self, event: str, handler: Handler | None = None, namespace: str | None = None) -> Any:
+        """python-socketio's ``on()``: register ``handler``, or return a decorator that does."""
+        namespace = namespace or '/'
+
+        def set_handler(handler: Handler) -> Handler:
+            self.handlers.setdefault(namespace, {})[event] = handler
+            return handler
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
     def resolve(self, namespace: str, event: str) -> tuple[Handler, tuple[str, ...]] | None:
         catch_all_ok = event not in self.reserved_events
         handlers = self.handlers
@@ -81,3 +94,14 @@ def call_trimmed(fn: Handler, args: tuple[Any, ...], optional: int) -> Any:
         args = args[:-1]
         optional -= 1
     return fn(*args)
+
+
+def event_decorator(on: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """python-socketio's ``event()``: ``on()`` with the decorated function's name as the event."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return on(args[0].__name__)(args[0])
+
+    def set_handler(handler: Handler) -> Handler:
+        return on(handler.__name__, *args, **kwargs)(handler)
+
+    return set_handler

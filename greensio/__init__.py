@@ -19,8 +19,8 @@ from .middleware import Middleware, WSGIApp
 from .namespace import ClientNamespace, Namespace
 from .pubsub_manager import PubSubManager
 from .redis_manager import RedisManager
-from .serving import make_server, run
 from .server import Server
+from .serving import make_server, run
 from .simple_client import SimpleClient
 
 __version__ = '0.1.0'

@@ -20,7 +20,12 @@ from typing import Any
 from . import exceptions
 from ._asyncio import settle
 from ._core.errors import RemoteProtocolError
-from ._core.events import AckReceived, ConnectRequested, DisconnectRequested, EventReceived
+from ._core.events import (
+    AckReceived,
+    ConnectRequested,
+    DisconnectRequested,
+    EventReceived,
+)
 from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
 from .async_engine import AsyncEngineServer

@@ -16,7 +16,8 @@ import logging
 import socket as _socket
 import time
 import urllib.parse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import engineio
 import gevent

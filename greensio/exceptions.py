@@ -5,11 +5,11 @@ class SocketIOError(Exception):
     pass
 
 
-class ConnectionError(SocketIOError):  # noqa: A001 - the name users import
+class ConnectionError(SocketIOError):
     pass
 
 
-class ConnectionRefusedError(ConnectionError):  # noqa: A001
+class ConnectionRefusedError(ConnectionError):
     """Raise in a connect handler to refuse the connection.
 
     ``ConnectionRefusedError('msg')`` sends ``{"message": "msg"}``; extra
@@ -27,7 +27,7 @@ class ConnectionRefusedError(ConnectionError):  # noqa: A001
         super().__init__(self.error_args['message'])
 
 
-class TimeoutError(SocketIOError):  # noqa: A001
+class TimeoutError(SocketIOError):
     pass
 
 

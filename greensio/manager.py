@@ -11,7 +11,8 @@ The message-queue managers subclass it and override only what crosses workers.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ._core import packet as pk
 from ._core.rooms import RoomRegistry

@@ -31,7 +31,7 @@ class MsgPackPacket(pk.Packet):
             raise RemoteProtocolError('msgpack serializer expects binary messages')
         try:
             decoded = msgpack.loads(encoded_packet, ext_hook=self.ext_hook)
-        except Exception as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # msgpack's errors are ValueErrors
             raise RemoteProtocolError(f'invalid msgpack packet: {exc}') from None
         if not isinstance(decoded, dict) or type(decoded.get('type')) is not int or decoded['type'] not in range(7):
             raise RemoteProtocolError('invalid msgpack packet')

@@ -7,7 +7,8 @@ docstrings live on ``BaseServerNamespace``, shared with ``AsyncNamespace``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._core.handlers import call_trimmed
 from ._twins import SharedDocs

@@ -9,14 +9,26 @@ encoded by the packet class and written through ``EngineServer``.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import exceptions
 from ._core.errors import RemoteProtocolError
-from ._core.events import AckReceived, ConnectRequested, DisconnectRequested, EventReceived
+from ._core.events import (
+    AckReceived,
+    ConnectRequested,
+    DisconnectRequested,
+    EventReceived,
+)
 from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow, _packet_class, _setup_logger  # noqa: F401
+from .base_server import (  # noqa: F401
+    SERVER_RESERVED_EVENTS,
+    BaseServer,
+    Flow,
+    _packet_class,
+    _setup_logger,
+)
 from .engine import EngineServer, OutPacket
 from .manager import Manager
 from .namespace import Namespace

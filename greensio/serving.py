@@ -24,7 +24,6 @@ from geventwebsocket.handler import WebSocketHandler
 
 from .engine import EngineServer
 
-
 #: Responses up to this size go out in one ``send()`` with their headers.
 COALESCE_LIMIT = 64 * 1024
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for

@@ -4,14 +4,14 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import os  # noqa: E402
-import sys  # noqa: E402
+import os
+import sys
 
-import pytest  # noqa: E402
+import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import greensio  # noqa: E402
+import greensio
 
 
 @pytest.fixture

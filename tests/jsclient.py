@@ -126,7 +126,7 @@ class JSClient:
         self._consumed = set()    # indexes of messages returned by wait_for
         self._eof = False
         self._closed = False
-        self._stderr = tempfile.TemporaryFile(mode='w+b')
+        self._stderr = tempfile.TemporaryFile(mode='w+b')  # noqa: SIM115 - lives as long as the process
         proc_env = dict(os.environ)
         proc_env.pop('DEBUG', None)   # the debug module would spam stderr
         if env:
@@ -207,14 +207,13 @@ class JSClient:
 
     def describe(self, last=60):
         msgs = self.messages[-last:]
-        lines = ['messages seen (%d total, last %d):' % (
-            len(self.messages), len(msgs))]
+        lines = [f'messages seen ({len(self.messages)} total, last {len(msgs)}):']
         lines += ['  ' + _short(m) for m in msgs]
         err = self.stderr_text().strip()
         if err:
             lines.append('node stderr:\n' + err[-4000:])
         if self.proc.poll() is not None:
-            lines.append('node exited with code %s' % self.proc.returncode)
+            lines.append(f'node exited with code {self.proc.returncode}')
         return '\n'.join(lines)
 
     def send(self, cmd, **fields):
@@ -235,8 +234,7 @@ class JSClient:
                 view = view[written or 0:]
             self.proc.stdin.flush()
         except (OSError, ValueError) as exc:
-            raise AssertionError('cannot write to node driver: %s\n%s' % (
-                exc, self.describe()))
+            raise AssertionError(f'cannot write to node driver: {exc}\n{self.describe()}')
         return msg['id']
 
     def command(self, cmd, timeout=10, **fields):
@@ -246,7 +244,7 @@ class JSClient:
             lambda m: m.get('id') == cid and m['type'] in ('done', 'error'),
             timeout=timeout)
         if msg['type'] == 'error':
-            raise AssertionError('driver command %r failed: %s\n%s' % (
+            raise AssertionError('driver command {!r} failed: {}\n{}'.format(
                 cmd, msg.get('message'), self.describe()))
         return cid
 
@@ -312,18 +310,15 @@ class JSClient:
                         self._consumed.add(i)
                     return m
                 if m.get('type') == 'fatal':
-                    raise AssertionError('node driver fatal error: %s\n%s' % (
+                    raise AssertionError('node driver fatal error: {}\n{}'.format(
                         m.get('message'), self.describe()))
             scanned = len(self.messages)
             if self._eof:
                 raise AssertionError(
-                    'node driver exited while waiting for %s\n%s' % (
-                        _describe_wait(predicate_or_type, match),
-                        self.describe()))
+                    f'node driver exited while waiting for {_describe_wait(predicate_or_type, match)}\n{self.describe()}')
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError('timed out after %ss waiting for %s\n%s'
-                                     % (timeout, _describe_wait(
+                raise AssertionError('timed out after {}s waiting for {}\n{}'.format(timeout, _describe_wait(
                                          predicate_or_type, match),
                                          self.describe()))
             self._pump(timeout=remaining)
@@ -366,8 +361,7 @@ class JSClient:
                         timeout_ms=timeout_ms)
         msg = self.wait_ack(cid, timeout=timeout)
         if msg['type'] == 'ack_timeout':
-            raise AssertionError('ack timeout for %r\n%s' % (
-                event, self.describe()))
+            raise AssertionError(f'ack timeout for {event!r}\n{self.describe()}')
         return msg['args']
 
     def wait_ack(self, cid, timeout=10):
@@ -384,7 +378,7 @@ class JSClient:
         """How server->client acks are answered: 'echo' (default: ack with
         the received args), 'none' (never ack) or 'delay' (echo after
         ``delay_ms``).  ``args`` replaces the echoed args."""
-        fields = dict(sock=sock, mode=mode, delay_ms=delay_ms)
+        fields = {'sock': sock, 'mode': mode, 'delay_ms': delay_ms}
         if args is not None:
             fields['args'] = to_js(list(args))
         return self.command('ack_mode', **fields)
@@ -480,7 +474,7 @@ def jsclients(**kwargs):
 def _describe_wait(predicate_or_type, match):
     what = getattr(predicate_or_type, '__name__', predicate_or_type)
     if match:
-        return '%r %r' % (what, match)
+        return f'{what!r} {match!r}'
     return repr(what)
 
 

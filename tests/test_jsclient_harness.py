@@ -5,17 +5,16 @@ import gevent.monkey
 if not gevent.monkey.is_module_patched('socket'):
     gevent.monkey.patch_all()
 
-import gevent  # noqa: E402
-import pytest  # noqa: E402
-import socketio  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
-from geventwebsocket.handler import WebSocketHandler  # noqa: E402
+import gevent
+import pytest
+import socketio
+from gevent.pywsgi import WSGIServer
+from geventwebsocket.handler import WebSocketHandler
 
 try:  # tests/ on sys.path (rootdir-less layout) or tests as a package
     from jsclient import JSClient, from_js, jsclients, skip_reason, to_js
 except ImportError:  # pragma: no cover
-    from tests.jsclient import (JSClient, from_js, jsclients, skip_reason,
-                                to_js)
+    from tests.jsclient import JSClient, from_js, jsclients, skip_reason, to_js
 
 pytestmark = [
     pytest.mark.skipif(skip_reason() is not None,
@@ -36,7 +35,7 @@ class RefServer:
         self.http = WSGIServer(('127.0.0.1', 0), socketio.WSGIApp(self.sio),
                                handler_class=WebSocketHandler, log=None)
         self.http.start()
-        self.url = 'http://127.0.0.1:%d' % self.http.server_port
+        self.url = f'http://127.0.0.1:{self.http.server_port}'
 
     def _setup(self):
         sio = self.sio

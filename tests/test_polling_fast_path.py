@@ -71,7 +71,7 @@ def test_large_poll_response_is_compressed(serve):
 def test_keep_alive_and_connection_close(serve):
     url = serve(_server())
     session = _connected_session(url)
-    host, port = url.rsplit(':', 1)
+    port = url.rsplit(':', 1)[1]
     conn = http.client.HTTPConnection('127.0.0.1', int(port), timeout=5)
     try:
         path = rawclient.eio_path(session.params)

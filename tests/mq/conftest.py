@@ -10,7 +10,14 @@ import pytest
 import greensio
 from greensio.testing import InMemoryBus, InMemoryPubSubManager
 
-from .helpers import AMQP_URL, REDIS_URL, delete_exchange, rabbitmq_up, redis_up, unique_channel
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    delete_exchange,
+    rabbitmq_up,
+    redis_up,
+    unique_channel,
+)
 
 _RABBIT = rabbitmq_up()
 _REDIS = redis_up()

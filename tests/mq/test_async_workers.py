@@ -16,7 +16,15 @@ import pytest
 from async_support import AsyncServerProcess, skip_reason
 
 from .conftest import needs_rabbitmq, needs_redis
-from .helpers import AMQP_URL, REDIS_URL, Fleet, Recorder, check_sequence, delete_exchange, unique_channel
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    Fleet,
+    Recorder,
+    check_sequence,
+    delete_exchange,
+    unique_channel,
+)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or '')
 

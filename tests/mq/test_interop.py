@@ -11,7 +11,15 @@ from __future__ import annotations
 import pytest
 
 from .conftest import needs_rabbitmq, needs_redis
-from .helpers import AMQP_URL, REDIS_URL, Process, Recorder, check_sequence, delete_exchange, unique_channel
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    Process,
+    Recorder,
+    check_sequence,
+    delete_exchange,
+    unique_channel,
+)
 
 COUNT = 100
 

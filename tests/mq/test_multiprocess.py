@@ -11,7 +11,15 @@ import gevent
 import pytest
 
 from .conftest import needs_rabbitmq, needs_redis
-from .helpers import AMQP_URL, REDIS_URL, Fleet, Recorder, check_sequence, delete_exchange, unique_channel
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    Fleet,
+    Recorder,
+    check_sequence,
+    delete_exchange,
+    unique_channel,
+)
 
 BACKENDS = [pytest.param('kombu', AMQP_URL, marks=needs_rabbitmq, id='kombu'),
             pytest.param('redis', REDIS_URL, marks=needs_redis, id='redis')]

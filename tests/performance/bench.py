@@ -183,7 +183,7 @@ class Child:
                  env: dict | None = None, cwd: str | None = None):
         self.name = name
         self.log_path = os.path.join(log_dir, f'{name}.stderr')
-        self._log = open(self.log_path, 'wb')
+        self._log = open(self.log_path, 'wb')  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [str(a) for a in argv], stdout=subprocess.PIPE, stderr=self._log,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, cwd=cwd)
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                     t = time.monotonic()
                     try:
                         r = measure(SCENARIOS[name], impl, params, pinning, log_dir, tag)
-                    except Exception as exc:  # report, go on with the other measurements
+                    except Exception as exc:  # noqa: BLE001 - report, go on with the other measurements
                         errors.append(f'{tag}: {exc}')
                         print(f'  {tag}: ERROR {exc}', flush=True)
                         continue

@@ -18,18 +18,18 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import inspect  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import argparse
+import importlib
+import inspect
+import json
+import os
+import resource
+import socket
+import sys
+import time
 
-import gevent  # noqa: E402
-from gevent import pywsgi  # noqa: E402
+import gevent
+from gevent import pywsgi
 
 HOST = '127.0.0.1'
 READY_TIMEOUT_S = 15.0  # how long the server may take to start accepting connections

@@ -22,13 +22,7 @@ from ._core.events import (
 )
 from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
-from .base_server import (  # noqa: F401
-    SERVER_RESERVED_EVENTS,
-    BaseServer,
-    Flow,
-    _packet_class,
-    _setup_logger,
-)
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow
 from .engine import EngineServer, OutPacket
 from .manager import Manager
 from .namespace import Namespace

@@ -14,21 +14,12 @@ import importlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlparse
 
 from .async_pubsub_manager import AsyncPubSubManager
-from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
-from .redis_manager import (
-    COMMAND_TIMEOUT,
-    CONNECT_TIMEOUT,
-    HEALTH_CHECK_INTERVAL,
-    SUBSCRIBE_TIMEOUT,
-    _redis_module,
-    parse_sentinel_url,
-)
+from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings
 
 
-class AsyncRedisManager(AsyncPubSubManager):
+class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
     """Cross-worker client manager on Redis pub/sub, for :class:`greensio.AsyncServer`.
 
     ``sio = greensio.AsyncServer(client_manager=greensio.AsyncRedisManager(url))``.
@@ -37,36 +28,10 @@ class AsyncRedisManager(AsyncPubSubManager):
 
     name = 'aioredis'
 
-    def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
-                 logger: Any = None, json: Any = None, redis_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
-        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
-        self.redis_url = url
-        self.redis_options = dict(redis_options or {})
-        # a bad scheme or a missing package is a configuration error: say so now
-        self._module = _redis_module(urlparse(url).scheme)
-        self._pub: Any = None
-        self._pub_broken = False
-
     def _client(self) -> Any:
         name = self._module.__name__
-        aio = importlib.import_module(name + '.asyncio')
-        retry = importlib.import_module(name + '.asyncio.retry').Retry
-        no_backoff = importlib.import_module(name + '.backoff').NoBackoff
-        options: dict[str, Any] = {
-            'socket_connect_timeout': CONNECT_TIMEOUT,
-            'socket_timeout': COMMAND_TIMEOUT,
-            'health_check_interval': HEALTH_CHECK_INTERVAL,
-            # failures must reach the manager (health state, outbox replay)
-            'retry': retry(no_backoff(), 0),
-        }
-        options.update(self.redis_options)
-        if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
-            sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
-            options.update(kwargs)
-            return aio.sentinel.Sentinel(sentinels, **options).master_for(service or self.channel)
-        return aio.Redis.from_url(self.redis_url, **options)
+        return self._connect(importlib.import_module(name + '.asyncio'),
+                             importlib.import_module(name + '.asyncio.retry').Retry)
 
     async def _listen(self) -> AsyncIterator[Any]:
         client = self._client()
@@ -93,11 +58,6 @@ class AsyncRedisManager(AsyncPubSubManager):
             with contextlib.suppress(Exception):  # the server may be gone already
                 await pubsub.aclose()
                 await client.aclose()
-
-    def _publisher(self) -> Any:
-        if self._pub is None:
-            self._pub = self._client()
-        return self._pub
 
     async def _publish(self, message: dict[str, Any]) -> Any:
         await self._publish_batch([(message, self.json.dumps(message))])

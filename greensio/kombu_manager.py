@@ -273,34 +273,25 @@ class KombuManager(PubSubManager):
         self._publish_batch([(message, self.json.dumps(message))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        try:
+        with self._publisher_guard():
             producer = self._publisher()
             for _message, text in batch:
                 self._publish_text(producer, text)
             self._wait_for_confirms()
-        except BaseException:
-            self._drop_publisher()
-            raise
 
     def _heartbeat(self) -> bool:
         if self._producer is None:
             if not self._pub_broken:
                 return False  # never connected: publishers connect on first use
-            try:
+            with self._publisher_guard():
                 self._publisher()
-            except BaseException:
-                self._drop_publisher()
-                raise
         conn = self._pub_conn
-        try:
+        with self._publisher_guard():
             try:
                 conn.drain_events(timeout=0.01)  # reads the broker's heartbeats
             except TimeoutError:
                 pass
             conn.heartbeat_check()
-        except BaseException:
-            self._drop_publisher()
-            raise
         self._pub_broken = False
         return True
 

@@ -18,6 +18,11 @@ shapes (``_core.pubsub``) and adds what makes a broker outage survivable:
 - **Hostile input.**  A message that is not JSON, not ours, or not valid is
   logged, counted and dropped; the listener carries on.
 
+What never waits (state, health, stats, building and routing messages,
+dedup, acting on what arrives) is written once in ``base_pubsub_manager``
+and shared with the asyncio twin; this module adds the green waits: a lock
+and events, the publisher and listener loops on background tasks.
+
 A backend implements ``_publish(message)`` and ``_listen()`` like a
 python-socketio backend (``_listen`` yields raw messages; it may also yield
 ``None`` to say "connected, nothing to read yet" and should raise when its
@@ -29,49 +34,36 @@ trip), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
 import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from . import exceptions
-from ._core import pubsub, safejson
+from ._core import pubsub
+from .base_pubsub_manager import (
+    CLOSE_TIMEOUT,
+    DEGRADED,
+    EMIT_TIMEOUT,
+    HEALTHY,
+    IDLE_TICK,
+    LISTEN_READY_TIMEOUT,
+    MAX_REMOTE_CALLBACKS,
+    OUTBOX_SIZE,
+    PUBLISH_BATCH,
+    RETRY_DELAY_MAX,
+    RETRY_DELAY_MIN,
+    BasePubSubManager,
+    default_logger,
+)
 from .manager import Manager
 
-default_logger = logging.getLogger('greensio.pubsub')
-
-HEALTHY = 'healthy'
-DEGRADED = 'degraded'
-
-#: Messages the outbox holds while the broker is unreachable (about 1 KiB
-#: each for typical events: ~10 MiB).  Past it ``emit()`` raises.
-OUTBOX_SIZE = 10_000
-#: Longest an ``emit()`` waits for room in a full outbox before raising.
-EMIT_TIMEOUT = 0.5
-#: Messages handed to the backend at once; a failed batch is republished
-#: whole, so this also bounds the duplicates receivers must drop.
-PUBLISH_BATCH = 256
-#: How often an idle publisher services its connection (AMQP heartbeats).
-IDLE_TICK = 1.0
-#: Reconnect delays double from the first to the second value.
-RETRY_DELAY_MIN = 0.1
-RETRY_DELAY_MAX = 5.0
-#: ``initialize()`` waits this long for the listener to be subscribed, so
-#: the first client's broadcasts are not missed; the server serves anyway.
-LISTEN_READY_TIMEOUT = 2.0
-#: Callbacks waiting for an ack from a client on another worker.  Acks that
-#: never come (client gone, ``call()`` timed out) are forgotten oldest first.
-MAX_REMOTE_CALLBACKS = 10_000
-#: ``close()`` waits this long for the outbox to drain by default.
-CLOSE_TIMEOUT = 5.0
+__all__ = ['CLOSE_TIMEOUT', 'DEGRADED', 'EMIT_TIMEOUT', 'HEALTHY', 'IDLE_TICK', 'LISTEN_READY_TIMEOUT',
+           'MAX_REMOTE_CALLBACKS', 'OUTBOX_SIZE', 'PUBLISH_BATCH', 'RETRY_DELAY_MAX', 'RETRY_DELAY_MIN',
+           'PubSubManager', 'default_logger']
 
 
-class PubSubManager(Manager):
+class PubSubManager(BasePubSubManager, Manager):
     """Share clients, rooms and emits between workers through a message broker.
 
     A base class: :class:`~greensio.KombuManager` (RabbitMQ and other kombu
@@ -91,56 +83,9 @@ class PubSubManager(Manager):
         outbox before raising; it never waits otherwise.
     """
 
-    name = 'pubsub'
-    retry_delay_min = RETRY_DELAY_MIN
-    retry_delay_max = RETRY_DELAY_MAX
-    idle_tick = IDLE_TICK
-
-    def __init__(self, channel: str = 'socketio', write_only: bool = False, logger: Any = None, json: Any = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
-        super().__init__()
-        if outbox_size < 1:
-            raise ValueError('outbox_size must be at least 1')
-        self.channel = channel
-        self.write_only = write_only
-        self.host_id = uuid.uuid4().hex
-        self._custom_logger = logger
-        self.logger = logger or default_logger
-        self.json = json if json is not None else safejson
-        self.outbox_size = outbox_size
-        self.emit_timeout = emit_timeout
-        self.thread: Any = None  # the listener task (python-socketio's attribute)
-        #: Counters: ``published``, ``received``, ``duplicates``, ``invalid``, ``refused``.
-        self.stats = dict.fromkeys(('published', 'received', 'duplicates', 'invalid', 'refused'), 0)
-        self._messages = pubsub.MessageFactory(self.host_id)
-        self._dedup = pubsub.DedupWindow()
-        self._outbox: deque[tuple[dict[str, Any], str]] = deque()
-        self._reserved = 0
+    def _init_runtime(self) -> None:
         self._lock = threading.Lock()
-        self._remote_callbacks: deque[tuple[str, int]] = deque()
-        self._publisher_task: Any = None
-        self._publisher_ok = True
-        self._listener_ok = True
-        self._state = HEALTHY
-        self._degraded_since: float | None = None
-        self._closed = False
         self._events: tuple[Any, Any, Any, Any] | None = None
-
-    # -- public state ---------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        """``'healthy'``, or ``'degraded'`` while the broker cannot be reached."""
-        return self._state
-
-    @property
-    def healthy(self) -> bool:
-        return self._state == HEALTHY
-
-    @property
-    def outbox_length(self) -> int:
-        """Messages accepted but not yet confirmed by the broker."""
-        return len(self._outbox)
 
     def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
         """Wait until every accepted message is confirmed by the broker.
@@ -169,10 +114,7 @@ class PubSubManager(Manager):
         if self._closed:
             return True
         flushed = self.flush(timeout)
-        if not flushed:
-            self.logger.error('%s: closing with %d message(s) never confirmed by the broker: dropped',
-                              self.name, len(self._outbox))
-        self._closed = True
+        self._mark_closed(flushed)
         wake, room, stop, _ready = self._runtime()
         stop.set()
         wake.set()
@@ -194,16 +136,10 @@ class PubSubManager(Manager):
         try:
             self._close()
         except Exception as exc:  # noqa: BLE001 - the broker may be down: nothing more to do
-            self.logger.warning('%s: could not release broker resources: %r', self.name, exc)
+            self._release_failed(exc)
         return flushed
 
     # -- python-socketio's manager interface --------------------------------------------
-
-    def set_server(self, server: Any) -> None:
-        super().set_server(server)
-        # python-socketio 5.16.1+: an attached manager speaks the server's JSON
-        self.json = server.packet_class.json
-        self.logger = self._custom_logger or default_logger
 
     def initialize(self) -> None:
         """Start listening (unless write-only); called before the first connection."""
@@ -223,33 +159,10 @@ class PubSubManager(Manager):
         broker.  Raises :class:`~greensio.exceptions.QueueFullError` when the
         outbox stays full for ``emit_timeout`` seconds (nothing was sent).
         """
-        room = to or room
-        namespace = namespace or '/'
-        if kwargs.get('ignore_queue'):
-            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
-        wire_callback = None
-        local_callback = None
-        if callback is not None:
-            if self.server is None:
-                raise RuntimeError('Callbacks can only be issued from the context of a server.')
-            if room is None:
-                raise ValueError('Cannot use callback without a room set.')
-            if isinstance(room, str) and self.is_connected(room, namespace):
-                # the client is ours: an ordinary ack, nothing crosses the broker
-                return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
-            ack_id = self._add_remote_callback(room, callback)
-            wire_callback = (room, namespace, ack_id)
-            local_callback = functools.partial(self._return_callback, self.host_id, room, namespace, ack_id)
-        args = list(data) if isinstance(data, tuple) else [data]
-        message = self._messages.emit(event=event, args=args, namespace=namespace, room=room,
-                                      skip_sid=skip_sid, callback=wire_callback)
-        text = pubsub.encode(message, self.json)  # a payload JSON cannot carry fails here, in the caller
-        self._reserve()
-        try:
-            if self.server is not None:
-                super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=local_callback)
-        finally:
-            self._commit(message, text)
+        route = self._route_emit(event, data, namespace, to or room, skip_sid, callback, bool(kwargs.get('ignore_queue')))
+        if isinstance(route, int):  # delivered here only
+            return route
+        self._send(*route)
         return None
 
     def can_disconnect(self, sid: str, namespace: str) -> bool:
@@ -262,7 +175,7 @@ class PubSubManager(Manager):
         """Disconnect a client wherever it is connected (no server needed)."""
         namespace = namespace or '/'
         if kwargs.get('ignore_queue'):
-            return super().disconnect(sid, namespace)
+            return self.basic_disconnect(sid, namespace)
         if self.server is not None and self.is_connected(sid, namespace):
             self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
             return None
@@ -270,26 +183,17 @@ class PubSubManager(Manager):
         return None
 
     def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
-        if self.is_connected(sid, namespace):
-            return super().enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self._send(self._messages.room(pubsub.ENTER_ROOM, sid=sid, namespace=namespace or '/', room=room))
-        return None
+        route = self._route_room(pubsub.ENTER_ROOM, sid, namespace, room, eio_sid)
+        if route is not None:
+            self._send(*route)
 
     def leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        if self.is_connected(sid, namespace):
-            return super().leave_room(sid, namespace, room)
-        self._send(self._messages.room(pubsub.LEAVE_ROOM, sid=sid, namespace=namespace or '/', room=room))
-        return None
+        route = self._route_room(pubsub.LEAVE_ROOM, sid, namespace, room)
+        if route is not None:
+            self._send(*route)
 
     def close_room(self, room: Any, namespace: str | None = None) -> None:
-        namespace = namespace or '/'
-        message = self._messages.close_room(room=room, namespace=namespace)
-        text = pubsub.encode(message, self.json)
-        self._reserve()
-        try:
-            super().close_room(room, namespace)
-        finally:
-            self._commit(message, text)
+        self._send(*self._route_close_room(room, namespace))
 
     # -- backend seam ----------------------------------------------------------------
 
@@ -312,6 +216,18 @@ class PubSubManager(Manager):
 
     def _close(self) -> None:
         """Release broker resources (connections, this worker's queue)."""
+
+    def _drop_publisher(self) -> None:
+        """Forget a publisher connection that failed; the next publish connects again."""
+
+    @contextlib.contextmanager
+    def _publisher_guard(self) -> Iterator[None]:
+        """A failure inside drops the publisher connection, then propagates."""
+        try:
+            yield
+        except BaseException:
+            self._drop_publisher()
+            raise
 
     # -- runtime -------------------------------------------------------------------------
 
@@ -342,14 +258,23 @@ class PubSubManager(Manager):
 
     # -- outbox ----------------------------------------------------------------------------
 
+    def _send(self, message: dict[str, Any], deliver_locally: Callable[[], Any] | None = None) -> None:
+        """Queue ``message`` for the other workers, after ``deliver_locally`` once the outbox has room."""
+        text = pubsub.encode(message, self.json)  # a payload JSON cannot carry fails here, in the caller
+        self._reserve()
+        try:
+            if deliver_locally is not None:
+                deliver_locally()
+        finally:
+            self._commit(message, text)
+
     def _reserve(self) -> None:
         """Take one outbox slot, waiting at most ``emit_timeout`` for one."""
-        if self._closed:
-            raise RuntimeError(f'{self.name} manager is closed')
+        self._check_open()
         deadline = None
         while True:
             with self._lock:
-                if len(self._outbox) + self._reserved < self.outbox_size:
+                if self._has_room():
                     self._reserved += 1
                     return
             now = time.monotonic()
@@ -357,28 +282,17 @@ class PubSubManager(Manager):
                 deadline = now + self.emit_timeout
             remaining = deadline - now
             if remaining <= 0:
-                self.stats['refused'] += 1
-                raise exceptions.QueueFullError(
-                    f'{self.name}: {len(self._outbox)} messages are waiting for the broker '
-                    f'(outbox_size={self.outbox_size}); message not sent')
+                raise self._refuse()
             _wake, room, _stop, _ready = self._runtime()
             room.clear()
-            if len(self._outbox) + self._reserved >= self.outbox_size:
+            if not self._has_room():
                 room.wait(remaining)
 
-    def _commit(self, message: dict[str, Any], text: str) -> None:
-        with self._lock:
-            self._reserved -= 1
-            self._outbox.append((message, text))
+    def _wake_publisher(self) -> None:
         wake, _room, _stop, _ready = self._runtime()
         wake.set()
         if self._publisher_task is None:
             self._start_publisher()
-
-    def _send(self, message: dict[str, Any]) -> None:
-        text = pubsub.encode(message, self.json)
-        self._reserve()
-        self._commit(message, text)
 
     def _start_publisher(self) -> None:
         with self._lock:
@@ -405,7 +319,7 @@ class PubSubManager(Manager):
                     except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                         self._set_health(publisher=False, error=exc)
                         stop.wait(delay)
-                        delay = min(delay * 2, self.retry_delay_max)
+                        delay = self._backoff(delay)
                     continue
             batch = list(islice(outbox, PUBLISH_BATCH))
             try:
@@ -413,42 +327,11 @@ class PubSubManager(Manager):
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 self._set_health(publisher=False, error=exc)
                 stop.wait(delay)
-                delay = min(delay * 2, self.retry_delay_max)
+                delay = self._backoff(delay)
                 continue
             delay = self.retry_delay_min
-            with self._lock:
-                for _ in batch:
-                    outbox.popleft()
-            self.stats['published'] += len(batch)
+            self._confirm(batch)
             room.set()
-            if not self._publisher_ok:
-                self._set_health(publisher=True)
-
-    # -- health ------------------------------------------------------------------------------
-
-    def _set_health(self, *, publisher: bool | None = None, listener: bool | None = None,
-                    error: BaseException | None = None) -> None:
-        if publisher is not None:
-            self._publisher_ok = publisher
-        if listener is not None:
-            self._listener_ok = listener
-        new = HEALTHY if self._publisher_ok and self._listener_ok else DEGRADED
-        if new == self._state:
-            if error is not None and self.logger.isEnabledFor(logging.DEBUG):
-                self.logger.debug('%s: still degraded: %r', self.name, error)
-            return
-        self._state = new
-        if new == DEGRADED:
-            self._degraded_since = time.monotonic()
-            part = 'publisher' if publisher is False else 'listener'
-            self.logger.warning('%s message queue degraded: the %s lost the broker (%s: %s); '
-                                '%d message(s) waiting in the outbox', self.name, part,
-                                type(error).__name__, error, len(self._outbox))
-        else:
-            since = self._degraded_since
-            outage = time.monotonic() - since if since is not None else 0.0
-            self.logger.warning('%s message queue healthy again after %.1f s; %d message(s) to replay',
-                                self.name, outage, len(self._outbox))
 
     # -- listening ---------------------------------------------------------------------------
 
@@ -464,14 +347,12 @@ class PubSubManager(Manager):
                         break
                     if raw is None:  # connected (again)
                         delay = self.retry_delay_min
-                        if not self._listener_ok:
-                            self._set_health(listener=True)
+                        self._listening_again()
                         ready.set()
                         continue
                     self._handle_raw(raw)
                 else:
-                    if not self._closed:
-                        self.logger.error('%s: listen() ended unexpectedly; listening again', self.name)
+                    self._listen_ended()
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 if self._closed:
                     break
@@ -482,79 +363,20 @@ class PubSubManager(Manager):
                         stream.close()  # type: ignore[attr-defined]
             if not self._closed:
                 stop.wait(delay)
-                delay = min(delay * 2, self.retry_delay_max)
+                delay = self._backoff(delay)
 
     def _handle_raw(self, raw: Any) -> None:
-        try:
-            message = pubsub.decode(raw, self.json)
-        except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
-            self.stats['invalid'] += 1
-            self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
+        message = self._accept(raw)
+        if message is None:
             return
-        kind = type(message)
-        if kind is pubsub.CallbackMessage:
-            if message.host_id != self.host_id:
-                return  # another worker's ack
-        elif message.host_id == self.host_id:
-            return  # we applied it locally before publishing
-        if message.msg_id is not None and self._dedup.seen(message.msg_id):
-            self.stats['duplicates'] += 1
-            return
-        self.stats['received'] += 1
         try:
-            if kind is pubsub.EmitMessage:
-                self._handle_emit(message)  # type: ignore[arg-type]
-            elif kind is pubsub.CallbackMessage:
-                self.trigger_callback(message.sid, message.ack_id, message.args)  # type: ignore[union-attr]
-            elif kind is pubsub.DisconnectMessage:
-                self._handle_disconnect(message)  # type: ignore[arg-type]
-            elif kind is pubsub.RoomMessage:
-                self._handle_room(message)  # type: ignore[arg-type]
-            else:
-                self._handle_close_room(message)  # type: ignore[arg-type]
+            self._handle_message(message)
         except Exception:
-            self.logger.exception('%s: error handling a %s message', self.name, kind.__name__)
-
-    def _handle_emit(self, message: pubsub.EmitMessage) -> None:
-        if self.server is None:
-            return
-        callback = None
-        if message.callback is not None:
-            sid, namespace, ack_id = message.callback
-            callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
-        args = message.args
-        data = args[0] if len(args) == 1 else tuple(args)
-        super().emit(message.event, data, message.namespace, room=message.room, skip_sid=message.skip_sid,
-                     callback=callback)
-
-    def _handle_disconnect(self, message: pubsub.DisconnectMessage) -> None:
-        if self.server is not None and self.is_connected(message.sid, message.namespace):
-            self.server.disconnect(message.sid, namespace=message.namespace, ignore_queue=True)
-
-    def _handle_room(self, message: pubsub.RoomMessage) -> None:
-        if not self.is_connected(message.sid, message.namespace):
-            return
-        if message.kind == pubsub.ENTER_ROOM:
-            super().enter_room(message.sid, message.namespace, message.room)
-        else:
-            super().leave_room(message.sid, message.namespace, message.room)
-
-    def _handle_close_room(self, message: pubsub.CloseRoomMessage) -> None:
-        super().close_room(message.room, message.namespace)
+            self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
 
     # -- acks across workers -----------------------------------------------------------------
 
-    def _add_remote_callback(self, sid: str, callback: Callable[..., Any]) -> int:
-        ack_id = self._generate_ack_id(sid, callback)
-        pending = self._remote_callbacks
-        pending.append((sid, ack_id))
-        if len(pending) > MAX_REMOTE_CALLBACKS:
-            old_sid, old_id = pending.popleft()
-            self._registry.pop_callback(old_sid, old_id)
-        return ack_id
-
     def _return_callback(self, host_id: str, sid: str, namespace: str, ack_id: int, *args: Any) -> None:
-        """A local client acked an event that ``host_id`` emitted: route the ack home."""
         if host_id == self.host_id:
             self.trigger_callback(sid, ack_id, list(args))
         else:

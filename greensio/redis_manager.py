@@ -81,7 +81,53 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dic
     return sentinels, service, kwargs
 
 
-class RedisManager(PubSubManager):
+class RedisSettings:
+    """The constructor, the client and the publisher connection of both Redis managers (green and asyncio)."""
+
+    channel: str
+    idle_tick: float
+
+    def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
+                 logger: Any = None, json: Any = None, redis_options: dict | None = None,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,  # type: ignore[call-arg]
+                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        # a bad scheme or a missing package is a configuration error: say so now
+        self._module = _redis_module(urlparse(url).scheme)
+        self._pub: Any = None
+        self._pub_broken = False
+
+    def _connect(self, client_module: Any, retry: Any) -> Any:
+        """A client of ``client_module`` (redis-py's green or asyncio half) with our timeouts."""
+        no_backoff = importlib.import_module(self._module.__name__ + '.backoff').NoBackoff
+        options: dict[str, Any] = {
+            'socket_connect_timeout': CONNECT_TIMEOUT,
+            'socket_timeout': COMMAND_TIMEOUT,
+            'health_check_interval': HEALTH_CHECK_INTERVAL,
+            # failures must reach the manager (health state, outbox replay)
+            # instead of being retried silently inside redis-py
+            'retry': retry(no_backoff(), 0),
+        }
+        options.update(self.redis_options)
+        if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
+            sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
+            options.update(kwargs)
+            sentinel = client_module.sentinel.Sentinel(sentinels, **options)
+            return sentinel.master_for(service or self.channel)
+        return client_module.Redis.from_url(self.redis_url, **options)
+
+    def _client(self) -> Any:
+        raise NotImplementedError
+
+    def _publisher(self) -> Any:
+        if self._pub is None:
+            self._pub = self._client()
+        return self._pub
+
+
+class RedisManager(RedisSettings, PubSubManager):
     """Cross-worker client manager on Redis pub/sub.
 
     ``server = greensio.Server(client_manager=greensio.RedisManager(url))``.
@@ -103,41 +149,13 @@ class RedisManager(PubSubManager):
 
     name = 'redis'
 
-    def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
-                 logger: Any = None, json: Any = None, redis_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
-        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
-        self.redis_url = url
-        self.redis_options = dict(redis_options or {})
-        # a bad scheme or a missing package is a configuration error: say so now
-        self._module = _redis_module(urlparse(url).scheme)
-        self._pub: Any = None
-        self._pub_broken = False
-
     def initialize(self) -> None:
         self._check_monkey_patched('Redis')
         super().initialize()
 
     def _client(self) -> Any:
         module = self._module
-        retry = importlib.import_module(module.__name__ + '.retry').Retry
-        no_backoff = importlib.import_module(module.__name__ + '.backoff').NoBackoff
-        options: dict[str, Any] = {
-            'socket_connect_timeout': CONNECT_TIMEOUT,
-            'socket_timeout': COMMAND_TIMEOUT,
-            'health_check_interval': HEALTH_CHECK_INTERVAL,
-            # failures must reach the manager (health state, outbox replay)
-            # instead of being retried silently inside redis-py
-            'retry': retry(no_backoff(), 0),
-        }
-        options.update(self.redis_options)
-        if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
-            sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
-            options.update(kwargs)
-            sentinel = module.sentinel.Sentinel(sentinels, **options)
-            return sentinel.master_for(service or self.channel)
-        return module.Redis.from_url(self.redis_url, **options)
+        return self._connect(module, importlib.import_module(module.__name__ + '.retry').Retry)
 
     # -- listening ---------------------------------------------------------------------
 
@@ -169,16 +187,11 @@ class RedisManager(PubSubManager):
 
     # -- publishing --------------------------------------------------------------------
 
-    def _publisher(self) -> Any:
-        if self._pub is None:
-            self._pub = self._client()
-        return self._pub
-
     def _publish(self, message: dict[str, Any]) -> Any:
         self._publish_batch([(message, self.json.dumps(message))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        try:
+        with self._publisher_guard():
             if len(batch) == 1:
                 self._publisher().publish(self.channel, batch[0][1])
             else:
@@ -186,19 +199,13 @@ class RedisManager(PubSubManager):
                 for _message, text in batch:
                     pipe.publish(self.channel, text)
                 pipe.execute()
-        except BaseException:
-            self._drop_publisher()
-            raise
         self._pub_broken = False
 
     def _heartbeat(self) -> bool:
         if not self._pub_broken:
             return False
-        try:
+        with self._publisher_guard():
             self._publisher().ping()
-        except BaseException:
-            self._drop_publisher()
-            raise
         self._pub_broken = False
         return True
 

@@ -1,0 +1,323 @@
+"""What the green and asyncio queue managers share: everything that never waits.
+
+Shell ring.  ``PubSubManager`` (green) and ``AsyncPubSubManager`` (asyncio)
+differ only where one blocks and the other awaits: the outbox's waits, the
+publisher and listener loops, the backend seam, and the manager methods that
+are coroutines on the asyncio side.  Everything else is written once here
+(STYLE rule 7): the limits, the constructor's state, the health bookkeeping
+and the stats, building each message and deciding what crosses the broker,
+filtering and deduplicating what arrives and acting on it, and the registry
+of acks owed to other workers.  Local delivery (``_emit_local`` and the
+``basic_*`` methods) never waits in either twin, so it is called from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import exceptions
+from ._core import pubsub, safejson
+from .manager import BaseManager
+
+default_logger = logging.getLogger('greensio.pubsub')
+
+HEALTHY = 'healthy'
+DEGRADED = 'degraded'
+
+#: Messages the outbox holds while the broker is unreachable (about 1 KiB
+#: each for typical events: ~10 MiB).  Past it ``emit()`` raises.
+OUTBOX_SIZE = 10_000
+#: Longest an ``emit()`` waits for room in a full outbox before raising.
+EMIT_TIMEOUT = 0.5
+#: Messages handed to the backend at once; a failed batch is republished
+#: whole, so this also bounds the duplicates receivers must drop.
+PUBLISH_BATCH = 256
+#: How often an idle publisher services its connection (AMQP heartbeats).
+IDLE_TICK = 1.0
+#: Reconnect delays double from the first to the second value.
+RETRY_DELAY_MIN = 0.1
+RETRY_DELAY_MAX = 5.0
+#: ``initialize()`` waits this long for the listener to be subscribed, so
+#: the first client's broadcasts are not missed; the server serves anyway.
+LISTEN_READY_TIMEOUT = 2.0
+#: Callbacks waiting for an ack from a client on another worker.  Acks that
+#: never come (client gone, ``call()`` timed out) are forgotten oldest first.
+MAX_REMOTE_CALLBACKS = 10_000
+#: ``close()`` waits this long for the outbox to drain by default.
+CLOSE_TIMEOUT = 5.0
+
+#: A message to queue and, optionally, the local delivery to make once the
+#: outbox has room for it (so a full outbox refuses before anyone got it).
+Outgoing = tuple[dict[str, Any], Callable[[], Any] | None]
+
+
+class BasePubSubManager(BaseManager):
+    """The queue managers' shared half; a twin adds its waits (see the module docs)."""
+
+    name = 'pubsub'
+    retry_delay_min = RETRY_DELAY_MIN
+    retry_delay_max = RETRY_DELAY_MAX
+    idle_tick = IDLE_TICK
+    #: Guards the outbox against a publisher on another thread; one event loop needs none.
+    _lock: Any = contextlib.nullcontext()
+
+    def __init__(self, channel: str = 'socketio', write_only: bool = False, logger: Any = None, json: Any = None,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+        super().__init__()
+        if outbox_size < 1:
+            raise ValueError('outbox_size must be at least 1')
+        self.channel = channel
+        self.write_only = write_only
+        self.host_id = uuid.uuid4().hex
+        self._custom_logger = logger
+        self.logger = logger or default_logger
+        self.json = json if json is not None else safejson
+        self.outbox_size = outbox_size
+        self.emit_timeout = emit_timeout
+        self.thread: Any = None  # the listener task (python-socketio's attribute)
+        #: Counters: ``published``, ``received``, ``duplicates``, ``invalid``, ``refused``.
+        self.stats = dict.fromkeys(('published', 'received', 'duplicates', 'invalid', 'refused'), 0)
+        self._messages = pubsub.MessageFactory(self.host_id)
+        self._dedup = pubsub.DedupWindow()
+        self._outbox: deque[tuple[dict[str, Any], str]] = deque()
+        self._reserved = 0
+        self._published = 0  # messages confirmed so far (an asyncio write-only emit waits for its own)
+        self._remote_callbacks: deque[tuple[str, int]] = deque()
+        self._publisher_task: Any = None
+        self._publisher_ok = True
+        self._listener_ok = True
+        self._state = HEALTHY
+        self._degraded_since: float | None = None
+        self._closed = False
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        """The twin's own synchronisation state (locks, events)."""
+
+    # -- public state ---------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``'healthy'``, or ``'degraded'`` while the broker cannot be reached."""
+        return self._state
+
+    @property
+    def healthy(self) -> bool:
+        return self._state == HEALTHY
+
+    @property
+    def outbox_length(self) -> int:
+        """Messages accepted but not yet confirmed by the broker."""
+        return len(self._outbox)
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        # python-socketio 5.16.1+: an attached manager speaks the server's JSON
+        self.json = server.packet_class.json
+        self.logger = self._custom_logger or default_logger
+
+    def _mark_closed(self, flushed: bool) -> None:
+        if not flushed:
+            self.logger.error('%s: closing with %d message(s) never confirmed by the broker: dropped',
+                              self.name, len(self._outbox))
+        self._closed = True
+
+    def _release_failed(self, exc: BaseException) -> None:
+        self.logger.warning('%s: could not release broker resources: %r', self.name, exc)
+
+    # -- what crosses the broker ----------------------------------------------------------
+
+    def _route_emit(self, event: str, data: Any, namespace: str | None, room: Any, skip_sid: Any,
+                    callback: Callable[..., Any] | None, ignore_queue: bool) -> int | Outgoing:
+        """The local delivery count when nothing crosses the broker, else what to send."""
+        namespace = namespace or '/'
+        if ignore_queue:
+            return self._emit_local(event, data, namespace, room, skip_sid, callback)
+        wire_callback = None
+        local_callback = None
+        if callback is not None:
+            if self.server is None:
+                raise RuntimeError('Callbacks can only be issued from the context of a server.')
+            if room is None:
+                raise ValueError('Cannot use callback without a room set.')
+            if isinstance(room, str) and self.is_connected(room, namespace):
+                # the client is ours: an ordinary ack, nothing crosses the broker
+                return self._emit_local(event, data, namespace, room, skip_sid, callback)
+            ack_id = self._add_remote_callback(room, callback)
+            wire_callback = (room, namespace, ack_id)
+            local_callback = functools.partial(self._return_callback, self.host_id, room, namespace, ack_id)
+        args = list(data) if isinstance(data, tuple) else [data]
+        message = self._messages.emit(event=event, args=args, namespace=namespace, room=room,
+                                      skip_sid=skip_sid, callback=wire_callback)
+        if self.server is None:
+            return message, None
+        return message, functools.partial(self._emit_local, event, data, namespace, room, skip_sid, local_callback)
+
+    def _route_room(self, kind: str, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> Outgoing | None:
+        """Enter or leave a room here if the client is ours (None), else what to send the other workers."""
+        if self.is_connected(sid, namespace):
+            self._enter_or_leave(kind, sid, namespace, room, eio_sid)
+            return None
+        return self._messages.room(kind, sid=sid, namespace=namespace or '/', room=room), None
+
+    def _enter_or_leave(self, kind: str, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        if kind == pubsub.ENTER_ROOM:
+            self.basic_enter_room(sid, namespace, room, eio_sid)
+        else:
+            self.basic_leave_room(sid, namespace, room)
+
+    def _route_close_room(self, room: Any, namespace: str | None) -> Outgoing:
+        namespace = namespace or '/'
+        return (self._messages.close_room(room=room, namespace=namespace),
+                functools.partial(self.basic_close_room, room, namespace))
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f'{self.name} manager is closed')
+
+    def _has_room(self) -> bool:
+        return len(self._outbox) + self._reserved < self.outbox_size
+
+    def _refuse(self) -> exceptions.QueueFullError:
+        self.stats['refused'] += 1
+        return exceptions.QueueFullError(
+            f'{self.name}: {len(self._outbox)} messages are waiting for the broker '
+            f'(outbox_size={self.outbox_size}); message not sent')
+
+    def _commit(self, message: dict[str, Any], text: str) -> int:
+        """Queue a reserved message; returns its position (what ``_published`` reaches once it is confirmed)."""
+        with self._lock:
+            self._reserved -= 1
+            self._outbox.append((message, text))
+            position = self._published + len(self._outbox)
+        self._wake_publisher()
+        return position
+
+    def _wake_publisher(self) -> None:
+        raise NotImplementedError
+
+    def _confirm(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        """The backend confirmed the first ``len(batch)`` messages of the outbox."""
+        with self._lock:
+            for _ in batch:
+                self._outbox.popleft()
+            self._published += len(batch)
+        self.stats['published'] += len(batch)
+        if not self._publisher_ok:
+            self._set_health(publisher=True)
+
+    def _backoff(self, delay: float) -> float:
+        return min(delay * 2, self.retry_delay_max)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def _set_health(self, *, publisher: bool | None = None, listener: bool | None = None,
+                    error: BaseException | None = None) -> None:
+        if publisher is not None:
+            self._publisher_ok = publisher
+        if listener is not None:
+            self._listener_ok = listener
+        new = HEALTHY if self._publisher_ok and self._listener_ok else DEGRADED
+        if new == self._state:
+            if error is not None and self.logger.isEnabledFor(logging.DEBUG):
+                self.logger.debug('%s: still degraded: %r', self.name, error)
+            return
+        self._state = new
+        if new == DEGRADED:
+            self._degraded_since = time.monotonic()
+            part = 'publisher' if publisher is False else 'listener'
+            self.logger.warning('%s message queue degraded: the %s lost the broker (%s: %s); '
+                                '%d message(s) waiting in the outbox', self.name, part,
+                                type(error).__name__, error, len(self._outbox))
+        else:
+            since = self._degraded_since
+            outage = time.monotonic() - since if since is not None else 0.0
+            self.logger.warning('%s message queue healthy again after %.1f s; %d message(s) to replay',
+                                self.name, outage, len(self._outbox))
+
+    def _listening_again(self) -> None:
+        if not self._listener_ok:
+            self._set_health(listener=True)
+
+    def _listen_ended(self) -> None:
+        if not self._closed:
+            self.logger.error('%s: listen() ended unexpectedly; listening again', self.name)
+
+    # -- what arrives ------------------------------------------------------------------------
+
+    def _accept(self, raw: Any) -> pubsub.Message | None:
+        """Decode a raw message; None for garbage, our own echo, another worker's ack or a repeat."""
+        try:
+            message = pubsub.decode(raw, self.json)
+        except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
+            self.stats['invalid'] += 1
+            self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
+            return None
+        if type(message) is pubsub.CallbackMessage:
+            if message.host_id != self.host_id:
+                return None  # another worker's ack
+        elif message.host_id == self.host_id:
+            return None  # we applied it locally before publishing
+        if message.msg_id is not None and self._dedup.seen(message.msg_id):
+            self.stats['duplicates'] += 1
+            return None
+        self.stats['received'] += 1
+        return message
+
+    def _handle_message(self, message: pubsub.Message) -> Any:
+        """Act on an accepted message.
+
+        Returns what the server or the ack callback returned: a coroutine on
+        the asyncio side, which the asyncio twin awaits.
+        """
+        kind = type(message)
+        if kind is pubsub.EmitMessage:
+            self._handle_emit(message)  # type: ignore[arg-type]
+        elif kind is pubsub.CallbackMessage:
+            return self.trigger_callback(message.sid, message.ack_id, message.args)  # type: ignore[union-attr]
+        elif kind is pubsub.DisconnectMessage:
+            if self.server is not None and self.is_connected(message.sid, message.namespace):  # type: ignore[union-attr]
+                return self.server.disconnect(message.sid, namespace=message.namespace,  # type: ignore[union-attr]
+                                              ignore_queue=True)
+        elif kind is pubsub.RoomMessage:
+            if self.is_connected(message.sid, message.namespace):  # type: ignore[union-attr]
+                self._enter_or_leave(message.kind, message.sid, message.namespace,  # type: ignore[union-attr]
+                                     message.room)  # type: ignore[union-attr]
+        else:
+            self.basic_close_room(message.room, message.namespace)  # type: ignore[union-attr]
+        return None
+
+    def _handle_emit(self, message: pubsub.EmitMessage) -> None:
+        if self.server is None:
+            return
+        callback = None
+        if message.callback is not None:
+            sid, namespace, ack_id = message.callback
+            callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
+        args = message.args
+        data = args[0] if len(args) == 1 else tuple(args)
+        self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
+
+    # -- acks across workers -----------------------------------------------------------------
+
+    def _add_remote_callback(self, sid: str, callback: Callable[..., Any]) -> int:
+        ack_id = self._generate_ack_id(sid, callback)
+        pending = self._remote_callbacks
+        pending.append((sid, ack_id))
+        if len(pending) > MAX_REMOTE_CALLBACKS:
+            old_sid, old_id = pending.popleft()
+            self._registry.pop_callback(old_sid, old_id)
+        return ack_id
+
+    def _return_callback(self, host_id: str, sid: str, namespace: str, ack_id: int, *args: Any) -> Any:
+        """A local client acked an event that ``host_id`` emitted: route the ack home."""
+        raise NotImplementedError

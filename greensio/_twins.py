@@ -4,12 +4,15 @@ Shell ring helper.  The green and asyncio classes document their public
 methods once, on a shared base class; ``inherit_docstrings`` hands each
 undocumented method of a subclass the docstring of the same name higher up,
 so ``help(greensio.AsyncServer.emit)`` and ``help(greensio.Server.emit)``
-read the same text and cannot drift.
+read the same text and cannot drift.  ``drive`` and ``drive_async`` run a
+flow written once (a generator of steps) for the green and the asyncio twin.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Generator
+from typing import Any
 
 _COROUTINE_NOTE = 'This method is a coroutine.'
 
@@ -57,3 +60,45 @@ class SharedDocs:
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         inherit_docstrings(cls)
+
+
+# -- flows: one generator, two drivers (httpx's ``Auth.auth_flow`` pattern) --------------------
+#
+# A flow yields steps ``(callable, *args)``; the driver calls each one and
+# sends its result back in (or throws its exception in, ``BaseException``
+# included, so that a flow's ``finally`` and ``except BaseException`` see
+# Ctrl-C and cancellation).  ``drive`` is the green driver; ``drive_async``
+# also awaits a step's result when it is awaitable.  The flow's return value
+# is the driver's.
+
+
+def drive(flow: Generator[tuple[Any, ...], Any, Any]) -> Any:
+    """Run a flow with plain calls; return its value."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                result = step[0](*step[1:])
+            except BaseException as exc:  # noqa: BLE001 - the flow decides what it handles
+                step = flow.throw(exc)
+            else:
+                step = flow.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def drive_async(flow: Generator[tuple[Any, ...], Any, Any]) -> Any:
+    """Run a flow, awaiting each step's result when it is awaitable; return its value."""
+    try:
+        step = next(flow)
+        while True:
+            try:
+                result = step[0](*step[1:])
+                if inspect.isawaitable(result):
+                    result = await result
+            except BaseException as exc:  # noqa: BLE001 - the flow decides what it handles
+                step = flow.throw(exc)
+            else:
+                step = flow.send(result)
+    except StopIteration as stop:
+        return stop.value

@@ -28,10 +28,11 @@ from ._core.events import (
 )
 from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
+from ._twins import drive_async
 from .async_engine import AsyncEngineServer
 from .async_manager import AsyncManager
 from .async_namespace import AsyncNamespace
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer
 from .engine import OutPacket
 
 
@@ -196,21 +197,7 @@ class AsyncServer(BaseServer):
         else:
             self.logger.warning('%s: %s [%s], packet ignored', eio_sid, event.reason, event.namespace)
 
-    async def _run_flow(self, flow: Flow) -> None:
-        """Drive a flow of ``BaseServer``: each step is called and, if it returns an awaitable, awaited."""
-        try:
-            step = next(flow)
-            while True:
-                try:
-                    result = step[0](*step[1:])
-                    if inspect.isawaitable(result):
-                        result = await result
-                except Exception as exc:  # noqa: BLE001 - the flow decides what it handles
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(result)
-        except StopIteration:
-            pass
+    _run_flow = staticmethod(drive_async)  # a flow of ``BaseServer``, driven as ``_twins.drive_async`` does
 
     async def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
         namespace = event.namespace

@@ -10,13 +10,13 @@ between cannot miss a change.
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from types import TracebackType
 from typing import Any
 
-from . import exceptions
+from ._twins import drive_async
 from .async_client import AsyncClient
-from .simple_client import BaseSimpleClient
+from .base_client import BaseSimpleClient
 
 
 class AsyncSimpleClient(BaseSimpleClient):
@@ -39,26 +39,27 @@ class AsyncSimpleClient(BaseSimpleClient):
 
     async def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
                       namespace: str = '/', socketio_path: str = 'socket.io', wait_timeout: float = 5) -> None:
-        if self.connected:
-            raise RuntimeError('Already connected')
-        client = self._new_client(namespace)
-        try:
-            await client.connect(url, headers=headers, auth=auth, transports=transports, namespaces=[namespace],
-                                 socketio_path=socketio_path, wait_timeout=wait_timeout)
-        except BaseException:
-            self.client = None
-            self._update(live=False, connected=False)
-            raise
-        self._update(live=True, connected=True)
+        await drive_async(self._connect_flow(url, headers, auth, transports, namespace, socketio_path, wait_timeout))
 
-    def _update(self, **state: Any) -> None:
-        self._live = state.get('live', self._live)
-        self.connected = state.get('connected', self.connected)
-        if 'event' in state:
-            self.input_buffer.append(state['event'])
+    async def emit(self, event: str, data: Any = None) -> None:
+        await drive_async(self._live_call_flow('emit', event, data))
+
+    async def call(self, event: str, data: Any = None, timeout: float | None = 60) -> Any:
+        return await drive_async(self._live_call_flow('call', event, data, timeout=timeout))
+
+    async def receive(self, timeout: float | None = None) -> list[Any]:
+        return await drive_async(self._receive_flow(timeout))
+
+    async def disconnect(self) -> None:
+        await drive_async(self._disconnect_flow())
+
+    def _guard(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()
+
+    def _notify(self) -> None:
         self._changed.set()
 
-    async def _changes(self, timeout: float | None = None) -> bool:
+    async def _wait_change(self, timeout: float | None) -> bool:
         """Wait for the next change; False on timeout."""
         self._changed.clear()
         try:
@@ -66,49 +67,6 @@ class AsyncSimpleClient(BaseSimpleClient):
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
             return False
         return True
-
-    async def _wait_live(self) -> AsyncClient:
-        """Wait through a reconnection; ``DisconnectedError`` once it gave up."""
-        while self.connected and not self._live:
-            await self._changes()
-        client = self.client
-        if not self.connected or client is None:
-            raise exceptions.DisconnectedError()
-        return client
-
-    async def emit(self, event: str, data: Any = None) -> None:
-        while True:
-            client = await self._wait_live()
-            try:
-                return await client.emit(event, data, namespace=self.namespace)
-            except exceptions.BadNamespaceError:
-                self._update(live=False)  # lost just now: wait for the reconnection
-
-    async def call(self, event: str, data: Any = None, timeout: float | None = 60) -> Any:
-        while True:
-            client = await self._wait_live()
-            try:
-                return await client.call(event, data, namespace=self.namespace, timeout=timeout)
-            except exceptions.BadNamespaceError:
-                self._update(live=False)
-
-    async def receive(self, timeout: float | None = None) -> list[Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.input_buffer:
-            if not self.connected:
-                raise exceptions.DisconnectedError()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise exceptions.TimeoutError()
-            await self._changes(remaining)
-        return self.input_buffer.pop(0)
-
-    async def disconnect(self) -> None:
-        client = self.client
-        if client is not None:
-            await client.disconnect()
-        self.client = None
-        self._update(live=False, connected=False)
 
     async def __aenter__(self) -> AsyncSimpleClient:  # noqa: PYI034 - Self needs Python 3.11
         return self

@@ -1,24 +1,42 @@
-"""What the green ``Client`` and the asyncio ``AsyncClient`` share.
+"""What the green and asyncio clients share: ``Client``/``AsyncClient``, ``SimpleClient``/``AsyncSimpleClient``.
 
 Shell ring.  Options, the Engine.IO client's construction, handler
 registration and resolution, the connection parameters, the read-only state
-(``namespaces``, ``get_sid``...) and the public docstrings are written once
-here; ``_core.client_session.ClientSession`` holds the protocol state and
-``_core.reconnect`` the backoff.  Each twin keeps only what waits: the green
-one on (green) threads, the asyncio one on the event loop.
+(``namespaces``, ``get_sid``...), the public docstrings and every multi-step
+flow (connect and its retry, the namespace wait, call, disconnect, packet
+dispatch, the reconnection schedule, the simple client's inbox) are written
+once here, as generators that yield the steps that may wait (STYLE rule 7);
+``_twins.drive`` and ``_twins.drive_async`` run them.
+``_core.client_session.ClientSession`` holds the protocol state and
+``_core.reconnect`` the backoff.  Each twin keeps only how it waits, spawns
+and sends: the green one on (green) threads, the asyncio one on the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
+import engineio
 from engineio import base_client as eio_base_client
 
+from . import exceptions
+from ._core.client_events import (
+    AckArrived,
+    EventArrived,
+    NamespaceConnected,
+    NamespaceDisconnected,
+    NamespaceRefused,
+)
 from ._core.client_session import ClientSession
-from ._core.handlers import HandlerRegistry, event_decorator
+from ._core.errors import LocalProtocolError, RemoteProtocolError
+from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
+from ._core.reconnect import backoff_schedule
 from ._twins import SharedDocs
 from .base_server import _packet_class, _setup_logger
 from .namespace import BaseClientNamespace
@@ -27,6 +45,49 @@ default_logger = logging.getLogger('socketio.client')
 
 #: Events a client's ``'*'`` handler never receives.
 CLIENT_RESERVED_EVENTS = frozenset({'connect', 'connect_error', 'disconnect', '__disconnect_final'})
+
+
+#: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
+FLUSH_SECONDS = 1.0
+
+#: Packets per long-polling POST: python-engineio servers refuse payloads of more than 16.
+MAX_PACKETS_PER_POST = 16
+
+#: A step of a flow: a callable and its arguments (see ``_twins.drive``).
+Step = tuple[Any, ...]
+Flow = Generator[Step, Any, Any]
+
+
+class CallWaiter:
+    """The callback ``call()`` uses: resolved on the reader, never queued behind handlers."""
+
+    def __init__(self, done: Any) -> None:
+        self.done = done  # a threading.Event, or an asyncio.Event
+        self.args: tuple[Any, ...] = ()
+
+    def __call__(self, *args: Any) -> None:
+        self.args = args
+        self.done.set()
+
+
+def take_batch(queue: Any, first: Any, empty: type[BaseException]) -> tuple[list[Any], bool]:
+    """``first`` and what else is queued, up to the limit; True if the end marker (``None``) came.
+
+    For both twins' Engine.IO writers: ``queue`` is a ``queue.Queue`` or an
+    ``asyncio.Queue``, ``empty`` the exception its ``get_nowait`` raises.
+    """
+    batch: list[Any] = []
+    item = first
+    while item is not None:
+        batch.append(item)
+        if len(batch) >= MAX_PACKETS_PER_POST:
+            return batch, False
+        try:
+            item = queue.get_nowait()
+        except empty:
+            return batch, False
+    queue.task_done()  # the end marker
+    return batch, True
 
 
 def _real(value: Any) -> Any:
@@ -45,6 +106,12 @@ class BaseClient(SharedDocs):
 
     #: The python-engineio client class the twin builds on (its options are accepted).
     _engine_base: ClassVar[type] = object
+
+    # each twin creates these, as threading or asyncio events and a thread or task
+    _answer: Any  # set at each namespace answer and when the connection ends
+    _finished: Any  # set while disconnected for good: releases wait()
+    _reconnect_abort: Any  # set to stop a reconnection loop
+    _reconnect_task: Any
 
     def __init__(self, reconnection: bool = True, reconnection_attempts: int = 0, reconnection_delay: float = 1,
                  reconnection_delay_max: float = 5, randomization_factor: float = 0.5, logger: Any = False,
@@ -88,6 +155,8 @@ class BaseClient(SharedDocs):
         self.connected = False
         self._wait_timeout: float = 1
         self._attempt_namespaces: list[str] = []
+        self._answered: set[str] = set()
+        self._lock: Any = contextlib.nullcontext()
 
     def _create_engine(self, options: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -253,11 +322,522 @@ class BaseClient(SharedDocs):
         """python-socketio's shape of an ack: nothing → None, one value, or a tuple."""
         return args[0] if len(args) == 1 else (args or None)
 
-    def _handle_eio_connect(self) -> Any:
+    # -- what each twin provides: how it waits, spawns and sends ----------------------------------------
+    #
+    # ``_lock`` guards the session and keeps a packet's parts together (a
+    # ``threading.Lock`` for the green twin, a no-op on the event loop, where
+    # nothing yields inside it).  Flows never yield while holding it.
+
+    def _run_flow(self, flow: Flow) -> Any:
+        """Drive ``flow``: its value, or for :class:`AsyncClient` an awaitable of it."""
         raise NotImplementedError
+
+    def _current(self) -> Any:
+        """The running thread (green twin) or task (asyncio twin)."""
+        raise NotImplementedError
+
+    def _wait(self, event: Any, timeout: float | None) -> Any:
+        """Wait (bounded) for ``event``; True once it is set (an awaitable of it on asyncio)."""
+        raise NotImplementedError
+
+    def _submit(self, flow: Flow) -> None:
+        """Run ``flow`` concurrently, on a handler worker or in a task."""
+        raise NotImplementedError
+
+    def _queue_message(self, data: str | bytes) -> None:
+        """Queue one Engine.IO message without waiting."""
+        raise NotImplementedError
+
+    def _join_reconnect(self, task: Any, timeout: float) -> Any:
+        """Wait (bounded) until the reconnection ``task`` stopped."""
+        raise NotImplementedError
+
+    def _flush(self, timeout: float) -> Any:
+        """Wait (bounded) until the writer has sent what is queued."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Disconnected for good: release ``wait()``."""
+        self._finished.set()
 
     def _handle_eio_message(self, data: str | bytes) -> Any:
         raise NotImplementedError
 
     def _handle_eio_disconnect(self, reason: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def _mark_reconnecting(self) -> None:
+        """A reconnection starts (the green twin lets Ctrl-C abort it)."""
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    def _in_reader(self) -> bool:
+        return self._current() is self.eio.read_loop_task
+
+    def _send_packet(self, pkt: Any) -> None:
+        """Queue a packet's Engine.IO messages (callers hold ``_lock`` so parts stay together)."""
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else (encoded,):
+            self._queue_message(part)
+
+    def _emit(self, event: str, data: Any, namespace: str | None, callback: Callable | None) -> None:
+        namespace = namespace or '/'
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('Emitting event "%s" [%s]', event, namespace)
+        with self._lock:
+            try:
+                pkt = self._session.emit(namespace, event, data, callback)
+            except LocalProtocolError as exc:
+                if namespace not in self._session.namespaces:
+                    raise exceptions.BadNamespaceError(str(exc)) from None
+                raise
+            self._send_packet(pkt)
+
+    def _eio_disconnect(self, **kwargs: Any) -> Step:
+        """The step that closes the Engine.IO connection."""
+        return (functools.partial(self.eio.disconnect, **kwargs),)
+
+    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        found = self._registry.resolve(namespace, event)
+        if found is None:
+            return None
+        handler, lead = found
+        if event == 'disconnect':  # reason is optional (legacy handlers take none)
+            return call_trimmed(handler, lead + args, 1)
+        return handler(*lead, *args)
+
+    # -- flows: written once, driven by each twin's _run_flow ----------------------------------
+
+    def _handler_flow(self, event: str, namespace: str, *args: Any) -> Flow:
+        """Run a lifecycle handler; its errors are logged, never raised into the connection."""
+        try:
+            yield (self._trigger_event, event, namespace, *args)
+        except Exception:
+            self.logger.exception('%s handler error [%s]', event, namespace)
+
+    def _connect_flow(self, url: Any, headers: Any, auth: Any, transports: Any, namespaces: Any,
+                      socketio_path: str, wait: bool, wait_timeout: float, retry: bool) -> Flow:
+        if self.connected:
+            raise exceptions.ConnectionError('Already connected')
+        yield (self._stop_reconnecting,)
+        self._remember(url, headers, auth, transports, namespaces, socketio_path, wait_timeout)
+        self._finished.clear()
+        try:
+            yield from self._attempt_flow(self.connection_namespaces, wait, wait_timeout)
+        except exceptions.ConnectionError as exc:
+            if not (retry and isinstance(exc.__cause__, engineio.exceptions.ConnectionError)
+                    and (yield from self._retry_flow())):
+                self._finish()
+                raise
+        except BaseException:
+            self._finish()
+            raise
+
+    def _retry_flow(self) -> Flow:
+        """``connect(retry=True)``: the reconnection schedule, run by the caller."""
+        me = self._current()
+        with self._lock:
+            self._reconnect_abort.clear()
+            self._mark_reconnecting()
+            self._reconnect_task = me  # so that shutdown() from elsewhere can abort it
+        try:
+            return (yield (self._reconnect_loop, self.connection_namespaces))
+        finally:
+            with self._lock:
+                if self._reconnect_task is me:
+                    self._reconnect_task = None
+
+    def _attempt_flow(self, namespaces: list[str], wait: bool, wait_timeout: float, in_loop: bool = False) -> Flow:
+        """One Engine.IO connection plus its namespaces; raises ``ConnectionError``."""
+        self._attempt_namespaces = namespaces
+        self._answered = set()
+        self._answer.clear()
+        args, kwargs = self._engine_connect_args()
+        try:
+            yield (functools.partial(self.eio.connect, **kwargs), *args)
+        except engineio.exceptions.ConnectionError as exc:
+            detail = self._connect_error_detail(exc)
+            for namespace in namespaces:
+                yield from self._handler_flow('connect_error', namespace, detail)
+            raise exceptions.ConnectionError(exc.args[0] if exc.args else 'Connection error') from exc
+        if wait:
+            yield from self._wait_for_namespaces_flow(namespaces, wait_timeout)
+        with self._lock:
+            if self.eio.state != 'connected':
+                raise exceptions.ConnectionError('Connection lost while connecting')
+            self.connected = True
+            if in_loop:  # from here on a lost connection needs a new reconnection task
+                self._reconnect_task = None
+
+    def _wait_for_namespaces_flow(self, namespaces: list[str], wait_timeout: float) -> Flow:
+        wanted = set(namespaces)
+        # each wake-up is one namespace's answer or the connection's end, so
+        # this loop runs at most len(namespaces) + 1 times past its timeouts
+        while not wanted <= self._answered and self.eio.state == 'connected':
+            if not (yield (self._wait, self._answer, wait_timeout)):
+                break
+            self._answer.clear()
+        connected = set(self._session.namespaces)
+        if wanted <= connected:
+            return
+        missing = [ns for ns in namespaces if ns not in connected]
+        refused = [ns for ns in missing if ns in self._session.failed]
+        lost = self.eio.state != 'connected'
+        yield from self._drop_connection_flow()
+        if lost:
+            raise exceptions.ConnectionError('Connection lost while connecting')
+        if refused:
+            raise exceptions.ConnectionError('One or more namespaces failed to connect: ' + ', '.join(refused))
+        raise exceptions.ConnectionError('Timed out waiting for namespaces: ' + ', '.join(missing))
+
+    def _call_flow(self, waiter: CallWaiter, event: str, data: Any, namespace: str | None,
+                   timeout: float | None) -> Flow:
+        yield (self.emit, event, data, namespace, waiter)
+        if not (yield (self._wait, waiter.done, timeout)):
+            raise exceptions.TimeoutError()
+        return self._call_result(waiter.args)
+
+    def _disconnect_flow(self) -> Flow:
+        yield (self._stop_reconnecting,)
+        with self._lock:
+            for pkt in self._session.disconnect():
+                self._send_packet(pkt)
+        yield (self._flush, FLUSH_SECONDS)
+        yield self._eio_disconnect(abort=self._in_reader())
+        with self._lock:  # never connected, or already lost: nothing ran _finish
+            self.connected = False
+        self._finish()
+
+    def _drop_connection_flow(self) -> Flow:
+        """Close a connection that never became usable, without running handlers."""
+        with self._lock:
+            self.connected = False
+            for pkt in self._session.disconnect():
+                self._send_packet(pkt)
+        yield self._eio_disconnect(abort=self._in_reader())
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def _handle_eio_connect(self) -> None:
+        self.sid = self.eio.sid
+        auth = _real(self.connection_auth)
+        with self._lock:
+            for pkt in self._session.open(self.eio.sid, self._attempt_namespaces, auth):
+                self._send_packet(pkt)
+
+    def _message_flow(self, data: str | bytes) -> Flow:
+        """Decode a message on the reader, in order; hand its events to handlers."""
+        try:
+            with self._lock:
+                events = self._session.receive(data)
+        except RemoteProtocolError as exc:
+            self.logger.warning('protocol violation by the server, closing the connection: %s', exc)
+            yield self._eio_disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
+            return
+        for event in events:
+            kind = type(event)
+            if kind is EventArrived:
+                self._submit(self._event_flow(event))
+            elif kind is AckArrived:
+                if type(event.callback) is CallWaiter:  # call(): resolved here, never queued behind handlers
+                    event.callback(*event.args)
+                else:
+                    self._submit(self._ack_flow(event))
+            elif kind is NamespaceConnected:
+                self.logger.info('Namespace %s is connected', event.namespace)
+                self._submit(self._answer_flow('connect', event.namespace, ()))
+            elif kind is NamespaceRefused:
+                self.logger.info('Connection to namespace %s was rejected', event.namespace)
+                self._submit(self._answer_flow('connect_error', event.namespace, event.args))
+            elif kind is NamespaceDisconnected:
+                self._handle_server_disconnect(event.namespace)
+            else:
+                self.logger.warning('%s [%s], packet ignored', event.reason, event.namespace)
+
+    def _answer_flow(self, handler: str, namespace: str, args: tuple[Any, ...]) -> Flow:
+        # connect() returns once the connect handlers ran, as in python-socketio
+        yield from self._handler_flow(handler, namespace, *args)
+        self._answered.add(namespace)
+        self._answer.set()
+
+    def _event_flow(self, event: EventArrived) -> Flow:
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info('Received event "%s" [%s]', event.event, event.namespace)
+        try:
+            result = yield (self._trigger_event, event.event, event.namespace, *event.args)
+        except Exception:
+            self.logger.exception('event handler error: "%s" [%s]', event.event, event.namespace)
+            return
+        if event.ack_id is not None:  # the client acks even without a handler
+            with self._lock:
+                self._send_packet(self._session.ack(event.namespace, event.ack_id, result))
+
+    def _ack_flow(self, ack: AckArrived) -> Flow:
+        try:
+            yield (ack.callback, *ack.args)  # awaited on asyncio when it returns an awaitable
+        except Exception:
+            self.logger.exception('ack callback error [%s]', ack.namespace)
+
+    def _handle_server_disconnect(self, namespace: str) -> None:
+        self.logger.info('Namespace %s was disconnected by the server', namespace)
+        with self._lock:
+            if not self.connected:  # connect() is still waiting; it sees the namespace gone
+                self._answer.set()
+                return
+            closing = not self._session.namespaces
+            if closing:
+                self.connected = False
+        self._submit(self._server_disconnect_flow(namespace, closing))
+
+    def _server_disconnect_flow(self, namespace: str, closing: bool) -> Flow:
+        yield from self._handler_flow('disconnect', namespace, self.reason.SERVER_DISCONNECT)
+        yield from self._handler_flow('__disconnect_final', namespace)
+        if closing:  # no namespace left: close the transport, from here and not from its reader
+            yield (self.eio.disconnect,)
+            self._finish()
+
+    def _eio_disconnect_flow(self, reason: str | None) -> Flow:
+        """The Engine.IO connection ended (engineio runs this on its reader or in ``disconnect``)."""
+        reason = reason or self.reason.TRANSPORT_ERROR
+        with self._lock:
+            was_connected, self.connected = self.connected, False
+            lost = self._session.connection_lost()
+            # engineio's state is still 'connected' only when the transport failed
+            will_reconnect = self.reconnection and was_connected and self.eio.state == 'connected'
+        self.sid = None
+        self._answer.set()  # wake a connect() waiting for namespace answers
+        if not was_connected:  # an attempt that failed: connect() reports it
+            return
+        self.logger.info('Engine.IO connection dropped (%s)', reason)
+        for namespace in lost:
+            yield from self._handler_flow('disconnect', namespace, reason)
+            if not will_reconnect:
+                yield from self._handler_flow('__disconnect_final', namespace)
+        if not will_reconnect:
+            self._finish()
+            return
+        namespaces = lost or self.connection_namespaces
+        with self._lock:
+            # disconnect() from a disconnect handler sets _finished: no reconnection then
+            if self._reconnect_task is None and not self._finished.is_set():
+                self._reconnect_abort.clear()
+                self._mark_reconnecting()  # from now on Ctrl-C aborts it
+                self._reconnect_task = self.start_background_task(self._reconnect_main, namespaces)
+
+    # -- reconnection ---------------------------------------------------------------------------
+
+    def _reconnect_main(self, namespaces: list[str]) -> Any:
+        """The reconnection task's body (an awaitable on asyncio)."""
+        return self._run_flow(self._reconnect_main_flow(namespaces))
+
+    def _reconnect_main_flow(self, namespaces: list[str]) -> Flow:
+        me = self._current()
+        try:
+            reconnected = yield (self._reconnect_loop, namespaces)
+        finally:
+            with self._lock:
+                if self._reconnect_task is me:
+                    self._reconnect_task = None
+        if not reconnected:
+            self._finish()
+
+    def _reconnect_loop(self, namespaces: list[str]) -> Any:
+        """Retry on the backoff schedule; True once connected again (each twin brackets ``_reconnect_flow``)."""
+        raise NotImplementedError
+
+    def _reconnect_flow(self, namespaces: list[str]) -> Flow:
+        schedule = backoff_schedule(self.reconnection_delay, self.reconnection_delay_max,
+                                    self.randomization_factor, self.reconnection_attempts)
+        for attempt, delay in enumerate(schedule, 1):
+            self.logger.info('Connection failed, new attempt in %.02f seconds', delay)
+            if (yield (self._wait, self._reconnect_abort, delay)):
+                self.logger.info('Reconnect task aborted')
+                break
+            try:
+                yield from self._attempt_flow(namespaces, True, self._wait_timeout, in_loop=True)
+            except (exceptions.ConnectionError, ValueError) as exc:
+                self.logger.info('Reconnection attempt %d failed: %s', attempt, exc)
+                continue
+            if self._reconnect_abort.is_set():  # shutdown() while the attempt was under way
+                yield from self._drop_connection_flow()
+                break
+            self.logger.info('Reconnection successful')
+            return True
+        else:
+            self.logger.info('Maximum reconnection attempts reached, giving up')
+        for namespace in namespaces:
+            yield from self._handler_flow('__disconnect_final', namespace)
+        return False
+
+    def _stop_reconnecting_flow(self) -> Flow:
+        with self._lock:
+            task = self._reconnect_task
+        if task is None or task is self._current():
+            return
+        self._reconnect_abort.set()
+        # an attempt under way ends within the request timeout plus the namespace wait
+        yield (self._join_reconnect, task, self.eio.request_timeout + self._wait_timeout + 1)
+
+    def _stop_reconnecting(self) -> Any:
+        return self._run_flow(self._stop_reconnecting_flow())
+
+
+class BaseSimpleClient(SharedDocs):
+    """What :class:`SimpleClient` and :class:`AsyncSimpleClient` share, and their docstrings."""
+
+    client_class: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.client_args = args
+        self.client_kwargs = kwargs
+        self.client: Any = None
+        self.namespace = '/'
+        #: True from ``connect()`` until disconnected for good (stays True while reconnecting).
+        self.connected = False
+        self.input_buffer: list[list[Any]] = []
+        self._live = False  # the namespace is connected right now
+
+    def _new_client(self, namespace: str) -> Any:
+        """A fresh client whose handlers report to ``_update`` and fill the inbox."""
+        self.namespace = namespace
+        self.input_buffer = []
+        client = self.client = self.client_class(*self.client_args, **self.client_kwargs)
+
+        @client.event(namespace=namespace)
+        def connect() -> None:
+            self._update(live=True, connected=True)
+
+        @client.event(namespace=namespace)
+        def disconnect() -> None:
+            self._update(live=False)  # emit/call wait while reconnecting
+
+        @client.on('__disconnect_final', namespace=namespace)
+        def disconnect_final() -> None:
+            self._update(live=False, connected=False)
+
+        @client.on('*', namespace=namespace)
+        def on_event(event: str, *args: Any) -> None:
+            self._update(event=[event, *args])
+
+        return client
+
+    # -- what each twin provides: how it waits for a change -------------------------------------
+
+    def _guard(self) -> Any:
+        """The context that guards the state (a ``threading.Condition``, or none on the event loop)."""
+        raise NotImplementedError
+
+    def _notify(self) -> None:
+        """Wake whoever waits for a change (called inside ``_guard()``)."""
+        raise NotImplementedError
+
+    def _wait_change(self, timeout: float | None) -> Any:
+        """Wait (inside ``_guard()``) for the next change or ``timeout`` (an awaitable on asyncio)."""
+        raise NotImplementedError
+
+    def _update(self, **state: Any) -> None:
+        with self._guard():
+            self._live = state.get('live', self._live)
+            self.connected = state.get('connected', self.connected)
+            if 'event' in state:
+                self.input_buffer.append(state['event'])
+            self._notify()
+
+    # -- flows: written once, driven by each twin ------------------------------------------------
+
+    def _connect_flow(self, url: Any, headers: Any, auth: Any, transports: Any, namespace: str,
+                      socketio_path: str, wait_timeout: float) -> Flow:
+        if self.connected:
+            raise RuntimeError('Already connected')
+        client = self._new_client(namespace)
+        try:
+            yield (functools.partial(client.connect, url, headers=headers, auth=auth, transports=transports,
+                                     namespaces=[namespace], socketio_path=socketio_path,
+                                     wait_timeout=wait_timeout),)
+        except BaseException:
+            self.client = None
+            self._update(live=False, connected=False)
+            raise
+        self._update(live=True, connected=True)
+
+    def _wait_live_flow(self) -> Flow:
+        """Wait through a reconnection; ``DisconnectedError`` once it gave up."""
+        with self._guard():
+            while self.connected and not self._live:
+                yield (self._wait_change, None)
+            client = self.client
+            if not self.connected or client is None:
+                raise exceptions.DisconnectedError()
+            return client
+
+    def _live_call_flow(self, method: str, *args: Any, **kwargs: Any) -> Flow:
+        """``client.method(...)`` once the namespace is connected; waits through reconnections."""
+        while True:
+            client = yield from self._wait_live_flow()
+            try:
+                return (yield (functools.partial(getattr(client, method), *args, namespace=self.namespace,
+                                                 **kwargs),))
+            except exceptions.BadNamespaceError:
+                self._update(live=False)  # lost just now: wait for the reconnection
+
+    def _receive_flow(self, timeout: float | None) -> Flow:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._guard():
+            while not self.input_buffer:
+                if not self.connected:
+                    raise exceptions.DisconnectedError()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise exceptions.TimeoutError()
+                yield (self._wait_change, remaining)
+            return self.input_buffer.pop(0)
+
+    def _disconnect_flow(self) -> Flow:
+        client = self.client
+        if client is not None:
+            yield (client.disconnect,)
+        self.client = None
+        self._update(live=False, connected=False)
+
+    # -- the public API: documented here, implemented by each twin ---------------------------------
+
+    def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
+                namespace: str = '/', socketio_path: str = 'socket.io', wait_timeout: float = 5) -> Any:
+        """Connect to a server; the arguments are those of :meth:`greensio.Client.connect`.
+
+        Raises ``RuntimeError`` if already connected and
+        :class:`exceptions.ConnectionError` if the server cannot be reached
+        or refuses the namespace.
+        """
+        raise NotImplementedError
+
+    @property
+    def sid(self) -> str | None:
+        """The sid of this client in its namespace (it changes when reconnecting)."""
+        return self.client.get_sid(self.namespace) if self.client else None
+
+    @property
+    def transport(self) -> str:
+        """``'polling'``, ``'websocket'``, or ``''`` when not connected."""
+        return (self.client.transport() or '') if self.client else ''
+
+    def emit(self, event: str, data: Any = None) -> Any:
+        """Send an event (no ack); waits while the client reconnects."""
+        raise NotImplementedError
+
+    def call(self, event: str, data: Any = None, timeout: float | None = 60) -> Any:
+        """Send an event and return the server's ack; :class:`exceptions.TimeoutError` after ``timeout``."""
+        raise NotImplementedError
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """The next event from the server as ``[event, *args]``, in arrival order.
+
+        Raises :class:`exceptions.TimeoutError` when none arrives within
+        ``timeout`` seconds and :class:`exceptions.DisconnectedError` once
+        the client is disconnected for good and the inbox is empty.
+        """
+        raise NotImplementedError
+
+    def disconnect(self) -> Any:
+        """Disconnect from the server (also stops a reconnection)."""
         raise NotImplementedError

@@ -32,18 +32,16 @@ from engineio import base_client as eio_base_client
 from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 
-from . import exceptions
-from ._core.client_events import (
-    AckArrived,
-    EventArrived,
-    NamespaceConnected,
-    NamespaceDisconnected,
-    NamespaceRefused,
+from ._twins import drive
+from .base_client import (  # noqa: F401 - CLIENT_RESERVED_EVENTS and the limits re-exported
+    CLIENT_RESERVED_EVENTS,
+    FLUSH_SECONDS,
+    MAX_PACKETS_PER_POST,
+    BaseClient,
+    CallWaiter,
+    Flow,
+    take_batch,
 )
-from ._core.errors import LocalProtocolError, RemoteProtocolError
-from ._core.handlers import call_trimmed
-from ._core.reconnect import backoff_schedule
-from .base_client import CLIENT_RESERVED_EVENTS, BaseClient, _real  # noqa: F401 - CLIENT_RESERVED_EVENTS re-exported
 
 try:
     from websocket import WebSocketConnectionClosedException as _WS_CLOSED
@@ -56,10 +54,6 @@ MAX_WORKERS = 32
 WORKER_IDLE_SECONDS = 5.0
 #: How long ``disconnect()`` waits for running handlers to end (they are daemons).
 WORKER_JOIN_SECONDS = 1.0
-#: Packets per long-polling POST: python-engineio servers refuse payloads of more than 16.
-MAX_PACKETS_PER_POST = 16
-#: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
-FLUSH_SECONDS = 1.0
 
 #: Long waits wake at least this often: CPython runs a signal handler only in the
 #: main thread, and a SIGINT the kernel delivers to another thread cannot
@@ -180,28 +174,13 @@ class _EngineClient(engineio.Client):
             except self.queue_empty:
                 self.logger.error('packet queue is empty, aborting')
                 break
-            batch, last = self._take_batch(first)
+            batch, last = take_batch(self.queue, first, self.queue_empty)
             if batch and not self._send_batch(batch):
                 break
             if last:
                 break
         self.logger.info('Exiting write loop task')
         self.write_loop_task = None
-
-    def _take_batch(self, first: Any) -> tuple[list[Any], bool]:
-        """``first`` and what else is queued, up to the limit; True if the end marker came."""
-        batch: list[Any] = []
-        item = first
-        while item is not None:
-            batch.append(item)
-            if len(batch) >= MAX_PACKETS_PER_POST:
-                return batch, False
-            try:
-                item = self.queue.get(block=False)
-            except self.queue_empty:
-                return batch, False
-        self.queue.task_done()  # the end marker
-        return batch, True
 
     def _send_batch(self, batch: list[Any]) -> bool:
         """Send packets on the current transport; False once it failed."""
@@ -315,18 +294,6 @@ class _Workers:
             self._retired = [t for t in self._retired if t.is_alive()]
 
 
-class _CallWaiter:
-    """The callback ``call()`` uses: resolved on the reader, never queued behind handlers."""
-
-    def __init__(self, done: Any) -> None:
-        self.done = done
-        self.args: tuple[Any, ...] = ()
-
-    def __call__(self, *args: Any) -> None:
-        self.args = args
-        self.done.set()
-
-
 class Client(BaseClient):
     """A Socket.IO client; drop-in for ``socketio.Client``.
 
@@ -363,7 +330,6 @@ class Client(BaseClient):
                          randomization_factor, logger, serializer, json, handle_sigint, **kwargs)
         self._lock = threading.Lock()  # session state and the order of multi-part sends
         self._workers = _Workers(self.eio.start_background_task, self.logger)
-        self._answered: set[str] = set()
         self._answer = self.eio.create_event()
         self._finished = self.eio.create_event()
         self._finished.set()
@@ -373,149 +339,55 @@ class Client(BaseClient):
     def _create_engine(self, options: dict[str, Any]) -> _EngineClient:
         return _EngineClient(**options)
 
-    # -- connecting -------------------------------------------------------------
+    # -- the public API (flows and docstrings on BaseClient) --------------------------------------
 
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
                 namespaces: Any = None, socketio_path: str = 'socket.io', wait: bool = True,
                 wait_timeout: float = 1, retry: bool = False) -> None:
-        if self.connected:
-            raise exceptions.ConnectionError('Already connected')
-        self._stop_reconnecting()
-        self._remember(url, headers, auth, transports, namespaces, socketio_path, wait_timeout)
-        self._finished.clear()
-        try:
-            self._attempt(self.connection_namespaces, wait, wait_timeout)
-        except exceptions.ConnectionError as exc:
-            if not (retry and isinstance(exc.__cause__, engineio.exceptions.ConnectionError) and self._retry()):
-                self._finish()
-                raise
-        except BaseException:
-            self._finish()
-            raise
-
-    def _retry(self) -> bool:
-        """``connect(retry=True)``: the reconnection schedule, run in the caller's thread."""
-        me = threading.current_thread()
-        with self._lock:
-            self._reconnect_abort.clear()
-            _reconnecting.add(self)
-            self._reconnect_task = me  # so that shutdown() from elsewhere can abort it
-        try:
-            return self._reconnect_loop(self.connection_namespaces)
-        finally:
-            with self._lock:
-                if self._reconnect_task is me:
-                    self._reconnect_task = None
-
-    def _attempt(self, namespaces: list[str], wait: bool, wait_timeout: float, in_loop: bool = False) -> None:
-        """One Engine.IO connection plus its namespaces; raises ``ConnectionError``."""
-        self._attempt_namespaces = namespaces
-        self._answered = set()
-        self._answer.clear()
-        args, kwargs = self._engine_connect_args()
-        try:
-            self.eio.connect(*args, **kwargs)
-        except engineio.exceptions.ConnectionError as exc:
-            detail = self._connect_error_detail(exc)
-            for namespace in namespaces:
-                self._run_handler('connect_error', namespace, detail)
-            raise exceptions.ConnectionError(exc.args[0] if exc.args else 'Connection error') from exc
-        if wait:
-            self._wait_for_namespaces(namespaces, wait_timeout)
-        with self._lock:
-            if self.eio.state != 'connected':
-                raise exceptions.ConnectionError('Connection lost while connecting')
-            self.connected = True
-            if in_loop:  # from here on a lost connection needs a new reconnection task
-                self._reconnect_task = None
-
-    def _wait_for_namespaces(self, namespaces: list[str], wait_timeout: float) -> None:
-        wanted = set(namespaces)
-        # each wake-up is one namespace's answer or the connection's end, so
-        # this loop runs at most len(namespaces) + 1 times past its timeouts
-        while not wanted <= self._answered and self.eio.state == 'connected':
-            if not self._answer.wait(wait_timeout):
-                break
-            self._answer.clear()
-        connected = set(self._session.namespaces)
-        if wanted <= connected:
-            return
-        missing = [ns for ns in namespaces if ns not in connected]
-        refused = [ns for ns in missing if ns in self._session.failed]
-        lost = self.eio.state != 'connected'
-        self._drop_connection()
-        if lost:
-            raise exceptions.ConnectionError('Connection lost while connecting')
-        if refused:
-            raise exceptions.ConnectionError('One or more namespaces failed to connect: ' + ', '.join(refused))
-        raise exceptions.ConnectionError('Timed out waiting for namespaces: ' + ', '.join(missing))
+        drive(self._connect_flow(url, headers, auth, transports, namespaces, socketio_path, wait, wait_timeout, retry))
 
     def wait(self) -> None:
         wait_event(self._finished)
 
-    # -- emitting ---------------------------------------------------------------
-
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Callable | None = None) -> None:
-        namespace = namespace or '/'
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info('Emitting event "%s" [%s]', event, namespace)
-        with self._lock:
-            try:
-                pkt = self._session.emit(namespace, event, data, callback)
-            except LocalProtocolError as exc:
-                if namespace not in self._session.namespaces:
-                    raise exceptions.BadNamespaceError(str(exc)) from None
-                raise
-            self._send_packet(pkt)
+        self._emit(event, data, namespace, callback)
 
     def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> None:
         self.emit('message', data=data, namespace=namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = 60) -> Any:
-        waiter = _CallWaiter(self.eio.create_event())
-        self.emit(event, data=data, namespace=namespace, callback=waiter)
-        if not wait_event(waiter.done, timeout):
-            raise exceptions.TimeoutError()
-        return self._call_result(waiter.args)
-
-    # -- disconnecting ----------------------------------------------------------
+        return drive(self._call_flow(CallWaiter(self.eio.create_event()), event, data, namespace, timeout))
 
     def disconnect(self) -> None:
-        self._stop_reconnecting()
-        with self._lock:
-            for pkt in self._session.disconnect():
-                self._send_packet(pkt)
-        self._flush(FLUSH_SECONDS)
-        self.eio.disconnect(abort=self._in_reader())
-        with self._lock:  # never connected, or already lost: nothing ran _finish
-            self.connected = False
-        self._finish()
+        drive(self._disconnect_flow())
         if not self._workers.is_worker() and not self._in_reader():
             self._workers.join(WORKER_JOIN_SECONDS)
 
     def shutdown(self) -> None:
         self.disconnect()
 
-    # -- runtime ------------------------------------------------------------------
-
     def sleep(self, seconds: float = 0) -> None:
         return self.eio.sleep(seconds)
 
-    # -- sending ------------------------------------------------------------------
+    # -- how this twin waits, spawns and sends ------------------------------------------------------
 
-    def _send_packet(self, pkt: Any) -> None:
-        """Queue a packet's Engine.IO messages (callers hold ``_lock`` so parts stay together)."""
-        encoded = pkt.encode()
-        if isinstance(encoded, list):
-            for part in encoded:
-                self.eio.send(part)
-        else:
-            self.eio.send(encoded)
+    _run_flow = staticmethod(drive)
+
+    def _current(self) -> Any:
+        return threading.current_thread()
+
+    def _wait(self, event: Any, timeout: float | None) -> bool:
+        return wait_event(event, timeout)
+
+    def _submit(self, flow: Flow) -> None:
+        self._workers.submit(drive, flow)
+
+    def _queue_message(self, data: str | bytes) -> None:
+        self.eio.send(data)
 
     def _flush(self, timeout: float) -> None:
-        """Wait (bounded) until python-engineio's writer has sent what is queued."""
         work = self.eio.queue
-        if self.eio.state != 'connected' or self._in_writer():
+        if self.eio.state != 'connected' or threading.current_thread() is self.eio.write_loop_task:
             return
         if not work.unfinished_tasks:
             return
@@ -527,195 +399,27 @@ class Client(BaseClient):
             if work.unfinished_tasks:
                 condition.wait(timeout)
 
-    def _drop_connection(self) -> None:
-        """Close a connection that never became usable, without running handlers."""
-        with self._lock:
-            self.connected = False
-            for pkt in self._session.disconnect():
-                self._send_packet(pkt)
-        self.eio.disconnect(abort=self._in_reader())
-
-    def _in_reader(self) -> bool:
-        return threading.current_thread() is self.eio.read_loop_task
-
-    def _in_writer(self) -> bool:
-        return threading.current_thread() is self.eio.write_loop_task
-
-    # -- inbound --------------------------------------------------------------------
-
-    def _handle_eio_connect(self) -> None:
-        self.sid = self.eio.sid
-        auth = _real(self.connection_auth)
-        with self._lock:
-            for pkt in self._session.open(self.eio.sid, self._attempt_namespaces, auth):
-                self._send_packet(pkt)
-
-    def _handle_eio_message(self, data: str | bytes) -> None:
-        try:
-            with self._lock:
-                events = self._session.receive(data)
-        except RemoteProtocolError as exc:
-            self.logger.warning('protocol violation by the server, closing the connection: %s', exc)
-            self.eio.disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
-            return
-        for event in events:
-            kind = type(event)
-            if kind is EventArrived:
-                self._workers.submit(self._handle_event, event)
-            elif kind is AckArrived:
-                if type(event.callback) is _CallWaiter:
-                    event.callback(*event.args)
-                else:
-                    self._workers.submit(self._handle_ack, event)
-            elif kind is NamespaceConnected:
-                self.logger.info('Namespace %s is connected', event.namespace)
-                self._workers.submit(self._handle_answer, 'connect', event.namespace, ())
-            elif kind is NamespaceRefused:
-                self.logger.info('Connection to namespace %s was rejected', event.namespace)
-                self._workers.submit(self._handle_answer, 'connect_error', event.namespace, event.args)
-            elif kind is NamespaceDisconnected:
-                self._handle_server_disconnect(event.namespace)
-            else:
-                self.logger.warning('%s [%s], packet ignored', event.reason, event.namespace)
-
-    def _handle_answer(self, handler: str, namespace: str, args: tuple[Any, ...]) -> None:
-        # connect() returns once the connect handlers ran, as in python-socketio
-        self._run_handler(handler, namespace, *args)
-        self._answered.add(namespace)
-        self._answer.set()
-
-    def _handle_event(self, event: EventArrived) -> None:
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info('Received event "%s" [%s]', event.event, event.namespace)
-        try:
-            result = self._trigger_event(event.event, event.namespace, *event.args)
-        except Exception:
-            self.logger.exception('event handler error: "%s" [%s]', event.event, event.namespace)
-            return
-        if event.ack_id is not None:  # the client acks even without a handler
-            with self._lock:
-                self._send_packet(self._session.ack(event.namespace, event.ack_id, result))
-
-    def _handle_ack(self, ack: AckArrived) -> None:
-        try:
-            ack.callback(*ack.args)
-        except Exception:
-            self.logger.exception('ack callback error [%s]', ack.namespace)
-
-    def _handle_server_disconnect(self, namespace: str) -> None:
-        self.logger.info('Namespace %s was disconnected by the server', namespace)
-        with self._lock:
-            if not self.connected:  # connect() is still waiting; it sees the namespace gone
-                self._answer.set()
-                return
-            closing = not self._session.namespaces
-            if closing:
-                self.connected = False
-        self._workers.submit(self._finish_server_disconnect, namespace, closing)
-
-    def _finish_server_disconnect(self, namespace: str, closing: bool) -> None:
-        self._run_handler('disconnect', namespace, self.reason.SERVER_DISCONNECT)
-        self._run_handler('__disconnect_final', namespace)
-        if closing:  # no namespace left: close the transport, from here and not from its reader
-            self.eio.disconnect()
-            self._finish()
-
-    def _handle_eio_disconnect(self, reason: str | None = None) -> None:
-        """The Engine.IO connection ended (engineio runs this on its reader or in ``disconnect``)."""
-        reason = reason or self.reason.TRANSPORT_ERROR
-        with self._lock:
-            was_connected, self.connected = self.connected, False
-            lost = self._session.connection_lost()
-            # engineio's state is still 'connected' only when the transport failed
-            will_reconnect = self.reconnection and was_connected and self.eio.state == 'connected'
-        self.sid = None
-        self._answer.set()  # wake a connect() waiting for namespace answers
-        if not was_connected:  # an attempt that failed: connect() reports it
-            return
-        self.logger.info('Engine.IO connection dropped (%s)', reason)
-        for namespace in lost:
-            self._run_handler('disconnect', namespace, reason)
-            if not will_reconnect:
-                self._run_handler('__disconnect_final', namespace)
-        if not will_reconnect:
-            self._finish()
-            return
-        namespaces = lost or self.connection_namespaces
-        with self._lock:
-            # disconnect() from a disconnect handler sets _finished: no reconnection then
-            if self._reconnect_task is None and not self._finished.is_set():
-                self._reconnect_abort.clear()
-                _reconnecting.add(self)  # from now on Ctrl-C aborts it
-                self._reconnect_task = self.start_background_task(self._reconnect_main, namespaces)
-
-    # -- reconnection -------------------------------------------------------------
-
-    def _reconnect_main(self, namespaces: list[str]) -> None:
-        try:
-            reconnected = self._reconnect_loop(namespaces)
-        finally:
-            with self._lock:
-                if self._reconnect_task is threading.current_thread():
-                    self._reconnect_task = None
-        if not reconnected:
-            self._finish()
-
-    def _reconnect_loop(self, namespaces: list[str]) -> bool:
-        """Retry on the backoff schedule; True once connected again (the caller registered in _reconnecting)."""
-        try:
-            schedule = backoff_schedule(self.reconnection_delay, self.reconnection_delay_max,
-                                        self.randomization_factor, self.reconnection_attempts)
-            for attempt, delay in enumerate(schedule, 1):
-                self.logger.info('Connection failed, new attempt in %.02f seconds', delay)
-                if wait_event(self._reconnect_abort, delay):
-                    self.logger.info('Reconnect task aborted')
-                    break
-                try:
-                    self._attempt(namespaces, True, self._wait_timeout, in_loop=True)
-                except (exceptions.ConnectionError, ValueError) as exc:
-                    self.logger.info('Reconnection attempt %d failed: %s', attempt, exc)
-                    continue
-                if self._reconnect_abort.is_set():  # shutdown() while the attempt was under way
-                    self._drop_connection()
-                    break
-                self.logger.info('Reconnection successful')
-                return True
-            else:
-                self.logger.info('Maximum reconnection attempts reached, giving up')
-            for namespace in namespaces:
-                self._run_handler('__disconnect_final', namespace)
-            return False
-        finally:
-            _reconnecting.discard(self)
-
-    def _stop_reconnecting(self) -> None:
-        with self._lock:
-            task = self._reconnect_task
-        if task is None or task is threading.current_thread():
-            return
-        self._reconnect_abort.set()
-        # an attempt under way ends within the request timeout plus the namespace wait
-        task.join(self.eio.request_timeout + self._wait_timeout + 1)
-
     def _finish(self) -> None:
         """Disconnected for good: release ``wait()`` and end the handler workers."""
         self._finished.set()
         self._workers.close()
 
-    # -- handlers -------------------------------------------------------------------
+    def _handle_eio_message(self, data: str | bytes) -> None:
+        drive(self._message_flow(data))
 
-    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
-        found = self._registry.resolve(namespace, event)
-        if found is None:
-            return None
-        handler, lead = found
-        if event == 'disconnect':  # reason is optional (legacy handlers take none)
-            return call_trimmed(handler, lead + args, 1)
-        return handler(*lead, *args)
+    def _handle_eio_disconnect(self, reason: str | None = None) -> None:
+        drive(self._eio_disconnect_flow(reason))
 
-    def _run_handler(self, event: str, namespace: str, *args: Any) -> None:
-        """Run a lifecycle handler; its errors are logged, never raised into the connection."""
+    # -- reconnection ---------------------------------------------------------------------------
+
+    def _mark_reconnecting(self) -> None:
+        _reconnecting.add(self)
+
+    def _reconnect_loop(self, namespaces: list[str]) -> bool:
         try:
-            self._trigger_event(event, namespace, *args)
-        except Exception:
-            self.logger.exception('%s handler error [%s]', event, namespace)
+            return drive(self._reconnect_flow(namespaces))
+        finally:
+            _reconnecting.discard(self)
+
+    def _join_reconnect(self, task: Any, timeout: float) -> None:
+        task.join(timeout)

@@ -22,7 +22,8 @@ from ._core.events import (
 )
 from ._core.handlers import call_trimmed
 from ._core.session import ServerConnection
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer, Flow
+from ._twins import drive
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer
 from .engine import EngineServer, OutPacket
 from .manager import Manager
 from .namespace import Namespace
@@ -214,19 +215,7 @@ class Server(BaseServer):
         else:
             self.logger.warning('%s: %s [%s], packet ignored', eio_sid, event.reason, event.namespace)
 
-    def _run_flow(self, flow: Flow) -> None:
-        """Drive a flow of ``BaseServer``: each step is a plain call here."""
-        try:
-            step = next(flow)
-            while True:
-                try:
-                    result = step[0](*step[1:])
-                except Exception as exc:  # noqa: BLE001 - the flow decides what it handles
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(result)
-        except StopIteration:
-            pass
+    _run_flow = staticmethod(drive)  # a flow of ``BaseServer``, driven as ``_twins.drive`` does
 
     def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
         namespace = event.namespace

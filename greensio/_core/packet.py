@@ -158,7 +158,7 @@ class Packet:
         if not ok:
             raise RemoteProtocolError(f'invalid payload for a {packet_names[t]} packet')
         if attachments:
-            _check_placeholders(data, attachments)
+            check_placeholders(data, attachments)
 
     def add_attachment(self, attachment: bytes) -> bool:
         """Add one attachment; return True once the packet is complete."""
@@ -210,7 +210,7 @@ class Packet:
         return False
 
 
-def _check_placeholders(data: Any, count: int) -> None:
+def check_placeholders(data: Any, count: int) -> None:
     """Every placeholder must be exactly ``{"_placeholder": true, "num": n}``."""
     stack = [data]
     while stack:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteProtocolError
-from .packet import Packet
+from .packet import Packet, check_placeholders
 
 #: Bumped only for changes an older receiver would misread; added optional
 #: fields keep the version.  A receiver drops messages from a newer schema.
@@ -335,25 +335,13 @@ def _unpack_binary(payload: list[Any]) -> list[Any]:
             attachments.append(base64.b64decode(encoded, validate=True))
         except (binascii.Error, ValueError):
             raise InvalidMessage('binary attachment is not valid base64') from None
-    _check_placeholders(payload[0], len(attachments))
+    try:
+        check_placeholders(payload[0], len(attachments))
+    except RemoteProtocolError as exc:
+        raise InvalidMessage(str(exc)) from None
     args = Packet.reconstruct_binary(payload[0], attachments)
     # python-socketio 5.14.2 packed a single argument instead of the list
     return args if isinstance(payload[0], list) else [args]
-
-
-def _check_placeholders(data: Any, count: int) -> None:
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            if '_placeholder' in item:
-                num = item.get('num')
-                if len(item) != 2 or item['_placeholder'] is not True or type(num) is not int or not 0 <= num < count:
-                    raise InvalidMessage('invalid binary placeholder')
-            else:
-                stack.extend(item.values())
 
 
 # -- deduplication -------------------------------------------------------------------------

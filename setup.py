@@ -8,11 +8,12 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['greensio', 'greensio.*']),
     package_data={'greensio': ['py.typed']},
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     install_requires=[
         'python-engineio>=4.13.2,<5',
         'gevent>=23.9',
         'gevent-websocket>=0.10.1',
+        'websockets>=12',  # its C extension unmasks client frames (34 GB/s here)
     ],
     extras_require={
         'client': ['requests>=2.21', 'websocket-client>=0.54'],

@@ -235,3 +235,13 @@ def test_encoder_output_matches_rfc_example() -> None:
     p = FrameParser(10)
     p.feed(bytes.fromhex('818537fa213d7f9f4d5158'))
     assert p.next_message() == Message(opcode=ws.OP_TEXT, data='Hello')
+
+
+def test_unmasking_runs_at_c_speed() -> None:
+    # websockets is a hard dependency for its C unmasking; the pure Python
+    # fallback is ~100x slower, and a missing install must not hide behind it
+    import websockets.speedups
+
+    from greensio._core import websocket
+
+    assert websocket._apply_mask is websockets.speedups.apply_mask

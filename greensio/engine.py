@@ -74,6 +74,13 @@ class OutPacket(eio_packet.Packet):
         return frame
 
 
+def _frame_of(pkt: Any) -> bytes:
+    """The websocket frame of an ``OutPacket`` or of a python-engineio packet."""
+    if isinstance(pkt, OutPacket):
+        return pkt.frame()
+    return OutPacket(pkt.packet_type, pkt.data).frame()
+
+
 class WebSocketTransport:
     """A websocket taken over from gevent-websocket after its handshake."""
 
@@ -214,7 +221,7 @@ class GreenSocket(eio_socket.Socket):
     def send(self, pkt: Any) -> None:
         ws = self.ws
         if ws is not None:
-            ws.send(pkt.frame() if isinstance(pkt, OutPacket) else OutPacket(pkt.packet_type, pkt.data).frame())
+            ws.send(_frame_of(pkt))
         elif not self.closed:
             self.queue.put(pkt)
 
@@ -319,13 +326,9 @@ class GreenSocket(eio_socket.Socket):
             queue.task_done()
             if pkt is None:
                 return
-            self.send_now(ws, pkt)
+            ws.send(_frame_of(pkt))
         self.ws = ws
         self.queue = _DETACHED_QUEUE  # a gevent JoinableQueue is ~2.5 KiB per client
-
-    @staticmethod
-    def send_now(ws: WebSocketTransport, pkt: Any) -> None:
-        ws.send(pkt.frame() if isinstance(pkt, OutPacket) else OutPacket(pkt.packet_type, pkt.data).frame())
 
     def _read_loop(self, ws: WebSocketTransport) -> None:
         receive_packet = self.receive_packet
@@ -401,13 +404,6 @@ class EngineServer(engineio.Server):
                 s.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
                 self.sockets.pop(s.sid, None)
 
-    def send_packets(self, sid: str, packets: list[OutPacket]) -> None:
-        socket = self.sockets.get(sid)
-        if socket is None or socket.closed:
-            return
-        for pkt in packets:
-            socket.send(pkt)
-
     def _ok(self, packets: list | None = None, headers: list | None = None, jsonp_index: int | None = None) -> dict:
         encoded = None if packets is None else [p.encode(b64=True) for p in packets]
         return eio.ok_response(encoded, headers, jsonp_index)
@@ -459,6 +455,6 @@ class EngineServer(engineio.Server):
 
     def shutdown(self) -> None:
         super().shutdown()
-        if self._heartbeat is not None:
-            self._heartbeat.kill() if hasattr(self._heartbeat, 'kill') else None
-            self._heartbeat = None
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None and hasattr(heartbeat, 'kill'):
+            heartbeat.kill()  # a greenlet; a thread (threading mode) ends at its next tick

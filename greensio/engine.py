@@ -167,13 +167,14 @@ class WebSocketTransport:
             self._flushing = False
 
     def close(self, code: int = wsproto.CLOSE_NORMAL) -> None:
-        """Send a close frame (after anything queued) and end the TCP connection."""
+        """Send a close frame and end the TCP connection.
+
+        A peer whose writes are backed up gets no close frame: it would sit
+        behind data the peer is not reading.
+        """
         if self.closed:
             return
-        if self._flushing:
-            self._queue(wsproto.encode_close(code))
-            self.closed = True  # the flusher drains the queue, then we shut down below
-        else:
+        if not self._flushing:
             self.send(wsproto.encode_close(code))
         self.abort()
 

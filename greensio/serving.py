@@ -132,9 +132,9 @@ class GreenHandler(WebSocketHandler):
     """gevent-websocket's handler, tuned for Engine.IO's small responses.
 
     TCP_NODELAY on the connection, a lighter request header parser, and
-    headers and a small body written with one system call: a long-polling round trip is two small responses, and
-    pywsgi's separate header write doubled the sends (and the wake-ups of
-    the peer) for each.
+    headers and a small body written with one system call: a long-polling
+    round trip is two small responses, and pywsgi's separate header write
+    doubled the sends (and the wake-ups of the peer) for each.
     """
 
     MessageClass = RequestHeaders
@@ -202,7 +202,9 @@ class GreenHandler(WebSocketHandler):
             return False
         headers = self.headers
         origin = headers.get('origin')
-        if (origin is not None and route.cors and not route.any_origin) or headers.get('upgrade'):
+        if origin is not None and ((route.cors and not route.any_origin) or '\r' in origin):
+            return False  # an allow-list check, or a value pywsgi's own checks must refuse
+        if headers.get('upgrade'):
             return False
         if command == 'POST':
             length = headers.get('content-length')

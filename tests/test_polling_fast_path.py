@@ -9,6 +9,8 @@ Origin needing an allow-list check still gets the full check.
 import gzip
 import http.client
 import json
+import re
+import socket as socketlib
 
 import pytest
 import rawclient
@@ -94,3 +96,19 @@ def test_malformed_post_closes_the_session(serve):
     r = rawclient.post(url, session.params, b'\xff\xfe not utf-8')
     assert r.status == 400 and json.loads(r.body) == 'Bad Request'
     assert rawclient.get(url, session.params).status == 400
+
+
+def test_an_origin_with_a_carriage_return_is_never_echoed(serve):
+    url = serve(_server(cors_allowed_origins='*'))
+    session = _connected_session(url)
+    port = int(url.rsplit(':', 1)[1])
+    with socketlib.create_connection(('127.0.0.1', port), timeout=5) as sock:
+        path = rawclient.eio_path(session.params)
+        body = b'42["echo",1]'
+        sock.sendall(b'POST ' + path.encode() + b' HTTP/1.1\r\nHost: x\r\nOrigin: http://a\rInjected: 1\r\n'
+                     b'Content-Length: ' + str(len(body)).encode() + b'\r\nConnection: close\r\n\r\n' + body)
+        response = b''
+        while chunk := sock.recv(65536):
+            response += chunk
+    head = response.split(b'\r\n\r\n')[0]
+    assert not [line for line in re.split(rb'[\r\n]+', head) if line.startswith(b'Injected')], head

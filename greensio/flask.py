@@ -77,6 +77,10 @@ class _EventContext(RequestContext):
 class _FlaskMiddleware(WSGIApp):
     """Routes ``/socket.io/`` to greensio and the rest to Flask; tags the environ with the app."""
 
+    # the tag matters only when a connection starts (its environ is kept):
+    # long-polling requests of existing sessions may skip this app
+    fast_polling = True
+
     def __init__(self, server: Server, flask_app: flask.Flask, socketio_path: str) -> None:
         self.flask_app = flask_app
         super().__init__(server, flask_app.wsgi_app, socketio_path=socketio_path)

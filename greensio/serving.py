@@ -111,11 +111,20 @@ class _PollingRoute:
     @classmethod
     def of(cls, application: Any) -> _PollingRoute | None:
         for app in (application, getattr(application, 'wsgi_app', None)):
-            if isinstance(app, engineio.WSGIApp) and type(app).__call__ is engineio.WSGIApp.__call__:
+            if isinstance(app, engineio.WSGIApp) and _may_skip(type(app)):
                 engine = getattr(app.engineio_app, 'eio', None)
                 if isinstance(engine, EngineServer) and engine.async_mode == 'gevent':
                     return cls(app.engineio_path, engine)
         return None
+
+
+def _may_skip(app_class: type) -> bool:
+    """Whether polling requests of existing sessions may bypass this WSGI app.
+
+    A class says so with ``fast_polling``; one that overrides ``__call__``
+    without saying is given every request.
+    """
+    return vars(app_class).get('fast_polling', app_class.__call__ is engineio.WSGIApp.__call__)
 
 
 _date_cache: list[Any] = [0, b'']

@@ -27,6 +27,7 @@ try:
 except ImportError:  # pragma: no cover
     aio_pika = None
 
+from ._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
 from .kombu_manager import CONNECT_TIMEOUT, HEARTBEAT, PREFETCH, QUEUE_EXPIRES_MS
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
@@ -133,7 +134,7 @@ class AsyncAioPikaManager(AsyncPubSubManager):
         return self._pub_exchange
 
     async def _publish(self, message: dict[str, Any]) -> Any:
-        await self._publish_batch([(message, self.json.dumps(message))])
+        await self._publish_batch([(message, encode(message, self.json))])
 
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         try:

@@ -34,6 +34,7 @@ frame header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import inspect
 import logging
@@ -216,7 +217,9 @@ class AsyncGreenSocket(async_socket.AsyncSocket):
                     await ws.send(pkt.encode())
         except Exception:  # noqa: BLE001, S110 - the peer went away mid-write; the reader sees it too
             pass
-        await ws.close()
+        # a raise here would make the handler skip closing the session
+        with contextlib.suppress(Exception):  # closed already: by the peer, or by the reader with a code
+            await ws.close()
 
 
 class AsyncEngineServer(engineio.AsyncServer):
@@ -268,7 +271,8 @@ class AsyncEngineServer(engineio.AsyncServer):
             query_string = environ.get('QUERY_STRING', '')
             if not eio.has_transport(query_string):
                 return await self._make_response(self._bad_request('Transport unknown'), environ)
-            if method == 'POST' and int(environ.get('CONTENT_LENGTH') or 0) > self.max_http_buffer_size:
+            length = _content_length(environ.get('CONTENT_LENGTH'))
+            if method == 'POST' and length is not None and length > self.max_http_buffer_size:
                 return await self._too_large(query_string, environ)
         return await super().handle_request(environ)
 
@@ -355,8 +359,13 @@ def _already_translated(environ: dict) -> dict:
 def _asgi_content_length(scope: dict) -> int | None:
     for name, value in scope.get('headers', ()):
         if name.lower() == b'content-length':
-            try:
-                return int(value)
-            except ValueError:
-                return None
+            return _content_length(value)
     return None
+
+
+def _content_length(value: Any) -> int | None:
+    """A peer's Content-Length, or None when absent or not a number (the body read stays bounded)."""
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None

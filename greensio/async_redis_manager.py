@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
 from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings
 
@@ -55,12 +56,14 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
                 elif message['type'] == 'message' and message['channel'] == channel:
                     yield message['data']
         finally:
-            with contextlib.suppress(Exception):  # the server may be gone already
+            # the server may be gone already; one failing close must not skip the other
+            with contextlib.suppress(Exception):
                 await pubsub.aclose()
+            with contextlib.suppress(Exception):
                 await client.aclose()
 
     async def _publish(self, message: dict[str, Any]) -> Any:
-        await self._publish_batch([(message, self.json.dumps(message))])
+        await self._publish_batch([(message, encode(message, self.json))])
 
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         try:

@@ -43,8 +43,9 @@ from .namespace import BaseClientNamespace
 
 default_logger = logging.getLogger('socketio.client')
 
-#: Events a client's ``'*'`` handler never receives.
-CLIENT_RESERVED_EVENTS = frozenset({'connect', 'connect_error', 'disconnect', '__disconnect_final'})
+#: Events a client's ``'*'`` handler never receives (python-socketio's ``Client.reserved_events``).
+_RESERVED_EVENTS = ['connect', 'connect_error', 'disconnect', '__disconnect_final']
+CLIENT_RESERVED_EVENTS = frozenset(_RESERVED_EVENTS)
 
 
 #: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
@@ -102,7 +103,7 @@ class BaseClient(SharedDocs):
     """
 
     reason = eio_base_client.BaseClient.reason
-    reserved_events: ClassVar[list[str]] = ['connect', 'connect_error', 'disconnect', '__disconnect_final']
+    reserved_events: ClassVar[list[str]] = list(_RESERVED_EVENTS)
 
     #: The python-engineio client class the twin builds on (its options are accepted).
     _engine_base: ClassVar[type] = object
@@ -494,6 +495,10 @@ class BaseClient(SharedDocs):
                    timeout: float | None) -> Flow:
         yield (self.emit, event, data, namespace, waiter)
         if not (yield (self._wait, waiter.done, timeout)):
+            with self._lock:  # an ack that never comes must not keep its waiter for the connection's life
+                pending = self._session.callbacks.get(namespace or '/', {})
+                for ack_id in [i for i, cb in pending.items() if cb is waiter]:
+                    del pending[ack_id]
             raise exceptions.TimeoutError()
         return self._call_result(waiter.args)
 

@@ -32,6 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     kombu = None
 
+from ._core.pubsub import encode
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
 #: Seconds between AMQP heartbeats the client asks for (RabbitMQ's default
@@ -270,7 +271,7 @@ class KombuManager(PubSubManager):
             raise RuntimeError('RabbitMQ refused (nacked) a published message')
 
     def _publish(self, message: dict[str, Any]) -> Any:
-        self._publish_batch([(message, self.json.dumps(message))])
+        self._publish_batch([(message, encode(message, self.json))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         with self._publisher_guard():

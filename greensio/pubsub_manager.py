@@ -321,7 +321,8 @@ class PubSubManager(BasePubSubManager, Manager):
                         stop.wait(delay)
                         delay = self._backoff(delay)
                     continue
-            batch = list(islice(outbox, PUBLISH_BATCH))
+            with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
+                batch = list(islice(outbox, PUBLISH_BATCH))
             try:
                 self._publish_batch(batch)
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage

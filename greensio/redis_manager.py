@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ._core.pubsub import encode
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
 #: Seconds before a connection attempt to an unresponsive server gives up.
@@ -181,14 +182,16 @@ class RedisManager(RedisSettings, PubSubManager):
                 elif message['type'] == 'message' and message['channel'] == channel:
                     yield message['data']
         finally:
-            with contextlib.suppress(Exception):  # the server may be gone already
+            # the server may be gone already; one failing close must not skip the other
+            with contextlib.suppress(Exception):
                 pubsub.close()
+            with contextlib.suppress(Exception):
                 client.close()
 
     # -- publishing --------------------------------------------------------------------
 
     def _publish(self, message: dict[str, Any]) -> Any:
-        self._publish_batch([(message, self.json.dumps(message))])
+        self._publish_batch([(message, encode(message, self.json))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         with self._publisher_guard():

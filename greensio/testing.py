@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from ._core.pubsub import encode
 from .pubsub_manager import PubSubManager
 
 __all__ = ['BusOutage', 'InMemoryBus', 'InMemoryPubSubManager', 'default_bus']
@@ -168,7 +169,7 @@ class InMemoryPubSubManager(PubSubManager):
         self.bus = bus if bus is not None else default_bus
 
     def _publish(self, message: dict[str, Any]) -> Any:
-        return self.bus.publish(self.channel, self.json.dumps(message))
+        return self.bus.publish(self.channel, encode(message, self.json))
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         for _message, text in batch:

@@ -110,6 +110,7 @@ class AsyncServer(BaseServer):
         try:
             args = await asyncio.wait_for(answered, timeout)
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
+            self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError() from None
         return self._call_result(args)
 
@@ -216,11 +217,14 @@ class AsyncServer(BaseServer):
         task.add_done_callback(self._tasks.discard)
 
     async def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
-        while backlog:
-            await self._handle_event(eio_sid, backlog[0])
-            backlog.popleft()
-        if self._ordered.get(eio_sid) is backlog:
-            del self._ordered[eio_sid]
+        try:
+            while backlog:
+                await self._handle_event(eio_sid, backlog[0])
+                backlog.popleft()
+        finally:
+            # also when the drain was cancelled: later events then start a new one
+            if self._ordered.get(eio_sid) is backlog:
+                del self._ordered[eio_sid]
 
     async def _handle_ack(self, event: AckReceived) -> None:
         try:

@@ -183,6 +183,14 @@ class BaseManager(SharedDocs):
     def _generate_ack_id(self, sid: str, callback: Callable[..., Any]) -> int:
         return self._registry.add_callback(sid, callback)
 
+    def discard_callback(self, sid: str, callback: Callable[..., Any]) -> None:
+        """Forget an ack callback nobody waits for any more (a ``call()`` that timed out).
+
+        Without this a client that never acks would keep one entry per
+        timed-out call until it disconnects.
+        """
+        self._registry.discard_callback(sid, callback)
+
     def trigger_callback(self, sid: str, id: int, data: list[Any]) -> Any:
         """Run the ack callback ``id`` of ``sid`` with the client's ack arguments."""
         raise NotImplementedError

@@ -112,6 +112,7 @@ class Server(BaseServer):
         self.emit(event, data=data, room=to or sid, namespace=namespace, callback=callback,
                   ignore_queue=ignore_queue)
         if not done.wait(timeout=timeout):
+            self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError()
         return self._call_result(result[0])
 
@@ -235,11 +236,14 @@ class Server(BaseServer):
             self.start_background_task(fn, *args)
 
     def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
-        while backlog:
-            self._handle_event(eio_sid, backlog[0])
-            backlog.popleft()
-        if self._ordered.get(eio_sid) is backlog:
-            del self._ordered[eio_sid]
+        try:
+            while backlog:
+                self._handle_event(eio_sid, backlog[0])
+                backlog.popleft()
+        finally:
+            # also when the drain was killed: later events then start a new one
+            if self._ordered.get(eio_sid) is backlog:
+                del self._ordered[eio_sid]
 
     def _handle_ack(self, event: AckReceived) -> None:
         try:

@@ -288,3 +288,18 @@ def test_ordered_handlers_keep_each_clients_order(serve, client):
     assert [n for sid, n in done if sid == a_sid] == ['block', 20, 21, 22, 23, 24]
     # b's events did not wait for a's blocked handler
     assert done.index((b_sid, 19)) < done.index((a_sid, 'block'))
+
+
+def test_a_timed_out_call_leaves_no_callback_behind(serve):
+    import rawclient
+
+    sio = greensio.Server()
+    url = serve(sio)
+    silent, sid = rawclient.connect_sio(url)  # never acks anything
+    try:
+        for _ in range(3):
+            with pytest.raises(exceptions.TimeoutError):
+                sio.call('question', to=sid, timeout=0.05)
+        assert not sio.manager.callbacks.get(sid)
+    finally:
+        silent.close()

@@ -134,6 +134,13 @@ class RoomRegistry:
         self.callbacks.setdefault(sid, {})[ack_id] = callback
         return ack_id
 
+    def discard_callback(self, sid: str, callback: Callable[..., Any]) -> None:
+        """Forget a callback nobody waits for any more (a ``call()`` that timed out)."""
+        callbacks = self.callbacks.get(sid)
+        if callbacks:
+            for ack_id in [i for i, fn in callbacks.items() if fn is callback]:
+                del callbacks[ack_id]
+
     def pop_callback(self, sid: str, ack_id: int) -> Callable[..., Any] | None:
         callbacks = self.callbacks.get(sid)
         return callbacks.pop(ack_id, None) if callbacks else None

@@ -369,6 +369,34 @@ def connect_sio(base_url: str, namespace: str = '/', **kwargs: Any) -> tuple[Raw
     return client, client.connect_namespace(namespace)
 
 
+def read_http_response(sock: socket.socket, timeout: float) -> tuple[int, bytes]:
+    """Read a raw HTTP response's head from ``sock``: (status, bytes read so far)."""
+    deadline = time.monotonic() + timeout
+    data = b''
+    while b'\r\n\r\n' not in data:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b' ', 2)[1]), data
+
+
+def wait_eof(sock: socket.socket, timeout: float) -> bool:
+    """True once the peer ends the connection (EOF or reset) within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
 def open_fds() -> int:
     """How many file descriptors this process holds (the server runs in-process)."""
     return len(os.listdir('/proc/self/fd'))

@@ -18,7 +18,6 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -31,22 +30,15 @@ pytestmark = [pytest.mark.skipif(skip_reason() is not None, reason=skip_reason()
 PH = '{{"_placeholder":true,"num":{}}}'.format
 
 
-@pytest.fixture(scope='module')
-def server_process() -> Iterator[AsyncServerProcess]:
-    process = AsyncServerProcess()
-    yield process
-    process.close()
-
-
 @pytest.fixture
-def remote(server_process: AsyncServerProcess) -> AsyncServerProcess:
-    server_process.reset('conformance')
-    return server_process
+def remote(async_server: AsyncServerProcess) -> AsyncServerProcess:
+    async_server.reset('conformance')
+    return async_server
 
 
-def _with(server_process: AsyncServerProcess, kind: str = 'conformance', **options: Any) -> AsyncServerProcess:
-    server_process.reset(kind, **options)
-    return server_process
+def _with(async_server: AsyncServerProcess, kind: str = 'conformance', **options: Any) -> AsyncServerProcess:
+    async_server.reset(kind, **options)
+    return async_server
 
 
 class PoliteClient(rc.RawSioClient):
@@ -101,8 +93,8 @@ def test_open_packet_fields_over_polling(remote: AsyncServerProcess) -> None:
     assert (fields['pingInterval'], fields['pingTimeout'], fields['maxPayload']) == (25000, 20000, 1_000_000)
 
 
-def test_open_packet_fields_over_websocket(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, ping_interval=7, ping_timeout=3, max_http_buffer_size=4096)
+def test_open_packet_fields_over_websocket(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, ping_interval=7, ping_timeout=3, max_http_buffer_size=4096)
     client = PoliteClient(remote.url)
     try:
         assert client.open['upgrades'] == []
@@ -113,16 +105,16 @@ def test_open_packet_fields_over_websocket(server_process: AsyncServerProcess) -
 
 
 @pytest.mark.parametrize(('interval', 'advertised'), [(0.5, 500), ((0.5, 0.25), 750), (1.5, 1500)])
-def test_sub_second_ping_interval_is_advertised(server_process: AsyncServerProcess, interval: Any,
+def test_sub_second_ping_interval_is_advertised(async_server: AsyncServerProcess, interval: Any,
                                                 advertised: int) -> None:
     # python-engineio computed int(interval) * 1000: 0 for any sub-second interval
-    remote = _with(server_process, ping_interval=interval, ping_timeout=0.25)
+    remote = _with(async_server, ping_interval=interval, ping_timeout=0.25)
     _, fields = rc.polling_handshake(remote.url)
     assert (fields['pingInterval'], fields['pingTimeout']) == (advertised, 250)
 
 
-def test_sub_second_ping_interval_is_honoured(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, ping_interval=0.3, ping_timeout=5)
+def test_sub_second_ping_interval_is_honoured(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, ping_interval=0.3, ping_timeout=5)
     client, _ = connect_sio(remote.url, answer_pings=False)
     try:
         start = time.monotonic()
@@ -254,37 +246,11 @@ def test_messages_queued_before_the_upgrade_arrive_over_the_websocket(remote: As
 # -- oversize input --------------------------------------------------------------------------------
 
 
-def _read_status(sock: socket.socket, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    data = b''
-    while b'\r\n\r\n' not in data:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return int(data.split(b' ', 2)[1])
-
-
-def _wait_eof(sock: socket.socket, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if not sock.recv(65536):
-                return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-    return False
-
-
 @pytest.mark.parametrize('with_sid', [True, False], ids=['session', 'no-session'])
-def test_oversize_post_is_answered_at_once_and_the_connection_dropped(server_process: AsyncServerProcess,
+def test_oversize_post_is_answered_at_once_and_the_connection_dropped(async_server: AsyncServerProcess,
                                                                        with_sid: bool) -> None:
     # python-engineio's asyncio server waited for the body, then answered 400
-    remote = _with(server_process, max_http_buffer_size=10_000)
+    remote = _with(async_server, max_http_buffer_size=10_000)
     sid, _ = rc.polling_handshake(remote.url)
     baseline = _server_fds(remote)
     query = f'EIO=4&transport=polling&sid={sid}' if with_sid else 'EIO=4&transport=polling&sid=nope'
@@ -293,8 +259,8 @@ def test_oversize_post_is_answered_at_once_and_the_connection_dropped(server_pro
         start = time.monotonic()
         sock.sendall(f'POST /socket.io/?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n'
                      f'Content-Length: 10000000\r\n\r\n'.encode())  # ... and not one byte of the body
-        assert _read_status(sock, timeout=3) == 413
-        assert _wait_eof(sock, timeout=3), 'the server kept the connection open'
+        assert rc.read_http_response(sock, timeout=3)[0] == 413
+        assert rc.wait_eof(sock, timeout=3), 'the server kept the connection open'
         assert time.monotonic() - start < 2
     finally:
         sock.close()
@@ -303,8 +269,8 @@ def test_oversize_post_is_answered_at_once_and_the_connection_dropped(server_pro
         assert rc.get(remote.url, {'EIO': 4, 'transport': 'polling', 'sid': sid}).status == 400
 
 
-def test_post_at_the_size_limit_is_accepted(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, max_http_buffer_size=1000)
+def test_post_at_the_size_limit_is_accepted(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, max_http_buffer_size=1000)
     session = rc.PollingSession(remote.url)
     session.sio_connect()
     packet = '42["count",1]'
@@ -314,8 +280,8 @@ def test_post_at_the_size_limit_is_accepted(server_process: AsyncServerProcess) 
     assert session.send(body + ' ').status == 413
 
 
-def test_websocket_message_over_the_limit_closes_the_connection(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, max_http_buffer_size=2000)
+def test_websocket_message_over_the_limit_closes_the_connection(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, max_http_buffer_size=2000)
     client, _ = connect_sio(remote.url)
     try:
         text = '421["echo","' + 'x' * (2000 - 14) + '"]'
@@ -358,8 +324,8 @@ def test_websocket_frame_declaring_one_gib_is_never_buffered(remote: AsyncServer
 # -- dead peers ------------------------------------------------------------------------------------
 
 
-def test_ping_timeout_closes_the_websocket_tcp_connection(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, ping_interval=0.2, ping_timeout=0.2)
+def test_ping_timeout_closes_the_websocket_tcp_connection(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, ping_interval=0.2, ping_timeout=0.2)
     client, sid = connect_sio(remote.url, answer_pings=False)
     try:
         start = time.monotonic()
@@ -372,8 +338,8 @@ def test_ping_timeout_closes_the_websocket_tcp_connection(server_process: AsyncS
         client.close()
 
 
-def test_ping_timeout_releases_a_polling_session(server_process: AsyncServerProcess) -> None:
-    remote = _with(server_process, ping_interval=0.2, ping_timeout=0.2)
+def test_ping_timeout_releases_a_polling_session(async_server: AsyncServerProcess) -> None:
+    remote = _with(async_server, ping_interval=0.2, ping_timeout=0.2)
     session = rc.PollingSession(remote.url)
     sid = session.sio_connect()
     assert session.poll_packets(timeout=3) == [rc.EIO_PING]
@@ -431,8 +397,8 @@ HOSTILE = [
 
 
 @pytest.fixture
-def hostile(server_process: AsyncServerProcess) -> AsyncServerProcess:
-    return _with(server_process, 'hostile')
+def hostile(async_server: AsyncServerProcess) -> AsyncServerProcess:
+    return _with(async_server, 'hostile')
 
 
 @pytest.mark.parametrize(('messages', 'log'), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])

@@ -48,16 +48,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope='module')
-def server_process() -> Iterator[AsyncServerProcess]:
-    process = AsyncServerProcess()
-    yield process
-    process.close()
-
-
 @pytest.fixture
-def app(server_process: AsyncServerProcess) -> RemoteApp:
-    return RemoteApp(server_process, 'e2e')
+def app(async_server: AsyncServerProcess) -> RemoteApp:
+    return RemoteApp(async_server, 'e2e')
 
 
 @pytest.fixture
@@ -89,13 +82,13 @@ def test_auth_payload_reaches_connect_handler(app: RemoteApp, js: Any) -> None:
 # -- the scenarios of tests/test_e2e_js.py that build their own server -----------------------------
 
 
-def _kind(server_process: AsyncServerProcess, kind: str) -> AsyncServerProcess:
-    server_process.reset(kind)
-    return server_process
+def _kind(async_server: AsyncServerProcess, kind: str) -> AsyncServerProcess:
+    async_server.reset(kind)
+    return async_server
 
 
-def test_call_inside_handler_with_ordered_handlers(server_process: AsyncServerProcess) -> None:
-    remote = _kind(server_process, 'ordered')
+def test_call_inside_handler_with_ordered_handlers(async_server: AsyncServerProcess) -> None:
+    remote = _kind(async_server, 'ordered')
     with jsclients() as make:
         js = make()
         for name, transport in (('a', 'websocket'), ('b', 'polling')):
@@ -113,8 +106,8 @@ def test_call_inside_handler_with_ordered_handlers(server_process: AsyncServerPr
         assert remote('app.log') == ['echo B', 'ask done', 'echo A2']
 
 
-def test_traffic_during_upgrade_is_neither_lost_nor_reordered(server_process: AsyncServerProcess) -> None:
-    remote = _kind(server_process, 'upgrade_traffic')
+def test_traffic_during_upgrade_is_neither_lost_nor_reordered(async_server: AsyncServerProcess) -> None:
+    remote = _kind(async_server, 'upgrade_traffic')
     with jsclients() as make:
         js = make()
         js.connect(remote.url)
@@ -140,8 +133,8 @@ def test_traffic_during_upgrade_is_neither_lost_nor_reordered(server_process: As
         assert js.find_all('disconnect') == [] and len(js.find_all('connect')) == 1
 
 
-def test_always_connect_refusal_leaves_other_namespaces_alone(server_process: AsyncServerProcess) -> None:
-    remote = _kind(server_process, 'always_connect')
+def test_always_connect_refusal_leaves_other_namespaces_alone(async_server: AsyncServerProcess) -> None:
+    remote = _kind(async_server, 'always_connect')
     with jsclients() as make:
         js = make()
         assert js.connect(remote.url, transports=['websocket'], wait=True)['type'] == 'connect'
@@ -153,9 +146,9 @@ def test_always_connect_refusal_leaves_other_namespaces_alone(server_process: As
 
 
 @pytest.mark.parametrize('transport', ['websocket', 'polling'])
-def test_heartbeat_keeps_idle_clients_and_drops_dead_ones(server_process: AsyncServerProcess,
+def test_heartbeat_keeps_idle_clients_and_drops_dead_ones(async_server: AsyncServerProcess,
                                                           transport: str) -> None:
-    remote = _kind(server_process, 'heartbeat')
+    remote = _kind(async_server, 'heartbeat')
     with jsclients() as make:
         js = make()
         sid = js.connect(remote.url, transports=TRANSPORTS[transport], reconnection=False, wait=True)['id']

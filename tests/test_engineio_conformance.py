@@ -269,33 +269,6 @@ def test_messages_queued_before_the_upgrade_arrive_over_the_websocket(app: App) 
 # -- oversize input -----------------------------------------------------------------------------
 
 
-def _read_http_response(sock: socket.socket, timeout: float) -> tuple[int, bytes]:
-    deadline = time.monotonic() + timeout
-    data = b''
-    while b'\r\n\r\n' not in data:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    status = int(data.split(b' ', 2)[1])
-    return status, data
-
-
-def _wait_eof(sock: socket.socket, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if not sock.recv(65536):
-                return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-    return False
-
-
 @pytest.mark.parametrize('with_sid', [True, False], ids=['session', 'no-session'])
 def test_oversize_post_is_answered_at_once_and_the_connection_dropped(serve: Any, with_sid: bool) -> None:
     # python-engineio never answered and kept the socket and its greenlet forever
@@ -311,9 +284,9 @@ def test_oversize_post_is_answered_at_once_and_the_connection_dropped(serve: Any
             f'POST /socket.io/?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n'
             f'Content-Length: 10000000\r\n\r\n'.encode()
         )  # ... and not one byte of the body
-        status, _ = _read_http_response(sock, timeout=3)
+        status, _ = rc.read_http_response(sock, timeout=3)
         assert status == 413
-        assert _wait_eof(sock, timeout=3), 'the server kept the connection open'
+        assert rc.wait_eof(sock, timeout=3), 'the server kept the connection open'
         assert time.monotonic() - start < 2
     finally:
         sock.close()

@@ -16,22 +16,11 @@ from typing import Any
 
 import gevent
 import socketio as pysocketio
+from e2e_helpers import wait_until  # the one polling wait of every suite
 
 AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672//'
 REDIS_URL = 'redis://127.0.0.1:6379/0'
 HERE = __file__.rsplit('/', 1)[0]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 'condition') -> Any:
-    """Poll ``predicate`` (yielding to other greenlets) until truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f'timed out after {timeout}s waiting for {what}')
-        gevent.sleep(0.005)
 
 
 def unique_channel() -> str:

@@ -90,7 +90,7 @@ def test_a_full_outbox_refuses_quickly_and_delivers_nothing(bus, serve):
         started = time.monotonic()
         with pytest.raises(greensio.exceptions.QueueFullError):
             sio.emit('seq', 5)
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1  # emit_timeout is 0.05 s; room for a busy CI machine
         with pytest.raises(greensio.exceptions.QueueFullError):
             sio.close_room('r')
         assert sio.manager.stats['refused'] == 2

@@ -82,6 +82,10 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dic
     return sentinels, service, kwargs
 
 
+#: python-socketio's name for it (``socketio.redis_manager.parse_redis_sentinel_url``).
+parse_redis_sentinel_url = parse_sentinel_url
+
+
 class RedisSettings:
     """The constructor, the client and the publisher connection of both Redis managers (green and asyncio)."""
 

@@ -2,11 +2,9 @@
 
 Integration ring, part of the public ``greensio.testing`` toolkit.  No socket
 and no Engine.IO transport: the client stands in for one Engine.IO
-connection.  It registers a fake Engine.IO socket with the server, so every
-packet the server writes to it lands here (decoded with the server's own
-packet class), and it hands its packets to the server's Engine.IO message
-entry point.  Handlers run inline, so when ``emit()`` returns, the handler
-has run and its ack and emits have arrived.
+connection (the machinery is ``greensio._inprocess``, shared with
+``greensio.testing.TestClient``).  Handlers run inline, so when ``emit()``
+returns, the handler has run and its ack and emits have arrived.
 
 The cookies of a Flask test client (``flask_test_client=``) travel with the
 connection, so the Flask session of a logged-in user is visible to handlers.
@@ -14,44 +12,16 @@ connection, so the Flask session of a logged-in user is visible to handlers.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
-from ._core import packet as pk
+from ._inprocess import InProcessClient
 
 __all__ = ['SocketIOTestClient']
 
 
-class _CapturingSocket:
-    """The Engine.IO socket the server sees for a test client; it delivers to the client."""
-
-    upgraded = False
-    upgrading = False
-    connected = False  # the heartbeat greenlet pings only connected sockets
-    closing = False
-
-    def __init__(self, client: SocketIOTestClient, eio_sid: str) -> None:
-        self.client = client
-        self.sid = eio_sid
-        self.closed = False
-        self.last_ping = None
-
-    def send(self, eio_pkt: Any) -> None:
-        if not self.closed:
-            self.client._receive_eio(eio_pkt.data)
-
-    def close(self, wait: bool = True, abort: bool = False, reason: str | None = None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.client._eio_closed(reason)
-
-    def check_ping_timeout(self) -> bool:
-        return True
-
-
-class SocketIOTestClient:
+class SocketIOTestClient(InProcessClient):
     """A Socket.IO client for a Flask app's tests that runs in-process, without sockets.
 
     :param app: the Flask application.
@@ -67,32 +37,20 @@ class SocketIOTestClient:
     and clears them as ``{'name': event, 'args': [...], 'namespace': ns}``.
     """
 
+    # as before the shared base existed: a server event without an on() handler gets no ack
+    _ack_unhandled = False
+
     def __init__(self, app: Any, socketio: Any, namespace: str | None = None, query_string: str | None = None,
                  headers: dict | None = None, auth: Any = None, flask_test_client: Any = None) -> None:
         self.app = app
         self.socketio = socketio
         self.flask_test_client = flask_test_client
-        self.server = socketio.server
-        if self.server is None:
+        if socketio.server is None:
             raise RuntimeError('SocketIO.init_app() has not been called')
-        if hasattr(self.server.manager, '_publish'):
-            # deliveries would make a round trip through the broker and arrive later
-            raise RuntimeError('the test client needs the in-memory manager, not a message queue')
-        self.eio_sid: str | None = None
-        self.sids: dict[str, str] = {}
-        self.connected: dict[str, bool] = {}
-        self.connect_errors: dict[str, Any] = {}
-        self.queue: dict[str, list[dict[str, Any]]] = {}
-        self.acks: dict[str, dict[int, list[Any]]] = {}
-        self._ack_ids = itertools.count(1)
-        self._pending: pk.Packet | None = None
+        super().__init__(socketio.server)
         self.connect(namespace=namespace, query_string=query_string, headers=headers, auth=auth)
 
     # -- public API ---------------------------------------------------------------
-
-    def is_connected(self, namespace: str | None = None) -> bool:
-        """Is the client connected to ``namespace``?"""
-        return self.connected.get(namespace or '/', False)
 
     def connect(self, namespace: str | None = None, query_string: str | None = None,
                 headers: dict | None = None, auth: Any = None) -> None:
@@ -100,63 +58,11 @@ class SocketIOTestClient:
 
         The refusal payload is in ``connect_errors[namespace]``.
         """
-        namespace = namespace or '/'
-        if self.eio_sid is None:
-            self._open_eio(query_string, headers)
-        self.connect_errors.pop(namespace, None)
-        self._feed(self.server.packet_class(pk.CONNECT, data=auth, namespace=namespace))
-
-    def disconnect(self, namespace: str | None = None) -> None:
-        """Leave ``namespace``; leaving the last one closes the connection."""
-        namespace = namespace or '/'
-        if not self.is_connected(namespace):
-            raise RuntimeError('not connected')
-        self._feed(self.server.packet_class(pk.DISCONNECT, namespace=namespace))
-        self.connected[namespace] = False
-        if not any(self.connected.values()):
-            self._close_eio()
-
-    def emit(self, event: str, *args: Any, callback: bool = False, namespace: str | None = None) -> Any:
-        """Emit ``event`` to the server; with ``callback=True`` return the handler's ack.
-
-        An ack of one value returns it, several a list, none ``None``.
-        """
-        namespace = namespace or '/'
-        if not self.is_connected(namespace):
-            raise RuntimeError('not connected')
-        ack_id = next(self._ack_ids) if callback else None
-        self._feed(self.server.packet_class(pk.EVENT, data=[event, *args], namespace=namespace, id=ack_id))
-        if ack_id is None:
-            return None
-        ack = self.acks.get(namespace, {}).pop(ack_id, None)
-        if not ack:  # no ack, or an ack without values (as Server.call returns)
-            return None
-        return ack[0] if len(ack) == 1 else ack
-
-    def send(self, data: Any, json: bool = False, callback: bool = False, namespace: str | None = None) -> Any:
-        """Send a ``message`` (``json=True``: ``json``) event."""
-        return self.emit('json' if json else 'message', data, callback=callback, namespace=namespace)
-
-    def get_received(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Events the server sent to ``namespace`` since the last call, oldest first."""
-        namespace = namespace or '/'
-        if not self.is_connected(namespace) and namespace not in self.queue:
-            raise RuntimeError('not connected')
-        received, self.queue[namespace] = self.queue.get(namespace, []), []
-        return received
-
-    @property
-    def sid(self) -> str | None:
-        """The Socket.IO session id in the default namespace."""
-        return self.sids.get('/')
-
-    def get_sid(self, namespace: str | None = None) -> str | None:
-        """The Socket.IO session id in ``namespace``."""
-        return self.sids.get(namespace or '/')
+        self._connect(namespace or '/', auth, lambda: self._environ(query_string, headers))
 
     # -- the fake Engine.IO connection ----------------------------------------------
 
-    def _open_eio(self, query_string: str | None, headers: dict | None) -> None:
+    def _environ(self, query_string: str | None, headers: dict | None) -> dict:
         builder = EnvironBuilder('/socket.io/', query_string=query_string, headers=headers)
         environ = builder.get_environ()
         environ['QUERY_STRING'] = '&'.join(filter(None, ['EIO=4&transport=polling', environ.get('QUERY_STRING')]))
@@ -164,68 +70,4 @@ class SocketIOTestClient:
         if self.flask_test_client is not None:
             # werkzeug's test client has no public way to render its cookie jar
             self.flask_test_client._add_cookies_to_wsgi(environ)
-        eio = self.server.eio
-        self.eio_sid = eio_sid = eio.generate_id()
-        eio.sockets[eio_sid] = _CapturingSocket(self, eio_sid)
-        self.server._handle_eio_connect(eio_sid, environ)
-
-    def _close_eio(self) -> None:
-        eio_sid, self.eio_sid = self.eio_sid, None
-        socket = self.server.eio.sockets.pop(eio_sid, None)
-        if socket is not None:
-            socket.closed = True
-        self.server._handle_eio_disconnect(eio_sid, self.server.reason.CLIENT_DISCONNECT)
-
-    def _eio_closed(self, reason: str | None) -> None:
-        """The server closed the connection (``eio.disconnect``, a protocol error)."""
-        eio_sid, self.eio_sid = self.eio_sid, None
-        for namespace in self.connected:
-            self.connected[namespace] = False
-        if eio_sid is not None:
-            self.server._handle_eio_disconnect(eio_sid, reason or self.server.reason.SERVER_DISCONNECT)
-
-    def _feed(self, pkt: pk.Packet) -> None:
-        """Deliver a packet to the server; its handlers run before this returns."""
-        if self.eio_sid is None:
-            raise RuntimeError('not connected')
-        encoded = pkt.encode()
-        parts = encoded if isinstance(encoded, list) else [encoded]
-        server = self.server
-        # inline handlers make emit() deterministic: the ack is in when it returns
-        saved, server.async_handlers = server.async_handlers, False
-        try:
-            for part in parts:
-                server._handle_eio_message(self.eio_sid, part)
-        finally:
-            server.async_handlers = saved
-
-    def _receive_eio(self, data: str | bytes) -> None:
-        pending = self._pending
-        if pending is not None:
-            if pending.add_attachment(data):
-                self._pending = None
-                self._handle_packet(pending)
-            return
-        pkt = self.server.packet_class(encoded_packet=data)
-        if pkt.attachment_count:
-            self._pending = pkt
-        else:
-            self._handle_packet(pkt)
-
-    def _handle_packet(self, pkt: pk.Packet) -> None:
-        namespace = pkt.namespace or '/'
-        kind = pkt.packet_type
-        if kind == pk.CONNECT:
-            self.connected[namespace] = True
-            self.sids[namespace] = (pkt.data or {}).get('sid')
-            self.queue.setdefault(namespace, [])
-        elif kind == pk.CONNECT_ERROR:
-            self.connected[namespace] = False
-            self.connect_errors[namespace] = pkt.data
-        elif kind == pk.DISCONNECT:
-            self.connected[namespace] = False
-        elif kind in (pk.EVENT, pk.BINARY_EVENT):
-            self.queue.setdefault(namespace, []).append(
-                {'name': pkt.data[0], 'args': pkt.data[1:], 'namespace': namespace})
-        elif kind in (pk.ACK, pk.BINARY_ACK):
-            self.acks.setdefault(namespace, {})[pkt.id] = pkt.data
+        return environ

@@ -7,6 +7,8 @@ Integration ring.  Everything here runs in one process with no network:
   instances in one test behave like workers sharing RabbitMQ, outages and
   redeliveries included.  It is the reference backend of greensio's own
   cross-worker contract tests.
+- :class:`TestClient`: an in-process client for a plain ``greensio.Server``,
+  no sockets, handlers run inline.
 - ``SocketIOTestClient`` (``greensio.flask_testing``, loaded on first use
   so this module does not need Flask): an in-process client for Flask apps,
   what ``greensio.flask.SocketIO.test_client(app)`` returns.
@@ -19,11 +21,14 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
+from . import exceptions
 from ._core.pubsub import encode
+from ._inprocess import InProcessClient
 from .pubsub_manager import PubSubManager
 
-__all__ = ['BusOutage', 'InMemoryBus', 'InMemoryPubSubManager', 'default_bus']
+__all__ = ['BusOutage', 'InMemoryBus', 'InMemoryPubSubManager', 'TestClient', 'default_bus']
 
 
 # -- in-memory pub/sub -----------------------------------------------------------------------
@@ -188,6 +193,77 @@ class InMemoryPubSubManager(PubSubManager):
 
     def _close(self) -> None:
         self.bus.unsubscribe(self.channel, self.host_id)
+
+
+# -- in-process client ----------------------------------------------------------------------
+
+class TestClient(InProcessClient):
+    """A Socket.IO client for a :class:`greensio.Server` that runs in-process, without sockets.
+
+    It stands in for one Engine.IO connection and connects on creation.
+    Handlers run inline, so when :meth:`emit` returns the handler has run,
+    and its ack and whatever it emitted have arrived.
+
+    :param server: the :class:`greensio.Server` under test (in-memory manager).
+    :param namespace: the namespace to connect to (``'/'`` by default).
+    :param auth: the connect payload handed to the connect handler.
+    :param environ: WSGI environ entries for the connection (``server.get_environ(sid)``).
+    :param query_string: a string or a dict, seen in ``environ['QUERY_STRING']``.
+    :param headers: request headers, seen as ``HTTP_*`` environ entries.
+
+    Received events are collected per namespace; :meth:`get_received` returns
+    and clears them as ``{'name': event, 'args': [...], 'namespace': ns}``.
+    A server event that asks for an ack (the server's ``call()``) is answered
+    by the :meth:`on` handler for it, or with an empty ack if there is none.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, server: Any, namespace: str | None = None, auth: Any = None, environ: dict | None = None,
+                 query_string: str | dict | None = None, headers: dict | None = None) -> None:
+        super().__init__(server)
+        self._environ_args = (environ, query_string, headers)
+        #: The refusal payload of the last refused :meth:`connect`, else None.
+        self.connect_error: Any = None
+        self.connect(namespace=namespace, auth=auth)
+
+    def connect(self, namespace: str | None = None, auth: Any = None) -> bool:
+        """Connect to ``namespace``; return whether the server accepted.
+
+        A refusal leaves :meth:`is_connected` false and its payload in
+        :attr:`connect_error` (and ``connect_errors[namespace]``).
+        """
+        namespace = namespace or '/'
+        self._connect(namespace, auth, self._environ)
+        self.connect_error = self.connect_errors.get(namespace)
+        return self.is_connected(namespace)
+
+    def call(self, event: str, *args: Any, namespace: str | None = None) -> Any:
+        """Emit ``event`` and return its ack as ``Client.call`` does: None, a value, or a tuple.
+
+        Raises :class:`greensio.exceptions.TimeoutError` at once if no ack came
+        (the handler is missing, or it did not ack): in-process, none will.
+        """
+        ack = self._emit(event, args, True, namespace)
+        if ack is None:
+            raise exceptions.TimeoutError()
+        return ack[0] if len(ack) == 1 else (tuple(ack) or None)
+
+    def _environ(self) -> dict:
+        environ, query_string, headers = self._environ_args
+        if isinstance(query_string, dict):
+            query_string = urlencode(query_string, doseq=True)
+        wsgi = {
+            'REQUEST_METHOD': 'GET', 'PATH_INFO': '/socket.io/', 'SCRIPT_NAME': '',
+            'QUERY_STRING': '&'.join(filter(None, ['EIO=4&transport=polling', query_string])),
+            'SERVER_NAME': 'localhost', 'SERVER_PORT': '80', 'SERVER_PROTOCOL': 'HTTP/1.1',
+            'REMOTE_ADDR': '127.0.0.1', 'wsgi.url_scheme': 'http',
+        }
+        for name, value in (headers or {}).items():
+            key = name.upper().replace('-', '_')
+            wsgi[key if key in ('CONTENT_TYPE', 'CONTENT_LENGTH') else 'HTTP_' + key] = value
+        wsgi.update(environ or {})
+        return wsgi
 
 
 def __getattr__(name: str) -> Any:

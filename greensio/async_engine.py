@@ -321,11 +321,8 @@ class AsyncEngineServer(engineio.AsyncServer):
                 self.sockets.pop(sid, None)
             return ret
         s.connected = True
-        headers = None
-        if self.cookie:
-            attributes = self.cookie if isinstance(self.cookie, dict) else {
-                'name': self.cookie, 'path': '/', 'SameSite': 'Lax'}
-            headers = [('Set-Cookie', self._generate_sid_cookie(sid, attributes))]
+        attributes = eio.cookie_attributes(self.cookie)
+        headers = [('Set-Cookie', self._generate_sid_cookie(sid, attributes))] if attributes else None
         try:
             return self._ok(await s.poll(), headers=headers, jsonp_index=jsonp_index)
         except eio_exc.QueueEmpty:

@@ -303,3 +303,19 @@ def test_a_timed_out_call_leaves_no_callback_behind(serve):
         assert not sio.manager.callbacks.get(sid)
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize(('cookie', 'expected'), [
+    ('io', 'io={sid}; path=/; SameSite=Lax'),
+    ({'name': 'sess', 'path': '/app', 'HttpOnly': True}, 'sess={sid}; path=/app; HttpOnly'),
+    (None, None),
+])
+def test_session_cookie_option(serve, cookie, expected):
+    import json
+
+    import rawclient
+
+    url = serve(greensio.Server(cookie=cookie))
+    r = rawclient.get(url, {'EIO': 4, 'transport': 'polling'})
+    sid = json.loads(r.text[1:])['sid']
+    assert r.headers.get('set-cookie') == (expected.format(sid=sid) if expected else None)

@@ -87,6 +87,13 @@ def ok_response(encoded_packets: Iterable[str] | None = None, headers: list[tupl
     }
 
 
+def cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``cookie=`` option as attributes of the session cookie (None: no cookie)."""
+    if not cookie:
+        return None
+    return cookie if isinstance(cookie, dict) else {'name': cookie, 'path': '/', 'SameSite': 'Lax'}
+
+
 #: Does a query string name a transport?  python-engineio assumed polling
 #: when it did not; the spec requires the parameter.
 has_transport = re.compile(r'(?:^|&)transport=').search

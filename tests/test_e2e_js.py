@@ -271,7 +271,7 @@ def test_acks_both_ways(app: App, js: Any, transport: str) -> None:
 
 @pytest.mark.parametrize('transport', ['websocket', 'polling'])
 def test_binary_both_ways(app: App, js: Any, transport: str) -> None:
-    js.connect(app.url, transports=TRANSPORTS[transport], wait=True)
+    msg = js.connect(app.url, transports=TRANSPORTS[transport], wait=True)
     blob = bytes(range(256))
     text = '\U0001f600 \U0001d11e \u00e9 \u2028 \x00 "\\ \u00ff'  # astral, separators, NUL, escapes
     nested = {'k': [b'\x00', text, {'deep': b'\xff\xfe'}], 'n': 1}
@@ -279,6 +279,9 @@ def test_binary_both_ways(app: App, js: Any, transport: str) -> None:
     assert app.received[-1][2] == (blob, nested, [b'a', [b'b']])
     js.emit('push', 'blob', {'arr': [b'\x03', b'']}, [{'b': b'\x04'}], 'plain')
     assert js.wait_event('blob')['args'] == [{'arr': [b'\x03', b'']}, [{'b': b'\x04'}], 'plain']
+    # a tuple nested in the data is an array on the wire, bytes in it included
+    app.sio.emit('pair', {'pair': (b'\x05', 'five')}, to=app.sid_of(msg))
+    assert js.wait_event('pair')['args'] == [{'pair': [b'\x05', 'five']}]
 
 
 # -- rooms ------------------------------------------------------------------------

@@ -183,7 +183,7 @@ class Packet:
         if isinstance(data, _BINARY_TYPES):
             attachments.append(data)
             return {'_placeholder': True, 'num': len(attachments) - 1}
-        if isinstance(data, list):
+        if isinstance(data, (list, tuple)):  # a tuple goes out as a JSON array anyway
             return [cls._deconstruct_binary_internal(item, attachments) for item in data]
         if isinstance(data, dict):
             return {k: cls._deconstruct_binary_internal(v, attachments) for k, v in data.items()}
@@ -203,7 +203,7 @@ class Packet:
     def data_is_binary(cls, data: Any) -> bool:
         if isinstance(data, _BINARY_TYPES):
             return True
-        if isinstance(data, list):
+        if isinstance(data, (list, tuple)):
             return any(cls.data_is_binary(item) for item in data)
         if isinstance(data, dict):
             return any(cls.data_is_binary(item) for item in data.values())

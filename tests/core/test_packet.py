@@ -85,6 +85,14 @@ def test_binary_attachment_count_needs_no_padding() -> None:
     assert decode(encoded[0], *encoded[1:]).data == ['many', *blobs]
 
 
+def test_bytes_inside_a_nested_tuple_become_attachments() -> None:
+    # python-socketio misses these and fails in json.dumps
+    encoded = Packet(pk.EVENT, ['ev', {'pair': (b'\x01', 2)}, (3, [b'\x02'])]).encode()
+    assert encoded[0] == '52-["ev",{"pair":[{"_placeholder":true,"num":0},2]},[3,[{"_placeholder":true,"num":1}]]]'
+    assert encoded[1:] == [b'\x01', b'\x02']
+    assert decode(encoded[0], *encoded[1:]).data == ['ev', {'pair': [b'\x01', 2]}, [3, [b'\x02']]]
+
+
 # -- round trips ---------------------------------------------------------------------
 
 ROUND_TRIP_DATA: list[Any] = [

@@ -11,6 +11,11 @@ from typing import Any
 
 from gevent import get_hub, spawn
 from gevent.hub import Waiter
+from gevent.monkey import get_original
+
+#: The OS thread's id and a lock that blocks it, even when gevent has patched ``threading``.
+os_thread_ident = get_original('_thread', 'get_ident')
+allocate_lock = get_original('_thread', 'allocate_lock')
 
 logger = logging.getLogger('greensio')
 
@@ -43,3 +48,43 @@ class WorkerPool:
             waiter = Waiter(hub)
             idle.append(waiter)
             fn, args = waiter.get()
+
+
+class Home:
+    """The OS thread whose hub runs a server or client (the thread that made it).
+
+    gevent objects belong to one hub; ``run`` carries a call made on another
+    OS thread (a native thread, gevent's thread pool) back there.
+    """
+
+    def __init__(self) -> None:
+        self.hub = get_hub()
+        self.thread = os_thread_ident()
+
+    def away(self) -> bool:
+        """True when the caller runs on another OS thread."""
+        return os_thread_ident() != self.thread
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a greenlet of the home hub; block this OS thread
+        until it ends, then return its result or raise its exception."""
+        done = allocate_lock()
+        done.acquire()
+        outcome: list[Any] = []
+
+        def body() -> None:
+            try:
+                outcome.append((True, fn(*args)))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
+                outcome.append((False, exc))
+            finally:
+                done.release()
+
+        self.hub.loop.run_callback_threadsafe(spawn, body)
+        done.acquire()
+        if not outcome:
+            raise RuntimeError('the call was killed in the hub before it ended')
+        ok, value = outcome[0]
+        if ok:
+            return value
+        raise value

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -71,6 +72,16 @@ def _sigint(signum: int, frame: Any) -> Any:
     if callable(_previous_sigint):
         return _previous_sigint(signum, frame)
     return signal.default_int_handler(signum, frame)
+
+
+def _green_home() -> Any:
+    """The calling thread's :class:`~greensio._green.Home` once gevent has patched threads, else None."""
+    monkey = sys.modules.get('gevent.monkey')
+    if monkey is None or not monkey.is_module_patched('threading'):
+        return None
+    from ._green import Home
+
+    return Home()
 
 
 def _install_sigint_handler() -> None:
@@ -335,6 +346,7 @@ class Client(BaseClient):
         self._finished.set()
         self._reconnect_task: Any = None
         self._reconnect_abort = self.eio.create_event()
+        self._home = _green_home()  # under gevent: where emits from native threads are handed
 
     def _create_engine(self, options: dict[str, Any]) -> _EngineClient:
         return _EngineClient(**options)
@@ -344,18 +356,23 @@ class Client(BaseClient):
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
                 namespaces: Any = None, socketio_path: str = 'socket.io', wait: bool = True,
                 wait_timeout: float = 1, retry: bool = False) -> None:
+        self._home = _green_home()  # the connection's greenlets run in this thread's hub
         drive(self._connect_flow(url, headers, auth, transports, namespaces, socketio_path, wait, wait_timeout, retry))
 
     def wait(self) -> None:
         wait_event(self._finished)
 
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Callable | None = None) -> None:
+        if self._home is not None and self._home.away():  # a native thread: the hub sends it
+            return self._home.run(self.emit, event, data, namespace, callback)
         self._emit(event, data, namespace, callback)
 
     def send(self, data: Any, namespace: str | None = None, callback: Callable | None = None) -> None:
         self.emit('message', data=data, namespace=namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None, timeout: float | None = 60) -> Any:
+        if self._home is not None and self._home.away():
+            return self._home.run(self.call, event, data, namespace, timeout)
         return drive(self._call_flow(CallWaiter(self.eio.create_event()), event, data, namespace, timeout))
 
     def disconnect(self) -> None:

@@ -28,13 +28,6 @@ from .engine import EngineServer, OutPacket
 from .manager import Manager
 from .namespace import Namespace
 
-try:  # the OS thread id, even when gevent has patched threading
-    from gevent.monkey import get_original
-
-    _thread_ident = get_original('_thread', 'get_ident')
-except ImportError:  # pragma: no cover
-    from _thread import get_ident as _thread_ident
-
 
 class Server(BaseServer):
     """A Socket.IO server for WSGI applications, running on gevent.
@@ -68,11 +61,12 @@ class Server(BaseServer):
                          **kwargs)
         self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
         self._pool: Any = None
+        self._home: Any = None  # where emits from native threads are handed (gevent only)
         if self.async_mode == 'gevent':
-            from ._green import WorkerPool
+            from ._green import Home, WorkerPool
 
             self._pool = WorkerPool()
-        self._hub_thread = _thread_ident()
+            self._home = Home()
         self.manager.set_server(self)
 
     def _create_engine(self, options: dict[str, Any]) -> EngineServer:
@@ -86,8 +80,8 @@ class Server(BaseServer):
 
     def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
-        if self._off_hub():
-            return self._to_hub(self.emit, event, data, to, room, skip_sid, namespace, callback, ignore_queue)
+        if self._home is not None and self._home.away():
+            return self._home.run(self.emit, event, data, to, room, skip_sid, namespace, callback, ignore_queue)
         namespace = namespace or '/'
         room = to or room
         self._log_emit(event, room, namespace)
@@ -101,6 +95,8 @@ class Server(BaseServer):
 
     def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
              namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False) -> Any:
+        if self._home is not None and self._home.away():
+            return self._home.run(self.call, event, data, to, sid, namespace, timeout, ignore_queue)
         self._check_call(to, sid, self.async_handlers)
         done = self.eio.create_event()
         result: list[tuple] = []
@@ -151,22 +147,6 @@ class Server(BaseServer):
         if close is not None:
             close()
 
-    def _off_hub(self) -> bool:
-        return self._pool is not None and _thread_ident() != self._hub_thread
-
-    def _to_hub(self, fn: Callable, *args: Any) -> None:
-        """Run ``fn`` in the gevent hub's thread (called from a native thread)."""
-        self._hub.loop.run_callback_threadsafe(lambda: self._pool.spawn(fn, *args))
-
-    @property
-    def _hub(self) -> Any:
-        hub = getattr(self, '_hub_ref', None)
-        if hub is None:
-            from gevent import get_hub
-
-            hub = self._hub_ref = get_hub()
-        return hub
-
     # -- sending --------------------------------------------------------------------
 
     def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
@@ -178,8 +158,8 @@ class Server(BaseServer):
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
         if not self.manager_initialized:
-            self._hub  # noqa: B018 - remember the hub of the serving thread
-            self._hub_thread = _thread_ident()
+            if self._home is not None:  # the serving thread's hub, should it differ from the building one
+                self._home = type(self._home)()
             self._initialize_manager()
         self.environ[eio_sid] = environ
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)

@@ -322,6 +322,42 @@ def test_200_rapid_emits_arrive_in_order(server, make_client, transport):
     assert flood == list(range(200))
 
 
+def test_emit_from_a_native_thread_is_sent_by_the_hub(server, make_client):
+    from e2e_helpers import wait_until
+    from gevent.monkey import get_original
+
+    start_new_thread = get_original('_thread', 'start_new_thread')
+    os_thread = get_original('_thread', 'get_ident')
+    client = make_client()
+    client.connect(server.url, transports=['websocket'])
+    # gevent's objects belong to one hub: the packets must be queued from its OS thread
+    queued_from = set()
+    send = client.eio.send
+    client.eio.send = lambda data: (queued_from.add(os_thread()), send(data))[1]
+    acked = Recorder()
+    outcome: list[Any] = []
+
+    def native() -> None:  # an OS thread, not a greenlet: no gevent call may run here
+        try:
+            for i in range(50):
+                client.emit('seq', i)
+            client.emit('echo', 'from a thread', callback=lambda *args: acked.add({'type': 'ack', 'args': args}))
+            outcome.append(client.call('echo', 'called from a thread'))
+            client.emit('seq', 'x', namespace='/never-connected')
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    start_new_thread(native, ())
+    wait_until(lambda: len(outcome) == 2, what='the native thread to finish')
+    assert outcome[0] == 'called from a thread'
+    assert isinstance(outcome[1], exceptions.BadNamespaceError)  # raised in the emitting thread
+    assert queued_from == {os_thread()}
+    assert acked.wait_for('ack')['args'] == ('from a thread',)
+    assert client.call('stats')['seq'] == list(range(50))
+
+
 def test_broadcast_reaches_every_client(server, make_client):
     clients = [make_client() for _ in range(3)]
     got = Recorder()

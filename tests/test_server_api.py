@@ -245,16 +245,27 @@ def test_register_namespace_type_checks():
     assert ns.server is sio and sio.namespace_handlers['/x'] is ns
 
 
-def test_emit_from_a_native_thread_is_delivered(serve, client):
+def test_emit_and_call_from_a_native_thread(serve, client):
     from gevent.monkey import get_original
 
     start_new_thread = get_original('_thread', 'start_new_thread')
     sio = greensio.Server()
     url = serve(sio)
     got = []
-    client(url, handlers={'from_thread': lambda data: got.append(data)})
-    start_new_thread(lambda: sio.emit('from_thread', 'native'), ())
-    assert wait_until(lambda: got == ['native'])
+    sid = client(url, handlers={'from_thread': lambda data: got.append(data), 'question': lambda n: n + 1}).get_sid()
+    outcome = []
+
+    def native():  # an OS thread: the emit runs in the hub, its error comes back here
+        sio.emit('from_thread', 'native')
+        outcome.append(sio.call('question', 41, to=sid, timeout=5))
+        try:
+            sio.emit('from_thread', object())
+        except TypeError as exc:
+            outcome.append(exc)
+
+    start_new_thread(native, ())
+    assert wait_until(lambda: got == ['native'] and len(outcome) == 2)
+    assert outcome[0] == 42
 
 
 def test_ordered_handlers_keep_each_clients_order(serve, client):

@@ -102,6 +102,7 @@ def event_decorator(on: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
         return on(args[0].__name__)(args[0])
 
     def set_handler(handler: Handler) -> Handler:
-        return on(handler.__name__, *args, **kwargs)(handler)
+        registered: Handler = on(handler.__name__, *args, **kwargs)(handler)
+        return registered
 
     return set_handler

@@ -173,13 +173,13 @@ class Packet:
     # -- binary helpers (python-socketio's class methods) -----------------------
 
     @classmethod
-    def deconstruct_binary(cls, data: Any) -> tuple[Any, list[bytes]]:
-        attachments: list[bytes] = []
+    def deconstruct_binary(cls, data: Any) -> tuple[Any, list[bytes | bytearray]]:
+        attachments: list[bytes | bytearray] = []
         data = cls._deconstruct_binary_internal(data, attachments)
         return data, attachments
 
     @classmethod
-    def _deconstruct_binary_internal(cls, data: Any, attachments: list[bytes]) -> Any:
+    def _deconstruct_binary_internal(cls, data: Any, attachments: list[bytes | bytearray]) -> Any:
         if isinstance(data, _BINARY_TYPES):
             attachments.append(data)
             return {'_placeholder': True, 'num': len(attachments) - 1}

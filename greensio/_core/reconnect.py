@@ -36,7 +36,7 @@ def backoff_delay(
     """
     if attempt < 0:
         raise ValueError('attempt must be >= 0')
-    base = min(reconnection_delay * 2 ** min(attempt, MAX_DOUBLINGS), reconnection_delay_max)
+    base = min(reconnection_delay * 2.0 ** min(attempt, MAX_DOUBLINGS), reconnection_delay_max)
     factor = min(max(randomization_factor, 0.0), 1.0)
     return max(base * (1 + factor * (2 * random() - 1)), 0.0)
 

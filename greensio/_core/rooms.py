@@ -9,7 +9,7 @@ O(recipients): ``sid_rooms[namespace][sid]`` and ``eio_to_sid[namespace]``.
 
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 Room = Hashable
 
@@ -119,7 +119,7 @@ class RoomRegistry:
                         seen.add(sid)
                         yield sid, eio_sid
             return
-        for sid, eio_sid in list(ns_rooms.get(room, {}).items()):
+        for sid, eio_sid in list(ns_rooms.get(cast(Room, room), {}).items()):
             if sid not in pending:
                 yield sid, eio_sid
 

@@ -17,7 +17,7 @@ try:  # C speed unmasking (34 GB/s here) from the websockets package
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover - pure Python fallback, ~300 MB/s
 
-    def _apply_mask(data: bytes | memoryview, mask: bytes) -> bytes:
+    def _apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
         n = len(data)
         full = mask * (n // 4) + mask[: n % 4]
         return (int.from_bytes(data, 'little') ^ int.from_bytes(full, 'little')).to_bytes(n, 'little')

@@ -3,6 +3,7 @@
 //
 // stdin:  one JSON command per line, e.g.
 //   {"cmd":"connect","id":1,"sock":"a","url":"http://127.0.0.1:5000/ns","opts":{"transports":["websocket"]}}
+//   (opts.parser "msgpack" makes the socket use socket.io-msgpack-parser)
 //   {"cmd":"emit","id":2,"sock":"a","event":"hello","args":[1,{"$bin":"AAE="}],"ack":true,"timeout_ms":2000}
 // stdout: one JSON message per line, e.g.
 //   {"type":"connect","sock":"a","id":"<sid>","transport":"websocket","t":12.3}
@@ -136,6 +137,8 @@ const commands = {
       old.disconnect();
     }
     const opts = decode(cmd.opts || {});
+    // opts.parser "msgpack": the official socket.io-msgpack-parser
+    if (opts.parser === "msgpack") opts.parser = require("socket.io-msgpack-parser");
     const socket = io(cmd.url, opts);
     const entry = { socket, ackMode: { mode: "echo" } };
     sockets.set(name, entry);

@@ -11,6 +11,7 @@
 //   pingTimeout     ms (socket.io default 20000)
 //   namespaces      ["/", "/chat", "/private"]  each gets the handlers below
 //   authNamespaces  ["/private"]  refuse unless auth.token === "secret"
+//   parser          "msgpack" uses socket.io-msgpack-parser (default: the JSON parser)
 //
 // stdout: one JSON object per line
 //   {"type":"ready","port":N,"pid":P}
@@ -65,6 +66,7 @@ const options = {};
 if (config.transports) options.transports = config.transports;
 if (config.pingInterval) options.pingInterval = config.pingInterval;
 if (config.pingTimeout) options.pingTimeout = config.pingTimeout;
+if (config.parser === "msgpack") options.parser = require("socket.io-msgpack-parser");
 const httpServer = http.createServer();
 const io = new Server(httpServer, options);
 

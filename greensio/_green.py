@@ -43,6 +43,7 @@ class WorkerPool:
                 fn(*args)
             except Exception:  # the task logs its own errors; this is a last resort
                 logger.exception('background task failed')
+            fn = args = None  # type: ignore[assignment]  # a parked worker keeps nothing of its task alive
             if len(idle) >= self.max_idle:
                 return
             waiter = Waiter(hub)

@@ -274,6 +274,7 @@ class _Workers:
                 fn(*args)
             except Exception:  # each task logs its own errors; this is a last resort
                 self._logger.exception('handler task failed')
+            item = fn = args = None  # a waiting worker keeps nothing of its task alive
             with self._lock:
                 if work is self._queue:
                     self._free += 1

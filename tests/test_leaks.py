@@ -1,0 +1,143 @@
+"""Nothing is left behind by clients that come and go, however they go.
+
+Rounds of real clients over 127.0.0.1 connect, join rooms, save sessions,
+leave acks unanswered and a ``call()`` to time out, then leave: cleanly,
+by dropping the TCP connection, in the middle of a binary packet, by
+breaking the protocol, or by going silent until the heartbeat drops them.
+After each round the server's per-client state must be empty, and from the
+second round on no greensio, python-engineio or gevent-websocket object may
+be left over that the first round did not already leave (caches, reused
+workers): growth from round to round is a leak.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from typing import Any
+
+import gevent
+import pytest
+import rawclient as rc
+
+import greensio
+
+pytestmark = pytest.mark.timeout(90)
+
+ROUNDS = 4
+CLIENTS_PER_KIND = 6
+#: the modules whose objects are counted
+OWNERS = ('greensio', 'engineio', 'geventwebsocket')
+
+
+def live_objects() -> Counter:
+    gc.collect()
+    counts: Counter = Counter()
+    for obj in gc.get_objects():
+        owner = getattr(type(obj), '__module__', None)
+        if isinstance(owner, str) and owner.startswith(OWNERS):
+            counts[f'{owner}.{type(obj).__qualname__}'] += 1
+    return counts
+
+
+def per_client_state(sio: greensio.Server) -> dict[str, int]:
+    """How many entries each per-client structure of the server holds."""
+    registry = sio.manager._registry
+
+    def entries(nested: dict) -> int:
+        return sum(len(inner) for inner in nested.values())
+
+    return {
+        'engine sockets': len(sio.eio.sockets),
+        'connections': len(sio._connections),
+        'environ': len(sio.environ),
+        'ordered queues': len(sio._ordered),
+        'room members': sum(len(members) for rooms in registry.rooms.values() for members in rooms.values()),
+        'sid rooms': entries(registry.sid_rooms),
+        'eio to sid': entries(registry.eio_to_sid),
+        'pending disconnects': entries(registry.pending_disconnect),
+        'ack callbacks': entries(registry.callbacks),
+        'ack id counters': len(registry._ack_ids),
+    }
+
+
+def make_server(serve: Any) -> tuple[greensio.Server, str]:
+    # a short heartbeat, so the silent clients are dropped within the round
+    sio = greensio.Server(ping_interval=0.3, ping_timeout=0.3)
+    asked = []
+
+    @sio.event
+    def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        sio.enter_room(sid, 'lobby')
+        sio.enter_room(sid, f'private-{sid}')
+        sio.save_session(sid, {'blob': bytes(4096)})
+
+    @sio.event
+    def echo(sid: str, *args: Any) -> Any:
+        return args
+
+    @sio.event
+    def ask(sid: str) -> None:
+        # an ack the client will never send, and a call() that times out
+        sio.emit('question', 'never answered', to=sid, callback=lambda *args: asked.append(args))
+        try:
+            sio.call('question', 'too late', to=sid, timeout=0.05)
+        except greensio.exceptions.TimeoutError:
+            pass
+
+    return sio, serve(sio)
+
+
+def one_round(url: str) -> None:
+    leaving = []
+    for _ in range(CLIENTS_PER_KIND):
+        # leaves cleanly after an ack and a call() it lets time out
+        client, _sid = rc.connect_sio(url)
+        client.send_sio('21["echo","hi"]')
+        client.send_sio('2["ask"]')
+        leaving.append(('close frame', client))
+        # drops the TCP connection without a word
+        leaving.append(('tcp drop', rc.connect_sio(url)[0]))
+        # stops in the middle of a binary packet
+        client = rc.connect_sio(url)[0]
+        client.send_sio('52-["echo",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]')
+        client.send(b'\x01')
+        leaving.append(('tcp drop', client))
+        # breaks the protocol
+        client = rc.connect_sio(url)[0]
+        client.send_sio('2["x",NaN]')
+        leaving.append(('protocol', client))
+        # goes silent: the heartbeat drops it
+        client = rc.connect_sio(url)[0]
+        client.answer_pings = False
+        leaving.append(('silent', client))
+        # long-polling, then silent
+        polling = rc.PollingSession(url)
+        polling.sio_connect()
+        polling.send('42["echo","over polling"]')
+    for how, client in leaving:
+        if how == 'close frame':
+            client.close()
+        elif how == 'tcp drop':
+            client.sock.close()
+        elif how == 'protocol':
+            client.wait_closed(timeout=5)
+            client.close()
+    for how, client in leaving:
+        if how == 'silent':
+            client.wait_closed(timeout=5)
+            client.close()
+
+
+def test_clients_that_come_and_go_leave_nothing_behind(serve: Any) -> None:
+    sio, url = make_server(serve)
+    empty = {name: 0 for name in per_client_state(sio)}
+    after: list[Counter] = []
+    for _ in range(ROUNDS):
+        one_round(url)
+        assert rc.wait_until(lambda: per_client_state(sio) == empty, timeout=10), per_client_state(sio)
+        gevent.sleep(0.1)  # the handlers and the heartbeat wind down
+        after.append(live_objects())
+    grown = {name: (after[1][name], after[-1][name]) for name in after[-1] if after[-1][name] > after[1][name]}
+    assert not grown, f'objects that grew from round 2 to round {ROUNDS}: {grown}'
+    assert len(sio.eio.sockets) == 0

@@ -18,7 +18,9 @@ class MsgPackPacket(pk.Packet):
     @classmethod
     def configure(cls, dumps_default: Any = None, ext_hook: Any = msgpack.ExtType) -> type:
         """A subclass with a custom ``default`` for packing and ``ext_hook`` for unpacking."""
-        return type('MsgPackPacket', (cls,), {'dumps_default': dumps_default, 'ext_hook': ext_hook})
+        # staticmethod: a plain function stored on the class would be bound to the packet
+        return type('MsgPackPacket', (cls,), {'dumps_default': staticmethod(dumps_default),
+                                              'ext_hook': staticmethod(ext_hook)})
 
     def encode(self) -> bytes:
         out: dict[str, Any] = {'type': self.packet_type, 'nsp': self.namespace or '/'}

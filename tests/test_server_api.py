@@ -206,6 +206,35 @@ def test_msgpack_serializer(serve, client):
         c.disconnect()
 
 
+def test_msgpack_serializer_configured_for_a_custom_type(serve):
+    from decimal import Decimal
+
+    import msgpack
+
+    from greensio.msgpack_packet import MsgPackPacket
+
+    def default(obj):
+        if isinstance(obj, Decimal):
+            return msgpack.ExtType(1, str(obj).encode())
+        raise TypeError(f'cannot pack {obj!r}')
+
+    def ext_hook(code, data):
+        return Decimal(data.decode()) if code == 1 else msgpack.ExtType(code, data)
+
+    packet_class = MsgPackPacket.configure(dumps_default=default, ext_hook=ext_hook)
+    sio = greensio.Server(serializer=packet_class)
+    seen = []
+    sio.on('echo', lambda sid, value: (seen.append(value), value)[1])
+    url = serve(sio)
+    c = greensio.Client(reconnection=False, serializer=packet_class)
+    c.connect(url, transports=['websocket'], wait_timeout=5)
+    try:
+        assert c.call('echo', {'price': Decimal('19.99')}, timeout=5) == {'price': Decimal('19.99')}
+        assert seen == [{'price': Decimal('19.99')}]
+    finally:
+        c.disconnect()
+
+
 def test_wsgi_app_static_files_and_wrapped_app(serve, tmp_path):
     import requests
 

@@ -127,6 +127,9 @@ def _may_skip(app_class: type) -> bool:
     return vars(app_class).get('fast_polling', app_class.__call__ is engineio.WSGIApp.__call__)
 
 
+#: what pywsgi puts in ``server.log`` when asked for no access log
+_NO_LOG = getattr(pywsgi, '_NoopLog', ())
+
 _date_cache: list[Any] = [0, b'']
 
 
@@ -265,16 +268,28 @@ class GreenHandler(WebSocketHandler):
             extra += b'Connection: close\r\n'
         head = b'HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s\r\n' % (
             status, content_type, len(body), _http_date(), extra)
+        data = head + body
         try:
-            self.socket.sendall(head + body)
+            # one send() is enough for a small response; gevent's sendall()
+            # adds a getsockopt() system call and chunking on every call
+            sent = self.socket.send(data)
+            if sent < len(data):
+                self.socket.sendall(memoryview(data)[sent:])
         except OSError:
             self.close_connection = True
             return
-        if self.server.log is not None:
+        if not isinstance(self.server.log, _NO_LOG):
             self.status = self._orig_status = status.decode('latin-1')
             self.response_length = len(body)
             self.time_finish = time.time()
             self.log_request()
+
+    def log_request(self) -> None:
+        # pywsgi's access log, to the server's ``log``.  gevent-websocket's
+        # version formats the line for every request (~20 µs) and hands it to
+        # its own logger, which shows nothing unless in debug mode.
+        if not isinstance(self.server.log, _NO_LOG):
+            pywsgi.WSGIHandler.log_request(self)
 
     def run_application(self) -> None:
         super().run_application()

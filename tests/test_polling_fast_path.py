@@ -112,3 +112,28 @@ def test_an_origin_with_a_carriage_return_is_never_echoed(serve):
             response += chunk
     head = response.split(b'\r\n\r\n')[0]
     assert not [line for line in re.split(rb'[\r\n]+', head) if line.startswith(b'Injected')], head
+
+
+def test_access_log_goes_to_the_servers_log_and_only_there(capfd):
+    import io
+
+    import gevent
+
+    log = io.StringIO()
+    server = greensio.make_server(greensio.WSGIApp(_server()), '127.0.0.1', 0, log=log)
+    quiet = greensio.make_server(greensio.WSGIApp(_server()), '127.0.0.1', 0)  # log=None: no access log
+    server.start()
+    quiet.start()
+    try:
+        for srv in (server, quiet):
+            session = _connected_session(f'http://127.0.0.1:{srv.server_port}')
+            session.send('42["echo",1]')  # served by the fast path
+        gevent.sleep(0.05)
+    finally:
+        server.stop(timeout=1)
+        quiet.stop(timeout=1)
+    lines = log.getvalue().splitlines()
+    # the handshake (ordinary path), the namespace connect and the event (fast path)
+    assert len(lines) >= 3 and all('"GET /socket.io/' in line or '"POST /socket.io/' in line for line in lines)
+    assert any('POST /socket.io/?EIO=4&transport=polling&sid=' in line and ' 200 2 ' in line for line in lines)
+    assert 'socket.io' not in capfd.readouterr().err  # nothing reached stderr from either server

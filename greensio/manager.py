@@ -133,6 +133,10 @@ class BaseManager(SharedDocs):
         """Empty a room (storage only)."""
         self._registry.close_room(room, namespace)
 
+    def is_sid_room(self, namespace: str, room: Any) -> bool:
+        """Whether ``room`` is a local client's own room, which no other client may enter."""
+        return self._registry.is_sid_room(namespace, room)
+
     def get_rooms(self, sid: str, namespace: str) -> list:
         """The rooms of a client, including the room named by its sid."""
         return self._registry.get_rooms(sid, namespace)

@@ -325,6 +325,17 @@ class HostileApp:
         async def catch_all_namespaces(event: str, namespace: str, sid: str, *args: Any) -> None:
             self.calls.append(('*/*', event, namespace, sid, *args))
 
+        @sio.on('connect', namespace='/slow')
+        async def slow_connect(sid: str, environ: dict, auth: Any) -> bool:
+            await asyncio.sleep(0.2)  # an authentication lookup
+            self.calls.append(('slow connect', auth))
+            return auth == {'token': 'good'}
+
+        @sio.on('secret', namespace='/slow')
+        async def secret(sid: str) -> str:
+            self.calls.append(('secret',))
+            return 'the secret'
+
 
 class MQApp:
     """An asyncio worker on a message queue, with tests/mq/mq_server.py's handlers."""

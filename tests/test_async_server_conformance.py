@@ -468,6 +468,29 @@ def test_a_client_cannot_answer_another_clients_ack(hostile: AsyncServerProcess)
         attacker.close()
 
 
+@pytest.mark.parametrize('accept', [False, True])
+def test_events_behind_a_connect_wait_for_its_handler(hostile: AsyncServerProcess, accept: bool) -> None:
+    # a client may send events right behind its CONNECT: none may run before the connect
+    # handler has decided, and none at all when it refuses
+    client = rc.RawSioClient(hostile.url)
+    auth = {'token': 'good' if accept else 'bad'}
+    try:
+        client.send_sio('0/slow,' + json.dumps(auth))
+        client.send_sio('2/slow,1["secret"]')
+        answer = client.recv_sio()
+        if accept:
+            assert answer.startswith('0/slow,{"sid":')
+            assert client.recv_sio() == '3/slow,1["the secret"]'
+            assert hostile('app.calls') == [('slow connect', auth), ('secret',)]
+        else:
+            assert answer.startswith('4/slow,{"message":')
+            client.send_sio('0/slow,' + json.dumps(auth))  # a second attempt, behind the refused event
+            assert client.recv_sio().startswith('4/slow,{"message":')
+            assert hostile('app.calls') == [('slow connect', auth), ('slow connect', auth)]
+    finally:
+        client.close()
+
+
 # -- async_mode ---------------------------------------------------------------------------------------
 
 

@@ -242,6 +242,58 @@ def test_a_client_cannot_answer_another_clients_ack(
     assert log_has(caplog, 'Unknown callback')
 
 
+def test_a_client_cannot_join_another_clients_own_room(
+    target: Target, good: GoodClient, attacker: rc.RawSioClient, caplog: Any
+) -> None:
+    # an app that lets clients name rooms must not let one listen to another's private messages
+    victim = good.client.get_sid()
+    attacker.send_sio(f'21["join","{victim}"]')
+    attacker.send_sio('22["echo","sync"]')
+    assert attacker.recv_sio() == '32["sync"]'  # no "joined": the handler raised
+    assert any(r.exc_info and 'cannot enter a sid room' in str(r.exc_info[1]) for r in caplog.records)
+    target.sio.emit('relayed', 'for the victim only', to=victim)
+    attacker.send_sio('23["echo","sync"]')
+    assert attacker.recv_sio() == '33["sync"]'  # nothing arrived before the echo
+    assert rc.wait_until(lambda: good.relayed == [('for the victim only',)], timeout=3)
+    good.assert_served()
+
+
+@pytest.mark.parametrize('accept', [False, True])
+def test_events_behind_a_connect_wait_for_its_handler(serve: Any, accept: bool) -> None:
+    # a client may send events right behind its CONNECT: none may run before the connect
+    # handler has decided, and none at all when it refuses
+    sio = greensio.Server()
+    ran: list[str] = []
+
+    @sio.event
+    def connect(sid: str, environ: dict, auth: Any) -> bool:
+        gevent.sleep(0.2)  # an authentication lookup
+        ran.append('connect')
+        return accept
+
+    @sio.event
+    def secret(sid: str) -> str:
+        ran.append('secret')
+        return 'the secret'
+
+    client = rc.RawSioClient(serve(sio))
+    try:
+        client.send_sio('0{"token":"x"}')
+        client.send_sio('21["secret"]')
+        answer = client.recv_sio()
+        if accept:
+            assert answer.startswith('0{"sid":')
+            assert client.recv_sio() == '31["the secret"]'
+            assert ran == ['connect', 'secret']
+        else:
+            assert answer.startswith('4{"message":')
+            client.send_sio('0')  # a second attempt, to see the refused event was dropped
+            assert rc.wait_until(lambda: ran == ['connect', 'connect'], timeout=3)
+            assert ran == ['connect', 'connect']
+    finally:
+        client.close()
+
+
 # -- reserved event names ---------------------------------------------------------------------
 
 

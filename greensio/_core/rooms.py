@@ -72,11 +72,18 @@ class RoomRegistry:
 
     # -- rooms ----------------------------------------------------------------
 
+    def is_sid_room(self, namespace: str, room: Room) -> bool:
+        """Whether ``room`` is the private room of a client (named by its sid)."""
+        return room in self.rooms.get(namespace, {}).get(None, ())
+
     def enter_room(self, sid: str, namespace: str, room: Room, eio_sid: str | None = None) -> None:
         if eio_sid is None:
             eio_sid = self.eio_sid_from_sid(sid, namespace)
             if eio_sid is None:
                 raise ValueError('sid is not connected to requested namespace')
+        if room != sid and self.is_sid_room(namespace, room):
+            # whoever joined it would receive that client's private messages
+            raise ValueError('cannot enter a sid room')
         self.rooms.setdefault(namespace, {}).setdefault(room, {})[sid] = eio_sid
         self.sid_rooms.setdefault(namespace, {}).setdefault(sid, set()).add(room)
 

@@ -160,3 +160,16 @@ def test_same_room_name_in_two_namespaces_is_two_rooms(reg: RoomRegistry) -> Non
     assert list(reg.get_participants('/', 'room')) == [(a, 'e1')]
     reg.close_room('room', '/chat')
     assert list(reg.get_participants('/', 'room')) == [(a, 'e1')]
+
+
+def test_no_client_enters_another_clients_own_room(reg: RoomRegistry) -> None:
+    a, b = reg.connect('e1', '/'), reg.connect('e2', '/')
+    assert reg.is_sid_room('/', a) and not reg.is_sid_room('/', 'lobby') and not reg.is_sid_room('/chat', a)
+    with pytest.raises(ValueError, match='cannot enter a sid room'):
+        reg.enter_room(b, '/', a)  # b would receive a's private messages
+    assert [sid for sid, _ in reg.get_participants('/', a)] == [a]
+    reg.enter_room(a, '/', a)  # its own room: nothing changes
+    c = reg.connect('e3', '/chat')
+    reg.enter_room(c, '/chat', a)  # a has no room in /chat: an ordinary name there
+    reg.disconnect(a, '/')
+    reg.enter_room(b, '/', a)  # a is gone: the name is free again

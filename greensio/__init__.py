@@ -3,7 +3,7 @@
 ``import greensio as socketio`` runs python-socketio 5.x code unchanged.
 """
 
-from . import exceptions
+from . import exceptions, packet
 from .asgi import ASGIApp
 from .async_aiopika_manager import AsyncAioPikaManager
 from .async_client import AsyncClient
@@ -48,5 +48,6 @@ __all__ = [
     'WSGIApp',
     'exceptions',
     'make_server',
+    'packet',
     'run',
 ]

@@ -105,8 +105,29 @@ class _PollingRoute:
         self.engine = engine
         origins = engine.cors_allowed_origins
         self.cors = origins != []
-        # with an origin allow-list, requests carrying Origin take the full path
         self.any_origin = origins == '*' or (isinstance(origins, (list, tuple)) and '*' in origins)
+        # an allow-list of names is checked here; a callable only by python-engineio
+        self.allowed: frozenset[str] | None = None
+        if isinstance(origins, str):
+            self.allowed = frozenset([origins])
+        elif isinstance(origins, (list, tuple)):
+            self.allowed = frozenset(origin for origin in origins if isinstance(origin, str))
+        self.same_origin = origins is None  # python-engineio's default
+
+    def origin_allowed(self, origin: str, headers: RequestHeaders, scheme: str) -> bool:
+        """True when python-engineio would certainly accept ``origin``.
+
+        False sends the request down the ordinary path, which decides (a
+        refusal, a callable, or proxy headers in play).
+        """
+        if not self.cors or self.any_origin:
+            return True
+        if self.allowed is not None:
+            return origin in self.allowed
+        if self.same_origin and headers.get('x-forwarded-proto') is None and headers.get('x-forwarded-host') is None:
+            host = headers.get('host')
+            return bool(host) and origin == f'{scheme}://{host}'
+        return False
 
     @classmethod
     def of(cls, application: Any) -> _PollingRoute | None:
@@ -167,8 +188,8 @@ class GreenHandler(WebSocketHandler):
     # environ, routing through WSGIApp and python-engineio's request checks
     # cost more than the Engine.IO work itself, so requests for an existing,
     # connected polling session are served straight from the parsed request
-    # line and headers.  Anything unusual (JSONP, an Origin needing an
-    # allow-list check, an upgrade, chunked bodies, an unknown sid...) takes
+    # line and headers.  Anything unusual (JSONP, an Origin not certainly
+    # allowed, an upgrade, chunked bodies, an unknown sid...) takes
     # the ordinary WSGI path, which keeps python-engineio's behaviour.
     # pywsgi calls ``get_environ`` right after parsing the headers, so that is
     # where the fast path runs; ``handle_one_response`` then has nothing to do.
@@ -214,8 +235,11 @@ class GreenHandler(WebSocketHandler):
             return False
         headers = self.headers
         origin = headers.get('origin')
-        if origin is not None and ((route.cors and not route.any_origin) or '\r' in origin):
-            return False  # an allow-list check, or a value pywsgi's own checks must refuse
+        if origin is not None and (
+            '\r' in origin  # a value pywsgi's own checks must refuse
+            or not route.origin_allowed(origin, headers, self.server.environ['wsgi.url_scheme'])
+        ):
+            return False
         if headers.get('upgrade'):
             return False
         if command == 'POST':

@@ -43,14 +43,58 @@ def test_cors_any_origin_and_credentials(serve):
     assert 'date' in r.headers and r.headers['content-length'] == '2'
 
 
-def test_origin_allow_list_is_still_checked(serve):
-    url = serve(_server(cors_allowed_origins=['http://good.example']))
+def ordinary_path(sio):
+    """The query strings of the requests python-engineio handles (the fast path skips it)."""
+    seen = []
+    handle = sio.eio.handle_request
+
+    def recording(environ, start_response):
+        seen.append(environ.get('QUERY_STRING', ''))
+        return handle(environ, start_response)
+
+    sio.eio.handle_request = recording
+    return seen
+
+
+@pytest.mark.parametrize('allowed', ['http://good.example', ['http://other.example', 'http://good.example']])
+def test_origin_allow_list_is_checked_on_the_fast_path(serve, allowed):
+    sio = _server(cors_allowed_origins=allowed)
+    url = serve(sio)
     session = _connected_session(url)
+    ordinary = ordinary_path(sio)
     good = rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': 'http://good.example'})
     assert good.status == 200
     assert good.headers['access-control-allow-origin'] == 'http://good.example'
+    assert ordinary == []  # an allowed origin is served by the fast path
     bad = rawclient.post(url, session.params, '42["echo",2]', headers={'Origin': 'http://evil.example'})
-    assert bad.status == 400
+    assert bad.status == 400 and 'access-control-allow-origin' not in bad.headers
+    assert len(ordinary) == 1  # python-engineio refused it
+
+
+def test_same_origin_default_on_the_fast_path(serve):
+    sio = _server()  # cors_allowed_origins=None: only the server's own origin
+    url = serve(sio)
+    session = _connected_session(url)
+    ordinary = ordinary_path(sio)
+    host = url.split('://', 1)[1]
+    own = rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': url})
+    assert own.status == 200 and own.headers['access-control-allow-origin'] == url
+    assert ordinary == []
+    for origin, headers in [('http://evil.example', {}), ('https://' + host, {}),
+                            (url, {'X-Forwarded-Host': 'proxy.example'})]:  # engineio weighs proxy headers
+        r = rawclient.post(url, session.params, '42["echo",2]', headers={'Origin': origin, **headers})
+        assert r.status == (200 if headers else 400), origin
+    assert len(ordinary) == 3
+
+
+def test_a_callable_allow_list_is_left_to_python_engineio(serve):
+    sio = _server(cors_allowed_origins=lambda origin: origin == 'http://good.example')
+    url = serve(sio)
+    session = _connected_session(url)
+    ordinary = ordinary_path(sio)
+    assert rawclient.post(url, session.params, '42["echo",1]', headers={'Origin': 'http://good.example'}).status == 200
+    assert rawclient.post(url, session.params, '42["echo",2]', headers={'Origin': 'http://evil.example'}).status == 400
+    assert len(ordinary) == 2
 
 
 def test_cors_disabled_sends_no_cors_headers(serve):

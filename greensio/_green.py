@@ -33,11 +33,13 @@ class WorkerPool:
             waiter = self._idle.pop()
             get_hub().loop.run_callback(waiter.switch, (fn, args))
         else:
-            spawn(self._work, fn, args)
+            # a greenlet keeps its spawn arguments for life: the task goes in a box it empties
+            spawn(self._work, [(fn, args)])
 
-    def _work(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _work(self, first: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         idle = self._idle
         hub = get_hub()
+        fn, args = first.pop()
         while True:
             try:
                 fn(*args)

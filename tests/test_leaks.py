@@ -21,6 +21,7 @@ import pytest
 import rawclient as rc
 
 import greensio
+from greensio._core.events import EventReceived
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,10 +65,12 @@ def per_client_state(sio: greensio.Server) -> dict[str, int]:
 def make_server(serve: Any) -> tuple[greensio.Server, str]:
     # a short heartbeat, so the silent clients are dropped within the round
     sio = greensio.Server(ping_interval=0.3, ping_timeout=0.3)
+    sio.sids = set()  # every client it had
     asked = []
 
     @sio.event
     def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        sio.sids.add(sid)
         sio.enter_room(sid, 'lobby')
         sio.enter_room(sid, f'private-{sid}')
         sio.save_session(sid, {'blob': bytes(4096)})
@@ -153,4 +156,9 @@ def test_clients_that_come_and_go_leave_nothing_behind(serve: Any) -> None:
             assert rc.wait_until(nothing_grew, timeout=5, interval=0.2), f'objects that grew in round {n + 1}: {grown}'
     assert len(sio.eio.sockets) == 0
     # the parked handler workers hold no event (nor its payload) of the clients they served
-    assert rc.wait_until(lambda: live_objects()['greensio._core.events.EventReceived'] == 0, timeout=5)
+
+    def events_kept() -> list[EventReceived]:
+        gc.collect()
+        return [obj for obj in gc.get_objects() if type(obj) is EventReceived and obj.sid in sio.sids]
+
+    assert rc.wait_until(lambda: not events_kept(), timeout=5), events_kept()

@@ -157,6 +157,7 @@ class BaseClient(SharedDocs):
         self._wait_timeout: float = 1
         self._attempt_namespaces: list[str] = []
         self._answered: set[str] = set()
+        self._server_broke_protocol = False
         self._lock: Any = contextlib.nullcontext()
 
     def _create_engine(self, options: dict[str, Any]) -> Any:
@@ -537,6 +538,9 @@ class BaseClient(SharedDocs):
                 events = self._session.receive(data)
         except RemoteProtocolError as exc:
             self.logger.warning('protocol violation by the server, closing the connection: %s', exc)
+            # a failed connection, not a chosen disconnect: reconnection applies (socket.io-client
+            # reconnects after a "parse error" too)
+            self._server_broke_protocol = True
             yield self._eio_disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
             return
         for event in events:
@@ -608,7 +612,8 @@ class BaseClient(SharedDocs):
             was_connected, self.connected = self.connected, False
             lost = self._session.connection_lost()
             # engineio's state is still 'connected' only when the transport failed
-            will_reconnect = self.reconnection and was_connected and self.eio.state == 'connected'
+            broken, self._server_broke_protocol = self._server_broke_protocol, False
+            will_reconnect = self.reconnection and was_connected and (broken or self.eio.state == 'connected')
         self.sid = None
         self._answer.set()  # wake a connect() waiting for namespace answers
         if not was_connected:  # an attempt that failed: connect() reports it

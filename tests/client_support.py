@@ -178,6 +178,14 @@ def build_server(recorder: Recorder | None = None, **options: Any) -> greensio.S
     return sio
 
 
+def poisoning_server() -> greensio.Server:
+    """A greensio server that, when asked (``poison``), sends its client a malformed Socket.IO packet."""
+    sio = greensio.Server()
+    sio.on('echo', lambda sid, *args: args)
+    sio.on('poison', lambda sid, text: sio.eio.send(sio.manager.eio_sid_from_sid(sid, '/'), text))
+    return sio
+
+
 def _print_json(msg: dict) -> None:
     sys.stdout.write(json.dumps(to_js(msg)) + '\n')
     sys.stdout.flush()

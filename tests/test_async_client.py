@@ -453,6 +453,27 @@ def test_reconnects_after_the_server_restarts(kind: str) -> None:
         proc.kill()
 
 
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+def test_a_server_that_breaks_the_protocol_is_dropped_and_reconnected_to(serve: Any, transport: str) -> None:
+    url = serve(client_support.poisoning_server())
+
+    async def scenario() -> None:
+        async with Clients() as make:
+            client = make(reconnection=True, reconnection_delay=0.05, randomization_factor=0)
+            got = record(client)
+            await client.connect(url, transports=TRANSPORTS[transport])
+            await seen(got, 'connect')
+            first = client.sid
+            await client.emit('poison', '2["x",NaN]')
+            await seen(got, 'disconnect', args=[greensio.AsyncClient.reason.TRANSPORT_ERROR])
+            await seen(got, 'connect')  # connected again
+            await until(lambda: client.connected, what='the reconnection attempt to complete')
+            assert await client.call('echo', 'back', timeout=5) == 'back'
+            assert client.sid != first
+
+    asyncio.run(asyncio.wait_for(scenario(), 25))
+
+
 # -- AsyncSimpleClient ----------------------------------------------------------------------------
 
 

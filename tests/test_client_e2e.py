@@ -385,6 +385,25 @@ def test_handler_that_blocks_does_not_stop_acks(server, make_client):
     assert got.wait_for('after')['value'] == 1
 
 
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+def test_a_server_that_breaks_the_protocol_is_dropped_and_reconnected_to(serve, transport):
+    url = serve(client_support.poisoning_server())
+    client = greensio.Client(reconnection=True, reconnection_delay=0.05, randomization_factor=0)
+    got = record(client)
+    try:
+        client.connect(url, transports=TRANSPORTS[transport])
+        got.wait_for('connect')
+        first_sid = client.sid
+        client.emit('poison', '2["x",NaN]')
+        # as after a failed transport (and as socket.io-client after a "parse error")
+        got.wait_for('disconnect', args=[greensio.Client.reason.TRANSPORT_ERROR])
+        got.wait_for('connect', timeout=5)  # connected again
+        assert client.call('echo', 'back', timeout=5) == 'back'
+        assert client.connected and client.sid != first_sid
+    finally:
+        client.shutdown()
+
+
 def test_msgpack_serializer_with_a_greensio_server(serve):
     sio = greensio.Server(serializer='msgpack')
     sio.on('echo', lambda sid, *args: args)

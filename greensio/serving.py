@@ -29,6 +29,13 @@ COALESCE_LIMIT = 64 * 1024
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for
 #: the whole life of every websocket client, this one too but at half.
 REQUEST_BUFFER = 4096
+#: Seconds a connection may take to send a whole request head, or stay idle
+#: between keep-alive requests, before it is closed: an abandoned or trickling
+#: connection must not hold a file descriptor and a greenlet for ever
+#: (Node's http server bounds the same with ``headersTimeout``).  Bodies and
+#: responses of long-polling requests served by the fast path are bounded too;
+#: a websocket drops it at the upgrade (the heartbeat watches it from then on).
+IDLE_TIMEOUT = 60.0
 #: Request header lines and line length accepted (http.client's limits).
 MAX_HEADERS = 100
 MAX_HEADER_LINE = 65536
@@ -182,6 +189,15 @@ class GreenHandler(WebSocketHandler):
             pass
         super().handle()
 
+    def read_requestline(self) -> str:
+        self.socket.settimeout(getattr(self.server, 'idle_timeout', IDLE_TIMEOUT))
+        return super().read_requestline()
+
+    def _handle_client_error(self, ex: Exception) -> Any:
+        if isinstance(ex, OSError):  # the head stalled past the idle timeout, or the peer left:
+            return None  # close without a traceback on stderr (pywsgi prints one)
+        return super()._handle_client_error(ex)
+
     # -- the long-polling fast path ---------------------------------------------
     #
     # A long-polling round trip is two small HTTP requests.  Building a WSGI
@@ -200,6 +216,7 @@ class GreenHandler(WebSocketHandler):
         if self._serve_polling():
             self._served_fast = True
             return {}
+        self.socket.settimeout(None)  # past its head, an application's request is not bounded here
         return super().get_environ()
 
     def handle_one_response(self) -> None:
@@ -246,15 +263,20 @@ class GreenHandler(WebSocketHandler):
             length = headers.get('content-length')
             if length is None or not length.isdigit() or int(length) > engine.max_http_buffer_size:
                 return False
-            status, content_type, body = self._post(engine, s, int(length))
+            answer = self._post(engine, s, int(length))
         else:
-            status, content_type, body = self._get(engine, s)
-        self._respond(engine, route, status, content_type, body, origin)
+            answer = self._get(engine, s)
+        if answer is None:  # the body never came: no answer, the connection closes
+            self.close_connection = True
+        else:
+            self._respond(engine, route, *answer, origin)
         return True
 
-    def _post(self, engine: EngineServer, s: Any, length: int) -> tuple[bytes, bytes, bytes]:
+    def _post(self, engine: EngineServer, s: Any, length: int) -> tuple[bytes, bytes, bytes] | None:
         try:
             s.handle_post_request({'CONTENT_LENGTH': length, 'wsgi.input': self.rfile})
+        except OSError:  # the body stalled past the idle timeout, or the peer left
+            return None
         except eio_exc.EngineIOError:
             engine.disconnect(s.sid)
             return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
@@ -341,9 +363,16 @@ class GreenHandler(WebSocketHandler):
         self._sendall(out)
 
 
-def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = None, **kwargs: Any) -> pywsgi.WSGIServer:
-    """A ready-to-start WSGI server for ``app`` (port 0 picks a free port)."""
-    return pywsgi.WSGIServer((host, port), app, handler_class=GreenHandler, log=log, **kwargs)
+def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = None,
+                idle_timeout: float = IDLE_TIMEOUT, **kwargs: Any) -> pywsgi.WSGIServer:
+    """A ready-to-start WSGI server for ``app`` (port 0 picks a free port).
+
+    ``idle_timeout``: see :data:`IDLE_TIMEOUT`.  Other keyword arguments go to
+    gevent's ``WSGIServer``.
+    """
+    server = pywsgi.WSGIServer((host, port), app, handler_class=GreenHandler, log=log, **kwargs)
+    server.idle_timeout = idle_timeout
+    return server
 
 
 def run(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 'default', **kwargs: Any) -> None:

@@ -181,3 +181,60 @@ def test_access_log_goes_to_the_servers_log_and_only_there(capfd):
     assert len(lines) >= 3 and all('"GET /socket.io/' in line or '"POST /socket.io/' in line for line in lines)
     assert any('POST /socket.io/?EIO=4&transport=polling&sid=' in line and ' 200 2 ' in line for line in lines)
     assert 'socket.io' not in capfd.readouterr().err  # nothing reached stderr from either server
+
+
+@pytest.fixture
+def short_idle():
+    """A server that closes connections idle (or slow to send a request head) for 0.3 s."""
+    sio = _server()
+    server = greensio.make_server(greensio.WSGIApp(sio), '127.0.0.1', 0, idle_timeout=0.3)
+    server.start()
+    yield sio, f'http://127.0.0.1:{server.server_port}', server.server_port
+    server.stop(timeout=1)
+
+
+def test_idle_and_trickling_connections_are_closed(short_idle):
+    _, url, port = short_idle
+    session = _connected_session(url)
+    silent = socketlib.create_connection(('127.0.0.1', port), timeout=5)
+    half_head = socketlib.create_connection(('127.0.0.1', port), timeout=5)
+    half_head.sendall(b'GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n')
+    half_body = socketlib.create_connection(('127.0.0.1', port), timeout=5)
+    half_body.sendall(b'POST ' + rawclient.eio_path(session.params).encode()
+                      + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n42["echo",1]')
+    try:
+        for sock in (silent, half_head, half_body):
+            assert rawclient.wait_eof(sock, timeout=3)
+    finally:
+        for sock in (silent, half_head, half_body):
+            sock.close()
+    # the session whose POST stalled is still there, and well
+    assert session.send('421["echo",2]').status == 200
+    assert session.poll_packets() == ['431[2]']
+
+
+def test_connections_in_use_are_not_cut_by_the_idle_timeout(short_idle):
+    import gevent
+
+    sio, url, port = short_idle
+    # a kept-alive polling connection: the long poll waits longer than the idle timeout
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+    session = _connected_session(url)
+    path = rawclient.eio_path(session.params)
+    try:
+        conn.request('GET', path)
+        gevent.sleep(0.5)  # nothing to send yet: the server holds the poll
+        sio.emit('late', 'news')
+        assert conn.getresponse().read().decode() == '42["late","news"]'
+        conn.request('POST', path, body='42["echo",3]')
+        assert conn.getresponse().read() == b'ok'
+    finally:
+        conn.close()
+    # a websocket stays open while idle (the heartbeat watches it, not the idle timeout)
+    client, _ = rawclient.connect_sio(url)
+    try:
+        gevent.sleep(0.6)
+        client.send_sio('21["echo","still here"]')
+        assert client.recv_sio() == '31["still here"]'
+    finally:
+        client.close()

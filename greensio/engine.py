@@ -21,6 +21,7 @@ from typing import Any
 
 import engineio
 import gevent
+import gevent.monkey
 from engineio import exceptions as eio_exc
 from engineio import packet as eio_packet
 from engineio import socket as eio_socket
@@ -359,6 +360,14 @@ class GreenSocket(eio_socket.Socket):
                 on_message(sid, msg)
 
 
+def _on_main_thread() -> bool:
+    return _os_thread_ident() == _MAIN_THREAD
+
+
+_os_thread_ident = gevent.monkey.get_original('_thread', 'get_ident')
+_MAIN_THREAD = gevent.monkey.get_original('threading', 'main_thread')().ident
+
+
 class EngineServer(engineio.Server):
     """python-engineio's server with greensio's corrections."""
 
@@ -369,6 +378,12 @@ class EngineServer(engineio.Server):
         self._heartbeat: Any = None
 
     def handle_request(self, environ: dict, start_response: Callable) -> Any:
+        if self.async_mode == 'gevent' and gevent.getcurrent().parent is None and not _on_main_thread():
+            # a plain OS thread: its greenlets would never run, and every request would hang
+            raise RuntimeError(
+                "greensio's gevent mode needs a gevent server (greensio.run/make_server, gunicorn with "
+                "greensio.gunicorn.GeventWebSocketWorker), or gevent.monkey.patch_all() first thing; "
+                "this request came from an OS thread of a threading server (such as 'flask run')")
         method = environ['REQUEST_METHOD']
         if method in ('GET', 'POST'):
             query_string = environ.get('QUERY_STRING', '')

@@ -359,3 +359,37 @@ def test_session_cookie_option(serve, cookie, expected):
     r = rawclient.get(url, {'EIO': 4, 'transport': 'polling'})
     sid = json.loads(r.text[1:])['sid']
     assert r.headers.get('set-cookie') == (expected.format(sid=sid) if expected else None)
+
+
+THREADING_SERVER = r'''
+import sys, threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+import requests
+import greensio
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+class Threading(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+server = make_server('127.0.0.1', 0, greensio.WSGIApp(greensio.Server()), server_class=Threading,
+                     handler_class=Quiet)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+r = requests.get(f'http://127.0.0.1:{server.server_port}/socket.io/?EIO=4&transport=polling', timeout=5)
+print(r.status_code)
+'''
+
+
+def test_a_threading_server_without_gevent_gets_a_clear_error(tmp_path):
+    # gevent mode served from plain OS threads ('flask run' unpatched) would hang every request
+    import subprocess
+    import sys
+
+    script = tmp_path / 'threading_server.py'
+    script.write_text(THREADING_SERVER)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert out.stdout.strip() == '500', out.stdout + out.stderr
+    assert "greensio's gevent mode needs a gevent server" in out.stderr

@@ -21,7 +21,6 @@ from typing import Any
 
 import engineio
 import gevent
-import gevent.monkey
 from engineio import exceptions as eio_exc
 from engineio import packet as eio_packet
 from engineio import socket as eio_socket
@@ -361,11 +360,13 @@ class GreenSocket(eio_socket.Socket):
 
 
 def _on_main_thread() -> bool:
-    return _os_thread_ident() == _MAIN_THREAD
+    """Whether this is the process's main OS thread, even when gevent has patched ``threading``.
 
+    Imported here only: asyncio users need not load ``gevent.monkey``.
+    """
+    from gevent.monkey import get_original
 
-_os_thread_ident = gevent.monkey.get_original('_thread', 'get_ident')
-_MAIN_THREAD = gevent.monkey.get_original('threading', 'main_thread')().ident
+    return get_original('_thread', 'get_ident')() == get_original('threading', 'main_thread')().ident
 
 
 class EngineServer(engineio.Server):

@@ -185,9 +185,9 @@ def test_access_log_goes_to_the_servers_log_and_only_there(capfd):
 
 @pytest.fixture
 def short_idle():
-    """A server that closes connections idle (or slow to send a request head) for 0.3 s."""
+    """A server that closes connections idle (or slow to send a request head) for 0.5 s."""
     sio = _server()
-    server = greensio.make_server(greensio.WSGIApp(sio), '127.0.0.1', 0, idle_timeout=0.3)
+    server = greensio.make_server(greensio.WSGIApp(sio), '127.0.0.1', 0, idle_timeout=0.5)
     server.start()
     yield sio, f'http://127.0.0.1:{server.server_port}', server.server_port
     server.stop(timeout=1)
@@ -223,7 +223,7 @@ def test_connections_in_use_are_not_cut_by_the_idle_timeout(short_idle):
     path = rawclient.eio_path(session.params)
     try:
         conn.request('GET', path)
-        gevent.sleep(0.5)  # nothing to send yet: the server holds the poll
+        gevent.sleep(0.8)  # nothing to send yet: the server holds the poll
         sio.emit('late', 'news')
         assert conn.getresponse().read().decode() == '42["late","news"]'
         conn.request('POST', path, body='42["echo",3]')
@@ -233,7 +233,7 @@ def test_connections_in_use_are_not_cut_by_the_idle_timeout(short_idle):
     # a websocket stays open while idle (the heartbeat watches it, not the idle timeout)
     client, _ = rawclient.connect_sio(url)
     try:
-        gevent.sleep(0.6)
+        gevent.sleep(0.8)
         client.send_sio('21["echo","still here"]')
         assert client.recv_sio() == '31["still here"]'
     finally:

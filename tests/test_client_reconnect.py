@@ -13,6 +13,7 @@ import time
 
 import pytest
 from client_support import Recorder, ServerProcess, node_skip_reason
+from e2e_helpers import wait_until
 
 import greensio
 from greensio import exceptions
@@ -30,13 +31,6 @@ def server_process(request):
     yield proc
     proc.kill()
 
-
-def wait_until(predicate, timeout: float = 5.0):
-    """Poll a condition the client sets just after running a handler."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'condition not reached'
-        time.sleep(0.005)
 
 
 def lifecycle(client: greensio.Client, namespaces=('/',)) -> Recorder:

@@ -16,6 +16,7 @@ import traceback
 import client_support
 import pytest
 from client_support import CLIENT_LEFT, ServerProcess, node_skip_reason
+from e2e_helpers import wait_until
 from gevent.threadpool import _WorkerGreenlet
 from greenlet import greenlet
 
@@ -27,12 +28,6 @@ pytestmark = pytest.mark.timeout(60)
 node_process = client_support.node_process
 server = client_support.server
 
-
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'condition not reached'
-        time.sleep(0.005)
 
 
 # -- SimpleClient ------------------------------------------------------------------

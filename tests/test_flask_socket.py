@@ -8,6 +8,7 @@ import flask
 import gevent
 import pytest
 import requests
+from e2e_helpers import wait_until
 
 from greensio.flask import SocketIO, emit, join_room
 
@@ -70,11 +71,6 @@ def login_cookie(base_url, name):
     assert http.get(f'{base_url}/login/{name}', timeout=5).text == 'welcome ' + name
     return '; '.join(f'{k}={v}' for k, v in http.cookies.items())
 
-
-def wait_until(predicate, timeout=5.0):
-    with gevent.Timeout(timeout, AssertionError('condition not met in time')):
-        while not predicate():
-            gevent.sleep(0.01)
 
 
 @pytest.mark.parametrize('transport', ['websocket', 'polling'])

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 import socketio as psio
+from e2e_helpers import wait_until
 
 import greensio
 from greensio import exceptions
@@ -32,14 +33,6 @@ def client():
     for c in clients:
         c.disconnect()
 
-
-def wait_until(predicate, timeout=5.0):
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        done.wait(0.01)
-    return predicate()
 
 
 def test_catch_all_event_and_namespace(serve, client):

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs into .venv and run it.
+# Install everything the test suite needs (once) and run it.
+# Needs Python 3.11 with venv, Node 20 with npm, RabbitMQ and Redis on
+# 127.0.0.1, and Chromium (installed here with apt-get when run as root).
 # Usage: bash tests/run.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. examples/setup.sh
 
-python3 -m venv .venv
-. .venv/bin/activate
-python -m pip install --quiet --upgrade pip
-python -m pip install --quiet -e '.[dev]'
-
+if [ -z "${CHROMIUM:-}" ]; then  # the browser test's headless browser
+    system_package chromium chromium
+fi
+python_env dev
 for dir in tests/js tests/performance tests/browser examples/chat; do
-    if [ -f "$dir/package-lock.json" ]; then
-        (cd "$dir" && npm ci --no-audit --no-fund --silent)
-    fi
+    node_modules "$dir"
 done
-
-exec python -m pytest -q "$@" tests
+say "running the tests"
+exec python -m pytest -q "$@"

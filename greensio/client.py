@@ -74,6 +74,30 @@ def _sigint(signum: int, frame: Any) -> Any:
     return signal.default_int_handler(signum, frame)
 
 
+#: The packages each transport of the Python client needs: its 'client' extra.
+TRANSPORT_PACKAGES = {'polling': ('requests', 'requests'), 'websocket': ('websocket', 'websocket-client')}
+
+
+def require_transport_packages(transports: Any) -> None:
+    """Raise at once, naming the extra to install, if a transport's package is missing.
+
+    Without this check python-engineio logs that a package is missing and the
+    connection attempt then fails with a misleading "Connection lost".
+    """
+    missing = []
+    for transport in transports or ('polling', 'websocket'):
+        module, package = TRANSPORT_PACKAGES.get(transport, (None, None))
+        if module is None:
+            continue
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise ModuleNotFoundError(f"greensio.Client needs the 'client' extra: pip install 'greensio[client]' "
+                                  f"(missing: {', '.join(missing)})", name=missing[0])
+
+
 def _green_home() -> Any:
     """The calling thread's :class:`~greensio._green.Home` once gevent has patched threads, else None."""
     monkey = sys.modules.get('gevent.monkey')
@@ -357,6 +381,7 @@ class Client(BaseClient):
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,  # noqa: B006
                 namespaces: Any = None, socketio_path: str = 'socket.io', wait: bool = True,
                 wait_timeout: float = 1, retry: bool = False) -> None:
+        require_transport_packages(transports)
         self._home = _green_home()  # the connection's greenlets run in this thread's hub
         drive(self._connect_flow(url, headers, auth, transports, namespaces, socketio_path, wait, wait_timeout, retry))
 

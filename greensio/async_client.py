@@ -247,6 +247,10 @@ class AsyncClient(BaseClient):
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
             pass
 
+    async def _handle_eio_connect(self) -> None:
+        # a coroutine function (python-engineio awaits this handler): ``auth`` may be one
+        await drive_async(self._eio_connect_flow())
+
     async def _handle_eio_message(self, data: str | bytes) -> None:
         await drive_async(self._message_flow(data))
 

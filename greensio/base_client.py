@@ -92,7 +92,11 @@ def take_batch(queue: Any, first: Any, empty: type[BaseException]) -> tuple[list
 
 
 def _real(value: Any) -> Any:
-    """``url``, ``headers`` and ``auth`` may be callables, evaluated at every attempt."""
+    """``url``, ``headers`` and ``auth`` may be callables, evaluated at every attempt.
+
+    Used as a flow step: the asyncio twin's driver awaits what a coroutine
+    function returns, as python-socketio's ``AsyncClient`` does.
+    """
     return value() if callable(value) else value
 
 
@@ -308,10 +312,10 @@ class BaseClient(SharedDocs):
         self.socketio_path = socketio_path
         self._wait_timeout = wait_timeout
 
-    def _engine_connect_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """What ``eio.connect`` gets for an attempt (callables evaluated now)."""
-        return ((_real(self.connection_url),),
-                {'headers': dict(_real(self.connection_headers) or {}), 'transports': self.connection_transports,
+    def _engine_connect_args(self, url: Any, headers: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """What ``eio.connect`` gets for an attempt (``url`` and ``headers`` already evaluated)."""
+        return ((url,),
+                {'headers': dict(headers or {}), 'transports': self.connection_transports,
                  'engineio_path': self.socketio_path})
 
     @staticmethod
@@ -454,7 +458,9 @@ class BaseClient(SharedDocs):
         self._attempt_namespaces = namespaces
         self._answered = set()
         self._answer.clear()
-        args, kwargs = self._engine_connect_args()
+        url = yield (_real, self.connection_url)
+        headers = yield (_real, self.connection_headers)
+        args, kwargs = self._engine_connect_args(url, headers)
         try:
             yield (functools.partial(self.eio.connect, **kwargs), *args)
         except engineio.exceptions.ConnectionError as exc:
@@ -524,9 +530,12 @@ class BaseClient(SharedDocs):
 
     # -- inbound ------------------------------------------------------------------------------
 
-    def _handle_eio_connect(self) -> None:
+    def _handle_eio_connect(self) -> Any:
+        return self._run_flow(self._eio_connect_flow())
+
+    def _eio_connect_flow(self) -> Flow:
         self.sid = self.eio.sid
-        auth = _real(self.connection_auth)
+        auth = yield (_real, self.connection_auth)
         with self._lock:
             for pkt in self._session.open(self.eio.sid, self._attempt_namespaces, auth):
                 self._send_packet(pkt)

@@ -173,6 +173,34 @@ async def test_auth_dict_and_callable(server: Any, transport: str) -> None:
         assert calls == [1]
 
 
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+@aio
+async def test_auth_url_and_headers_may_be_coroutine_functions(server: Any, transport: str) -> None:
+    # python-socketio's AsyncClient awaits them; each is awaited once per attempt
+    calls = []
+
+    async def auth() -> dict:
+        await asyncio.sleep(0)
+        calls.append('auth')
+        return {'token': 'secret', 'from': 'coroutine'}
+
+    async def url() -> str:
+        calls.append('url')
+        return server.url
+
+    async def headers() -> dict:
+        calls.append('headers')
+        return {'X-Test': '1'}
+
+    async with Clients() as make:
+        client = make()
+        await client.connect(url, headers=headers, namespaces='/private', auth=auth, transports=TRANSPORTS[transport])
+        assert list(client.namespaces) == ['/private']
+        assert (await seen(server.seen, 'connection', nsp='/private'))['auth'] == {'token': 'secret',
+                                                                                  'from': 'coroutine'}
+        assert sorted(calls) == ['auth', 'headers', 'url']
+
+
 @aio
 async def test_refusal_data_reaches_connect_error(server: Any) -> None:
     async with Clients() as make:

@@ -236,7 +236,8 @@ class BaseClient(SharedDocs):
             reconnection schedule before giving up.
 
         ``url``, ``headers`` and ``auth`` may be callables, called at every
-        (re)connection attempt.
+        (re)connection attempt; with ``AsyncClient`` they may also be
+        coroutine functions, awaited.
         """
         raise NotImplementedError
 

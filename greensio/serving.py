@@ -378,5 +378,6 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 
 def run(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 'default', **kwargs: Any) -> None:
     """Serve ``app`` forever on gevent, with websocket support."""
     server = make_server(app, host, port, log=log, **kwargs)
-    print(f'greensio serving on http://{host}:{server.server_port}')
+    server.start()  # binds first, so port 0 prints the port it got
+    print(f'greensio serving on http://{host}:{server.server_port}', flush=True)
     server.serve_forever()

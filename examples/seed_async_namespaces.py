@@ -1,7 +1,7 @@
 """The asyncio class-based namespaces of the seed document, run on greensio.
 
-``AsyncChatNamespace`` and ``AsyncGameNamespace`` are the usage example of
-/work/shared/seed/namespaces.md with its lost indentation restored and
+``AsyncChatNamespace`` and ``AsyncGameNamespace`` are the usage example
+the project was started from, with its lost indentation restored and
 ``import time`` added (the example calls ``time.time()`` without it); the
 code is otherwise as written.  Where the lost indentation left a choice,
 the block under ``async with self.session(sid)`` holds only the line that

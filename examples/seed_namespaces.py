@@ -1,7 +1,7 @@
 """The class-based namespaces of the seed document, run on greensio.
 
-``ChatNamespace`` and ``GameNamespace`` are the usage example of
-/work/shared/seed/namespaces.md with its lost indentation restored and
+``ChatNamespace`` and ``GameNamespace`` are the usage example the
+project was started from, with its lost indentation restored and
 ``import time`` added (the example calls ``time.time()`` without it); the
 code is otherwise as written.  The seed's registration section calls
 ``GameNamespace('/game')``, but its ``__init__`` takes no argument and

@@ -1,7 +1,7 @@
 """Green-thread runtime helpers for the shells (gevent only).
 
 ``WorkerPool`` runs handlers on reused greenlets: creating a greenlet per
-event costs 15-28 µs of a ~100 µs round trip (PERFORMANCE.md), so a worker
+event costs 15-28 µs of a ~100 µs round trip (measured under gevent), so a worker
 that finishes parks itself on a ``Waiter`` and the next event wakes it.
 """
 

@@ -1,4 +1,4 @@
-"""One docstring for each pair of twins (STYLE rule 7).
+"""One docstring for each pair of twins, so the sync and asyncio APIs read the same.
 
 Shell ring helper.  The green and asyncio classes document their public
 methods once, on a shared base class; ``inherit_docstrings`` hands each

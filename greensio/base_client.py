@@ -5,7 +5,7 @@ registration and resolution, the connection parameters, the read-only state
 (``namespaces``, ``get_sid``...), the public docstrings and every multi-step
 flow (connect and its retry, the namespace wait, call, disconnect, packet
 dispatch, the reconnection schedule, the simple client's inbox) are written
-once here, as generators that yield the steps that may wait (STYLE rule 7);
+once here, as generators that yield the steps that may wait, so the twins cannot drift;
 ``_twins.drive`` and ``_twins.drive_async`` run them.
 ``_core.client_session.ClientSession`` holds the protocol state and
 ``_core.reconnect`` the backoff.  Each twin keeps only how it waits, spawns

@@ -4,7 +4,7 @@ Shell ring.  ``PubSubManager`` (green) and ``AsyncPubSubManager`` (asyncio)
 differ only where one blocks and the other awaits: the outbox's waits, the
 publisher and listener loops, the backend seam, and the manager methods that
 are coroutines on the asyncio side.  Everything else is written once here
-(STYLE rule 7): the limits, the constructor's state, the health bookkeeping
+(so the twins cannot drift): the limits, the constructor's state, the health bookkeeping
 and the stats, building each message and deciding what crosses the broker,
 filtering and deduplicating what arrives and acting on it, and the registry
 of acks owed to other workers.  Local delivery (``_emit_local`` and the

@@ -576,7 +576,7 @@ def test_vanilla_asyncio_process(node_process: Any) -> None:
 
 # -- the seed's AsyncChatClientNamespace example ------------------------------------------------------
 
-#: The seed's usage example (seed/namespaces.md, "AsyncClientNamespace") with
+#: The usage example the project started from ("AsyncClientNamespace"), with
 #: its indentation restored and greensio imported under python-socketio's name.
 SEED_ASYNC_CHAT_CLIENT = '''
 import asyncio

@@ -191,7 +191,7 @@ def test_greensio_client_refused_by_python_socketio_server(python_socketio_serve
 # -- the seed's ChatClientNamespace example ---------------------------------------------------
 
 
-#: The seed's usage example (seed/namespaces.md, "ClientNamespace") with its
+#: The usage example the project started from ("ClientNamespace"), with its
 #: indentation restored and greensio imported under python-socketio's name.
 SEED_CHAT_CLIENT = '''
 import greensio as socketio

@@ -1,4 +1,4 @@
-"""Hostile peers over real connections (DESIGN.md, "Codec limits").
+"""Hostile peers over real connections: every codec limit, enforced on the wire.
 
 A raw websocket client (``rawclient.RawSioClient``) does the Engine.IO and
 Socket.IO handshakes by hand and then sends what no real client would.  For

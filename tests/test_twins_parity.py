@@ -1,4 +1,4 @@
-"""The green and asyncio twins expose the same API (STYLE rule 7), as python-socketio does.
+"""The green and asyncio twins expose the same API, as python-socketio's do.
 
 For each pair (``Server``/``AsyncServer``, ``Namespace``/``AsyncNamespace``,
 ``Manager``/``AsyncManager``, ``Client``/``AsyncClient``,
@@ -145,7 +145,7 @@ def test_coroutines_exactly_where_python_socketio_has_them(green: str, asyncio_:
 
 
 def test_the_coroutines_are_the_ones_the_reference_lists() -> None:
-    # reference §1.2 / §1.3 / §1.8, independently of the installed python-socketio
+    # python-socketio 5.x's coroutines, written out so the test does not depend on the installed version
     def coroutines(cls: type) -> set[str]:
         return {name for name, fn in public_methods(cls).items() if inspect.iscoroutinefunction(fn)}
 

@@ -1,4 +1,4 @@
-"""What a server's packet means to a client, as small frozen events (STYLE rule 3).
+"""What a server's packet means to a client, as small frozen events.
 
 ``ClientSession.receive`` returns these; the client shells run the handlers.
 """

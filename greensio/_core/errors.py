@@ -1,4 +1,4 @@
-"""Errors that say whose fault it is (STYLE rule 5).
+"""Errors that say whose fault it is: the peer's or this process's.
 
 A ``RemoteProtocolError`` means the peer broke the protocol: the shell closes
 only that connection.  A ``LocalProtocolError`` means this process misused the

@@ -1,4 +1,4 @@
-"""What a peer's packet means, as small frozen events (STYLE rule 3)."""
+"""What a peer's packet means, as small frozen events (no mutable dicts cross the layers)."""
 
 from dataclasses import dataclass
 from typing import Any

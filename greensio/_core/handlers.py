@@ -1,6 +1,6 @@
 """Which user callable handles an event, and how it must be called.
 
-Resolution order is python-socketio's (reference §1.1): exact handler, the
+Resolution order is python-socketio 5.x's, so handlers resolve alike: exact handler, the
 namespace's ``'*'`` event, the ``'*'`` namespace, ``'*'``/``'*'``, then the
 class-based namespace, then the class-based ``'*'`` namespace.  Leading
 arguments (event name, namespace) for catch-alls come back with the handler.

@@ -1,7 +1,7 @@
 """WebSocket framing (RFC 6455) without I/O, for greensio's own websocket path.
 
 gevent-websocket performs the HTTP upgrade; from then on greensio reads and
-writes frames itself (PERFORMANCE.md: gevent-websocket unmasks byte by byte
+writes frames itself (gevent-websocket unmasks byte by byte
 in Python and validates UTF-8 twice).  ``FrameParser.feed(bytes)`` buffers
 input and ``next_message()`` returns whole messages; the declared length of
 a frame is checked against the limit before its payload is buffered.

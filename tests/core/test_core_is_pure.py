@@ -1,4 +1,4 @@
-"""greensio._core is sans-IO (DESIGN.md, "Three rings"): it imports no I/O
+"""greensio._core is sans-IO (the protocol core under the runtime shells): it imports no I/O
 framework, so the green and asyncio shells can share it.  Checked twice: by
 importing every core module in a fresh interpreter, and by reading the sources
 (which also catches imports hidden inside functions)."""

@@ -1,4 +1,4 @@
-"""STYLE.md: greensio/_core type-checks under ``mypy --strict`` (the shells are
+"""greensio/_core type-checks under ``mypy --strict`` (the shells are
 annotated but not held to strict mode)."""
 
 from __future__ import annotations

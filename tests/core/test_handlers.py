@@ -1,4 +1,4 @@
-"""Handler resolution order (python-socketio's, reference §1.1) and signature
+"""Handler resolution order (python-socketio 5.x's) and signature
 inspection (``accepts`` / ``call_trimmed``).  No sockets, no sleeps."""
 
 from __future__ import annotations

@@ -260,7 +260,14 @@ class GreenSocket(eio_socket.Socket):
         length = int(environ.get('CONTENT_LENGTH') or 0)
         if length > self.server.max_http_buffer_size:
             raise eio_exc.ContentTooLongError()
-        body = environ['wsgi.input'].read(length)
+        try:
+            body = environ['wsgi.input'].read(length)
+        except OSError:  # pywsgi's input when the peer ends the connection inside the body
+            body = b''
+        if len(body) < length:
+            # never decode a cut payload: its last packet would arrive truncated
+            self.server.logger.warning('%s: polling POST shorter than its Content-Length, closing session', self.sid)
+            raise eio_exc.EngineIOError('truncated body')
         try:
             packets = decode_payload(body.decode('utf-8'))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -369,6 +376,25 @@ def _on_main_thread() -> bool:
     return get_original('_thread', 'get_ident')() == get_original('threading', 'main_thread')().ident
 
 
+def _framing_fault(environ: dict) -> str | None:
+    """What makes the length of a request's body doubtful, if anything.
+
+    A proxy in front may frame such a request otherwise than the server, and
+    what one takes for body the other serves as a request of its own
+    (request smuggling); the answer then closes the connection, so nothing
+    after it is served.  Engine.IO clients always send a Content-Length, and
+    a chunked request cannot be told apart from one that also sent a
+    Content-Length: gevent's pywsgi drops that header before the application
+    sees it, and keeps the connection open.
+    """
+    if 'HTTP_TRANSFER_ENCODING' in environ:
+        return 'a Transfer-Encoding'
+    length = environ.get('CONTENT_LENGTH')
+    if length and not (length.isascii() and length.isdigit()):  # int() takes '+5' and '5_0'
+        return 'an invalid Content-Length'
+    return None
+
+
 class EngineServer(engineio.Server):
     """python-engineio's server with greensio's corrections."""
 
@@ -385,6 +411,13 @@ class EngineServer(engineio.Server):
                 "greensio's gevent mode needs a gevent server (greensio.run/make_server, gunicorn with "
                 "greensio.gunicorn.GeventWebSocketWorker), or gevent.monkey.patch_all() first thing; "
                 "this request came from an OS thread of a threading server (such as 'flask run')")
+        fault = _framing_fault(environ)
+        if fault is not None:
+            self.logger.warning('refused a request with %s (its body length is in doubt), closing the connection',
+                                fault)
+            r = self._bad_request('Bad framing')
+            start_response(r['status'], r['headers'] + [('Connection', 'close')])
+            return [r['response']]
         method = environ['REQUEST_METHOD']
         if method in ('GET', 'POST'):
             query_string = environ.get('QUERY_STRING', '')

@@ -12,6 +12,7 @@ blocking libraries, and always with the message-queue managers, which check.
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from email.utils import formatdate
@@ -59,6 +60,7 @@ class RequestHeaders:
                 self.status = 'Line too long'
                 return
             if line in (b'\r\n', b'\n', b''):
+                self.status = self._framing_fault()
                 return
             text = line.decode('latin-1')
             if text[0] in ' \t' and self._items:  # obsolete line folding
@@ -71,6 +73,35 @@ class RequestHeaders:
                 return
             self._items.append((name, value.strip()))
         self.status = 'Too many headers'
+
+    def _framing_fault(self) -> str:
+        """Why the length of the request's body is in doubt ('' when it is not).
+
+        A proxy in front may frame such a request otherwise than pywsgi (which
+        keeps the first of two Content-Length headers, parses one with
+        ``int()``, so ``+5`` and ``5_0`` pass, and drops it silently when the
+        body is chunked): what one side takes for body the other serves as a
+        request of its own, which is request smuggling.  A non-empty status
+        makes pywsgi answer 400 and close the connection.
+        """
+        length = coding = None
+        for key, value in self._items:
+            if len(key) == 14 and key.lower() == 'content-length':
+                if length is not None:
+                    return 'Duplicate Content-Length'
+                length = value
+            elif len(key) == 17 and key.lower() == 'transfer-encoding':
+                if coding is not None:
+                    return 'Duplicate Transfer-Encoding'
+                coding = value
+        if coding is not None:
+            if length is not None:
+                return 'Content-Length with Transfer-Encoding'
+            if coding.lower() != 'chunked':  # pywsgi decodes chunked alone
+                return 'Unsupported Transfer-Encoding'
+        elif length is not None and not (length.isascii() and length.isdigit()):
+            return 'Invalid Content-Length'
+        return ''
 
     def get(self, name: str, default: Any = None) -> Any:
         index = self.__dict__.get('_index')
@@ -193,6 +224,15 @@ class GreenHandler(WebSocketHandler):
         self.socket.settimeout(getattr(self.server, 'idle_timeout', IDLE_TIMEOUT))
         return super().read_requestline()
 
+    def read_request(self, raw_requestline: str) -> bool:
+        # faulty framing is refused by RequestHeaders; this is the rule that
+        # needs the version: HTTP/1.0 has no Transfer-Encoding, so its framing
+        # is in doubt (a ValueError here is answered 400, and the connection closed)
+        parsed = super().read_request(raw_requestline)
+        if self.request_version != 'HTTP/1.1' and self.headers.get('transfer-encoding') is not None:
+            raise ValueError(f'Transfer-Encoding in an {self.request_version} request')
+        return parsed
+
     def _handle_client_error(self, ex: Exception) -> Any:
         if isinstance(ex, OSError):  # the head stalled past the idle timeout, or the peer left:
             return None  # close without a traceback on stderr (pywsgi prints one)
@@ -274,9 +314,15 @@ class GreenHandler(WebSocketHandler):
 
     def _post(self, engine: EngineServer, s: Any, length: int) -> tuple[bytes, bytes, bytes] | None:
         try:
-            s.handle_post_request({'CONTENT_LENGTH': length, 'wsgi.input': self.rfile})
+            body = self.rfile.read(length)
         except OSError:  # the body stalled past the idle timeout, or the peer left
             return None
+        if len(body) < length:
+            # the peer ended its side inside the body: refused (by the session,
+            # which sees the short body) and, the framing being broken, closed
+            self.close_connection = True
+        try:
+            s.handle_post_request({'CONTENT_LENGTH': length, 'wsgi.input': io.BytesIO(body)})
         except eio_exc.EngineIOError:
             engine.disconnect(s.sid)
             return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
@@ -340,10 +386,11 @@ class GreenHandler(WebSocketHandler):
     def run_application(self) -> None:
         super().run_application()
         body = self.wsgi_input
-        if self.code == 413 and self.close_connection and body is not None:
-            # the app refused an oversize body and closes the connection:
-            # pywsgi would first read (and discard) the whole announced body, so
-            # a peer that never sends it held the connection and its greenlet
+        if self.code in (400, 413) and self.close_connection and body is not None:
+            # the app refused an oversize body, or one of doubtful length, and
+            # closes the connection: pywsgi would first read (and discard) the
+            # whole announced body, so a peer that never sends it (or streams
+            # chunks without end) held the connection and its greenlet
             body.content_length = body.position
             body.chunked_input = False
 

@@ -111,6 +111,14 @@ def test_faulty_framing_is_refused_and_closed(deployment: Deployment, headers: b
     assert deployment.handled == []
 
 
+def test_transfer_encoding_in_http_1_0_is_refused_and_closed(deployment: Deployment) -> None:
+    # HTTP/1.0 has no Transfer-Encoding: a recipient must treat the framing as faulty
+    request = (b'POST ' + deployment.session_path() + b' HTTP/1.0\r\nConnection: keep-alive\r\n'
+               b'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n')
+    received, closed = deployment.exchange(request + SMUGGLED)
+    assert_refused_and_closed(received, closed)
+
+
 def test_a_bad_chunk_is_refused_and_closed(deployment: Deployment) -> None:
     request = post(deployment.session_path(), b'Transfer-Encoding: chunked\r\n', b'zz\r\n42["echo",1]\r\n0\r\n\r\n')
     received, closed = deployment.exchange(request + SMUGGLED)

@@ -18,8 +18,14 @@ from .manager import BaseManager
 class AsyncManager(BaseManager):
     """The in-memory client manager of :class:`greensio.AsyncServer` (the default)."""
 
-    async def connect(self, eio_sid: str, namespace: str) -> str | None:
-        return self._registry.connect(eio_sid, namespace)
+    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        return self._registry.pre_connect(eio_sid, namespace)
+
+    async def connect(self, sid: str, namespace: str) -> str | None:
+        if self.is_pre_connected(sid, namespace):
+            return self._confirm_connect(sid, namespace)
+        # an Engine.IO sid (the convention before python-socketio 5.18): registered first
+        return self._confirm_connect(await self.pre_connect(sid, namespace), namespace)
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         return self.is_connected(sid, namespace)

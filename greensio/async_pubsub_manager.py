@@ -114,8 +114,8 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         return None
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
-        if self.is_connected(sid, namespace):
-            return True
+        if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
+            return self.is_connected(sid, namespace)  # ours: nothing to ask the other workers
         await self._send(self._messages.disconnect(sid=sid, namespace=namespace or '/'))
         return False
 

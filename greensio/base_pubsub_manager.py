@@ -162,7 +162,7 @@ class BasePubSubManager(BaseManager):
 
     def _route_room(self, kind: str, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> Outgoing | None:
         """Enter or leave a room here if the client is ours (None), else what to send the other workers."""
-        if self.is_connected(sid, namespace):
+        if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
             self._enter_or_leave(kind, sid, namespace, room, eio_sid)
             return None
         return self._messages.room(kind, sid=sid, namespace=namespace or '/', room=room), None
@@ -289,7 +289,8 @@ class BasePubSubManager(BaseManager):
                 return self.server.disconnect(message.sid, namespace=message.namespace,  # type: ignore[union-attr]
                                               ignore_queue=True)
         elif kind is pubsub.RoomMessage:
-            if self.is_connected(message.sid, message.namespace):  # type: ignore[union-attr]
+            if (self.is_connected(message.sid, message.namespace)  # type: ignore[union-attr]
+                    or self.is_pre_connected(message.sid, message.namespace)):  # type: ignore[union-attr]
                 self._enter_or_leave(message.kind, message.sid, message.namespace,  # type: ignore[union-attr]
                                      message.room)  # type: ignore[union-attr]
         else:

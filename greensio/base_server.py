@@ -361,11 +361,15 @@ class BaseServer(SharedDocs):
             self._send_packet(eio_sid, self.packet_class(
                 pk.CONNECT_ERROR, data={'message': 'Invalid namespace'}, namespace=namespace))
             return
-        sid = yield (self.manager.connect, eio_sid, namespace)
+        sid = yield (self.manager.pre_connect, eio_sid, namespace)
         if sid is None:
             self._send_packet(eio_sid, self.packet_class(
                 pk.CONNECT_ERROR, data={'message': 'Unable to connect'}, namespace=namespace))
             return
+        # connected before the connect handler runs, so the handler can enter
+        # rooms, emit to the client or disconnect it, with a message queue
+        # manager too; a refusal disconnects it below
+        yield (self.manager.connect, sid, namespace)
         conn.namespaces[namespace] = sid
         if self.always_connect:
             self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))

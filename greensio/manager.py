@@ -50,6 +50,10 @@ class BaseManager(SharedDocs):
         return self._registry.callbacks
 
     @property
+    def pending_connect(self) -> dict:
+        return self._registry.pending_connect
+
+    @property
     def pending_disconnect(self) -> dict:
         return self._registry.pending_disconnect
 
@@ -75,12 +79,35 @@ class BaseManager(SharedDocs):
         """``(sid, eio_sid)`` of each local client in a room, a list of rooms (each once) or, for ``None``, the namespace."""
         return self._registry.get_participants(namespace, room)
 
-    def connect(self, eio_sid: str, namespace: str) -> str | None:
-        """Register a client in a namespace: its new sid, or None if already there."""
+    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """Register a client in a namespace as pre-connected: its new sid, or None if already there.
+
+        A pre-connected client is in its rooms but not yet :meth:`is_connected`;
+        :meth:`connect` completes the connection.
+        """
         raise NotImplementedError
 
+    def connect(self, sid: str, namespace: str) -> str | None:
+        """Mark a pre-connected client as connected; returns its sid.
+
+        Given the Engine.IO sid of a client that is not pre-connected (the
+        calling convention before python-socketio 5.18), registers it with
+        :meth:`pre_connect` first, so it is connected in one step; None if that
+        Engine.IO connection is in the namespace already.
+        """
+        raise NotImplementedError
+
+    def _confirm_connect(self, sid: str | None, namespace: str) -> str | None:
+        if sid is not None:
+            self._registry.confirm_connect(sid, namespace)
+        return sid
+
+    def is_pre_connected(self, sid: str, namespace: str) -> bool:
+        """Registered by :meth:`pre_connect` and not connected yet."""
+        return self._registry.is_pre_connected(sid, namespace)
+
     def is_connected(self, sid: str, namespace: str) -> bool:
-        """Connected and not being disconnected."""
+        """Connected (not only pre-connected) and not being disconnected."""
         return self._registry.is_connected(sid, namespace)
 
     def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
@@ -209,8 +236,14 @@ class BaseManager(SharedDocs):
 class Manager(BaseManager):
     """The in-memory client manager of the green :class:`greensio.Server` (the default)."""
 
-    def connect(self, eio_sid: str, namespace: str) -> str | None:
-        return self._registry.connect(eio_sid, namespace)
+    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        return self._registry.pre_connect(eio_sid, namespace)
+
+    def connect(self, sid: str, namespace: str) -> str | None:
+        if self.is_pre_connected(sid, namespace):
+            return self._confirm_connect(sid, namespace)
+        # an Engine.IO sid (the convention before python-socketio 5.18): registered first
+        return self._confirm_connect(self.pre_connect(sid, namespace), namespace)
 
     def can_disconnect(self, sid: str, namespace: str) -> bool:
         return self.is_connected(sid, namespace)

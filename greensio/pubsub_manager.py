@@ -166,8 +166,8 @@ class PubSubManager(BasePubSubManager, Manager):
         return None
 
     def can_disconnect(self, sid: str, namespace: str) -> bool:
-        if self.is_connected(sid, namespace):
-            return True
+        if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
+            return self.is_connected(sid, namespace)  # ours: nothing to ask the other workers
         self._send(self._messages.disconnect(sid=sid, namespace=namespace or '/'))
         return False
 

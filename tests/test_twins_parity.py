@@ -38,9 +38,6 @@ def cls_of(module: Any, name: str) -> type:
 #: Methods python-socketio has that greensio does not have yet, with the issue that brings them.
 NOT_YET = {
     'instrument',  # the Admin UI, a later issue
-    # python-socketio 5.18's connecting state: greensio runs a client's events only
-    # after its connect handler has decided (test_hostile.py), with no such state
-    'is_pre_connected', 'pre_connect',
 }
 #: greensio's own additions (python-socketio has neither), by class.
 EXTRAS = {
@@ -53,11 +50,7 @@ EXTRAS = {
     'AsyncPubSubManager': {'close', 'flush', 'wait_listening', 'discard_callback'},
 }
 #: Parameter names greensio chose differently, knowingly.
-RENAMED = {
-    # python-socketio calls it ``sid`` but passes the Engine.IO sid; callers pass it by position
-    **{(name, 'connect'): {'sid': 'eio_sid'}
-       for name in ('Manager', 'AsyncManager', 'PubSubManager', 'AsyncPubSubManager')},
-}
+RENAMED: dict[tuple[str, str], dict[str, str]] = {}
 
 
 #: python-socketio's top-level names greensio does not provide (the issues do not ask for them)
@@ -156,7 +149,7 @@ def test_the_coroutines_are_the_ones_the_reference_lists() -> None:
         'trigger_event', 'emit', 'send', 'call', 'enter_room', 'leave_room', 'close_room', 'get_session',
         'save_session', 'disconnect'}
     assert coroutines(greensio.AsyncManager) == {
-        'connect', 'can_disconnect', 'disconnect', 'enter_room', 'leave_room', 'close_room', 'emit',
+        'pre_connect', 'connect', 'can_disconnect', 'disconnect', 'enter_room', 'leave_room', 'close_room', 'emit',
         'trigger_callback'}
     assert coroutines(greensio.AsyncClient) == {
         'connect', 'wait', 'emit', 'send', 'call', 'disconnect', 'shutdown', 'sleep'}

@@ -5,6 +5,10 @@ Data model (python-socketio's, so custom managers keep working):
 client of the namespace and every client is also in the room named by its
 sid.  Two indexes keep every operation O(rooms of one client) or
 O(recipients): ``sid_rooms[namespace][sid]`` and ``eio_to_sid[namespace]``.
+
+A client registered by ``pre_connect`` is pre-connected (in its rooms, not
+yet ``is_connected``) until ``confirm_connect``, python-socketio 5.18's two
+steps; ``connect`` registers a connected client in one step.
 """
 
 import itertools
@@ -20,6 +24,7 @@ class RoomRegistry:
         self.rooms: dict[str, dict[Room, dict[str, str]]] = {}
         self.sid_rooms: dict[str, dict[str, set[Room]]] = {}
         self.eio_to_sid: dict[str, dict[str, str]] = {}
+        self.pending_connect: dict[str, set[str]] = {}
         self.pending_disconnect: dict[str, set[str]] = {}
         self.callbacks: dict[str, dict[int, Callable[..., Any]]] = {}
         self._ack_ids: dict[str, Iterator[int]] = {}
@@ -36,8 +41,22 @@ class RoomRegistry:
         self.enter_room(sid, namespace, sid, eio_sid)
         return sid
 
+    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """Register a pre-connected client; None if that eio_sid is in the namespace already."""
+        sid = self.connect(eio_sid, namespace)
+        if sid is not None:
+            self.pending_connect.setdefault(namespace, set()).add(sid)
+        return sid
+
+    def confirm_connect(self, sid: str, namespace: str) -> None:
+        """A pre-connected client becomes connected."""
+        _discard(self.pending_connect, namespace, sid)
+
+    def is_pre_connected(self, sid: str, namespace: str) -> bool:
+        return sid in self.pending_connect.get(namespace, ()) and sid in self.sid_rooms.get(namespace, ())
+
     def is_connected(self, sid: str, namespace: str) -> bool:
-        if sid in self.pending_disconnect.get(namespace, ()):
+        if sid in self.pending_disconnect.get(namespace, ()) or sid in self.pending_connect.get(namespace, ()):
             return False
         return sid in self.sid_rooms.get(namespace, ())
 
@@ -62,11 +81,8 @@ class RoomRegistry:
                 del by_eio[eio_sid]
                 if not by_eio:
                     del self.eio_to_sid[namespace]
-        pending = self.pending_disconnect.get(namespace)
-        if pending is not None:
-            pending.discard(sid)
-            if not pending:
-                del self.pending_disconnect[namespace]
+        _discard(self.pending_connect, namespace, sid)
+        _discard(self.pending_disconnect, namespace, sid)
         self.callbacks.pop(sid, None)
         self._ack_ids.pop(sid, None)
 
@@ -151,3 +167,12 @@ class RoomRegistry:
     def pop_callback(self, sid: str, ack_id: int) -> Callable[..., Any] | None:
         callbacks = self.callbacks.get(sid)
         return callbacks.pop(ack_id, None) if callbacks else None
+
+
+def _discard(pending: dict[str, set[str]], namespace: str, sid: str) -> None:
+    """Take ``sid`` out of a pending set, dropping the namespace's set once empty."""
+    sids = pending.get(namespace)
+    if sids is not None:
+        sids.discard(sid)
+        if not sids:
+            del pending[namespace]

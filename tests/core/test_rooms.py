@@ -21,6 +21,7 @@ def assert_empty(reg: RoomRegistry) -> None:
     assert reg.rooms == {}
     assert reg.sid_rooms == {}
     assert reg.eio_to_sid == {}
+    assert reg.pending_connect == {}
     assert reg.pending_disconnect == {}
     assert reg.callbacks == {}
     assert reg._ack_ids == {}
@@ -41,6 +42,21 @@ def test_one_sid_per_connection_and_namespace(reg: RoomRegistry) -> None:
     assert reg.connect('e1', '/') is None
     assert reg.connect('e1', '/chat') == 's2'  # another namespace: a new sid
     assert reg.connect('e2', '/') == 's3'
+
+
+def test_pre_connected_clients_are_in_their_rooms_but_not_connected(reg: RoomRegistry) -> None:
+    a = reg.pre_connect('e1', '/')
+    assert a == 's1' and reg.pre_connect('e1', '/') is None
+    assert reg.is_pre_connected(a, '/') and not reg.is_connected(a, '/')
+    assert reg.sid_from_eio_sid('e1', '/') == a and reg.get_rooms(a, '/') == [a]
+    reg.confirm_connect(a, '/')
+    assert reg.is_connected(a, '/') and not reg.is_pre_connected(a, '/')
+    assert reg.pending_connect == {}
+    b = reg.pre_connect('e2', '/')  # refused while pre-connected
+    reg.disconnect(b, '/')
+    assert not reg.is_pre_connected(b, '/')
+    reg.disconnect(a, '/')
+    assert_empty(reg)
 
 
 def test_lookups_of_unknown_clients(reg: RoomRegistry) -> None:

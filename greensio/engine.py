@@ -410,7 +410,8 @@ class EngineServer(engineio.Server):
             raise RuntimeError(
                 "greensio's gevent mode needs a gevent server (greensio.run/make_server, gunicorn with "
                 "greensio.gunicorn.GeventWebSocketWorker), or gevent.monkey.patch_all() first thing; "
-                "this request came from an OS thread of a threading server (such as 'flask run')")
+                "this request came from an OS thread of a threading server (such as 'flask run' or "
+                "Django's runserver): to keep that server, create greensio.Server(async_mode='threading')")
         fault = _framing_fault(environ)
         if fault is not None:
             self.logger.warning('refused a request with %s (its body length is in doubt), closing the connection',

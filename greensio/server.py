@@ -70,7 +70,9 @@ class Server(BaseServer):
         self.manager.set_server(self)
 
     def _create_engine(self, options: dict[str, Any]) -> EngineServer:
-        options.setdefault('async_mode', 'gevent')
+        if options.get('async_mode') is None:
+            # python-engineio's detection would pick eventlet whenever it is importable
+            options['async_mode'] = 'gevent'
         return EngineServer(**options)
 
     def _default_manager(self) -> Manager:

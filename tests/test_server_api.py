@@ -368,7 +368,7 @@ class Quiet(WSGIRequestHandler):
 class Threading(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
-server = make_server('127.0.0.1', 0, greensio.WSGIApp(greensio.Server()), server_class=Threading,
+server = make_server('127.0.0.1', 0, greensio.WSGIApp(greensio.Server(**OPTIONS)), server_class=Threading,
                      handler_class=Quiet)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 r = requests.get(f'http://127.0.0.1:{server.server_port}/socket.io/?EIO=4&transport=polling', timeout=5)
@@ -376,13 +376,66 @@ print(r.status_code)
 '''
 
 
-def test_a_threading_server_without_gevent_gets_a_clear_error(tmp_path):
-    # gevent mode served from plain OS threads ('flask run' unpatched) would hang every request
+def run_threading_server(tmp_path, options):
     import subprocess
     import sys
 
     script = tmp_path / 'threading_server.py'
-    script.write_text(THREADING_SERVER)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    script.write_text(f'OPTIONS = {options!r}\n' + THREADING_SERVER)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize('options', [{}, {'async_mode': None}], ids=['default', 'async_mode=None'])
+def test_a_threading_server_without_gevent_gets_a_clear_error(tmp_path, options):
+    # gevent mode served from plain OS threads ('flask run' unpatched, Django's
+    # runserver) would hang every request
+    out = run_threading_server(tmp_path, options)
     assert out.stdout.strip() == '500', out.stdout + out.stderr
     assert "greensio's gevent mode needs a gevent server" in out.stderr
+    # the fix that keeps the threading server is named too
+    assert "greensio.Server(async_mode='threading')" in out.stderr
+
+
+def test_a_threading_server_with_async_mode_threading_works(tmp_path):
+    out = run_threading_server(tmp_path, {'async_mode': 'threading'})
+    assert out.stdout.strip() == '200', out.stdout + out.stderr
+
+
+#: Just enough of eventlet for python-engineio's eventlet driver to import.
+FAKE_EVENTLET = {
+    'eventlet/__init__.py': 'from . import queue  # noqa: F401\n\ndef sleep(*args):\n    pass\n\ndef spawn(*args):\n    pass\n',
+    'eventlet/queue.py': 'from queue import Empty, Queue  # noqa: F401\n',
+    'eventlet/green/__init__.py': '',
+    'eventlet/green/threading.py': 'from threading import Event  # noqa: F401\n',
+    'eventlet/websocket.py': 'class WebSocketWSGI:\n    pass\n',
+}
+
+ASYNC_MODE_NONE = r'''
+import sys
+import flask
+import greensio
+from greensio.flask import SocketIO
+modes = [greensio.Server().async_mode, greensio.Server(async_mode=None).async_mode,
+         SocketIO(flask.Flask('app'), async_mode=None).server.async_mode]
+greensio.Client()
+assert 'eventlet' not in sys.modules, 'greensio imported eventlet'
+import engineio
+modes.append(engineio.Server().async_mode)  # python-engineio's own choice: the importable eventlet
+print(' '.join(modes))
+'''
+
+
+def test_async_mode_none_means_gevent_even_when_eventlet_is_importable(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    for path, text in FAKE_EVENTLET.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), root, os.environ.get('PYTHONPATH', '')]))
+    out = subprocess.run([sys.executable, '-c', ASYNC_MODE_NONE], capture_output=True, text=True, timeout=60,
+                         env=env, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ['gevent', 'gevent', 'gevent', 'eventlet']

@@ -166,7 +166,7 @@ class WebSocketTransport:
         finally:
             self._flushing = False
 
-    def close(self, code: int = wsproto.CLOSE_NORMAL) -> None:
+    def close(self, code: int = wsproto.CLOSE_NORMAL, reason: str = '') -> None:
         """Send a close frame and end the TCP connection.
 
         A peer whose writes are backed up gets no close frame: it would sit
@@ -175,7 +175,7 @@ class WebSocketTransport:
         if self.closed:
             return
         if not self._flushing:
-            self.send(wsproto.encode_close(code))
+            self.send(wsproto.encode_close(code, reason))
         self.abort()
 
     def abort(self) -> None:
@@ -186,6 +186,60 @@ class WebSocketTransport:
             self.sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class TakenOverWebSocket:
+    """``environ['wsgi.websocket']`` once greensio reads and writes the connection.
+
+    gevent-websocket's own object goes dead at the takeover, yet users of
+    gevent-websocket and python-socketio keep the environ of a connect
+    handler and drop the client later with ``environ['wsgi.websocket'].close()``.
+    This stand-in keeps that working: ``close()`` sends a close frame and ends
+    the TCP connection (the server's disconnect handler then runs), ``closed``
+    says whether it has ended, and the request details come from
+    gevent-websocket's object.  ``send()`` and ``receive()`` raise: a raw
+    message would break Engine.IO's framing, and the server reads every
+    message itself.
+    """
+
+    def __init__(self, original: Any, transport: WebSocketTransport) -> None:
+        self._original = original
+        self._transport = transport
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    def close(self, code: int = wsproto.CLOSE_NORMAL, message: bytes | str = b'') -> None:
+        reason = message.decode('utf-8', 'replace') if isinstance(message, bytes) else message
+        self._transport.close(code, reason)
+
+    def send(self, message: Any, binary: bool | None = None) -> None:
+        raise RuntimeError('greensio writes this websocket itself: use the server\'s emit() or send()')
+
+    def receive(self) -> Any:
+        raise RuntimeError('greensio reads this websocket itself: its messages reach the event handlers '
+                           '(and emit() sends)')
+
+    @property
+    def environ(self) -> dict:
+        return self._original.environ
+
+    @property
+    def origin(self) -> str | None:
+        return self._original.origin
+
+    @property
+    def protocol(self) -> str | None:
+        return self._original.protocol
+
+    @property
+    def version(self) -> str | None:
+        return self._original.version
+
+    @property
+    def path(self) -> str | None:
+        return self._original.path
 
 
 class _DetachedQueue:
@@ -293,6 +347,7 @@ class GreenSocket(eio_socket.Socket):
             raise OSError('Socket has been upgraded already')
         server = self.server
         ws = self._transport = WebSocketTransport.take_over(geventws, server.max_http_buffer_size)
+        environ['wsgi.websocket'] = TakenOverWebSocket(geventws, ws)
         attached = False
         try:
             if self.connected and not self._probe(ws):

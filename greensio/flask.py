@@ -30,7 +30,7 @@ from ._core.handlers import call_trimmed
 from .middleware import WSGIApp
 from .namespace import Namespace as _GreenNamespace
 from .server import Server
-from .serving import make_server
+from .serving import _serve_until_interrupted, make_server
 
 __all__ = [
     'Namespace',
@@ -382,7 +382,9 @@ class SocketIO:
         ``host`` defaults to 127.0.0.1, ``port`` to ``SERVER_NAME``'s port or
         5000; ``log_output`` (default: ``debug``) logs each HTTP request.
         Extra keyword arguments go to ``gevent.pywsgi.WSGIServer`` (``keyfile``,
-        ``certfile``...).  There is no reloader: restart the process.
+        ``certfile``...).  There is no reloader: restart the process.  Ctrl-C
+        stops the server with one line, no traceback, and this call returns (a
+        program that ends there exits with status 0, as ``flask run`` does).
         """
         if host is None:
             host = '127.0.0.1'
@@ -401,7 +403,7 @@ class SocketIO:
         self.wsgi_server.start()  # binds now, so port 0 is resolved before the banner
         print(f'greensio serving on http://{host}:{self.wsgi_server.server_port}', flush=True)
         try:
-            self.wsgi_server.serve_forever()
+            _serve_until_interrupted(self.wsgi_server)
         finally:
             self.wsgi_server = None
 

@@ -13,12 +13,14 @@ blocking libraries, and always with the message-queue managers, which check.
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import time
 from email.utils import formatdate
 from typing import Any
 
 import engineio
+import gevent
 from engineio import exceptions as eio_exc
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
@@ -423,8 +425,49 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 
 
 
 def run(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 'default', **kwargs: Any) -> None:
-    """Serve ``app`` forever on gevent, with websocket support."""
+    """Serve ``app`` forever on gevent, with websocket support.
+
+    Ctrl-C (SIGINT) stops the server with one line and no traceback, and this
+    call returns: a program that ends there exits with status 0, as
+    ``flask run`` does.
+    """
     server = make_server(app, host, port, log=log, **kwargs)
     server.start()  # binds first, so port 0 prints the port it got
     print(f'greensio serving on http://{host}:{server.server_port}', flush=True)
-    server.serve_forever()
+    _serve_until_interrupted(server)
+
+
+def _serve_until_interrupted(server: Any) -> None:
+    """``server.serve_forever()``, until Ctrl-C (SIGINT), which then stops it quietly.
+
+    Python's own SIGINT handler raises KeyboardInterrupt in whichever greenlet
+    runs at that moment, gevent's hub or a request's, and each prints a
+    traceback through gevent's internals before the main greenlet sees it.
+    Here the signal only schedules ``server.stop()``, and the call returns
+    after printing one line; a second Ctrl-C, should stopping hang, raises
+    KeyboardInterrupt as before.  A handler the program installed itself is
+    left alone, and so is a server run outside the main thread (signals are
+    not delivered there).
+    """
+    interrupted: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.append(True)
+        signal.signal(signal.SIGINT, previous)
+        gevent.spawn(server.stop)  # not here: this may run inside any greenlet
+
+    previous = signal.getsignal(signal.SIGINT)
+    installed = False
+    if previous is signal.default_int_handler:
+        try:
+            signal.signal(signal.SIGINT, on_sigint)
+            installed = True
+        except ValueError:  # not the main thread
+            pass
+    try:
+        server.serve_forever()
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        print('greensio stopped (interrupted)', flush=True)

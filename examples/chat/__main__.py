@@ -15,10 +15,7 @@ def main() -> None:
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=5000, help='0 picks a free port')
     args = parser.parse_args()
-    try:
-        socketio.run(app, host=args.host, port=args.port)
-    except KeyboardInterrupt:
-        pass
+    socketio.run(app, host=args.host, port=args.port)  # Ctrl-C stops it and returns
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._core import packet as pk
+from ._core.payload import from_args
 
 __all__ = ['InProcessClient']
 
@@ -93,9 +94,8 @@ class InProcessClient:
         An ack of one value returns it, several a list, none ``None``.
         """
         ack = self._emit(event, args, callback, namespace)
-        if not ack:  # no ack, or an ack without values (as Server.call returns)
-            return None
-        return ack[0] if len(ack) == 1 else ack
+        # no ack reads as an ack without values (as Server.call returns)
+        return from_args(ack or (), several_as_list=True)
 
     def send(self, data: Any, json: bool = False, callback: bool = False, namespace: str | None = None) -> Any:
         """Send a ``message`` (``json=True``: ``json``) event."""

@@ -27,6 +27,7 @@ from ._core.events import (
     EventReceived,
 )
 from ._core.handlers import call_trimmed
+from ._core.payload import from_args
 from ._core.session import ServerConnection
 from ._twins import drive_async
 from .async_engine import AsyncEngineServer
@@ -112,7 +113,7 @@ class AsyncServer(BaseServer):
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
             self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError() from None
-        return self._call_result(args)
+        return from_args(args)
 
     async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         await self.manager.enter_room(sid, namespace or '/', room)

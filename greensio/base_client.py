@@ -36,6 +36,7 @@ from ._core.client_events import (
 from ._core.client_session import ClientSession
 from ._core.errors import LocalProtocolError, RemoteProtocolError
 from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
+from ._core.payload import from_args
 from ._core.reconnect import backoff_schedule
 from ._twins import SharedDocs
 from .base_server import _packet_class, _setup_logger
@@ -324,11 +325,6 @@ class BaseClient(SharedDocs):
         """The ``connect_error`` argument for python-engineio's ``ConnectionError``."""
         return exc.args[1] if len(exc.args) > 1 else (exc.args[0] if exc.args else None)
 
-    @staticmethod
-    def _call_result(args: tuple) -> Any:
-        """python-socketio's shape of an ack: nothing → None, one value, or a tuple."""
-        return args[0] if len(args) == 1 else (args or None)
-
     # -- what each twin provides: how it waits, spawns and sends ----------------------------------------
     #
     # ``_lock`` guards the session and keeps a packet's parts together (a
@@ -508,7 +504,7 @@ class BaseClient(SharedDocs):
                 for ack_id in [i for i, cb in pending.items() if cb is waiter]:
                     del pending[ack_id]
             raise exceptions.TimeoutError()
-        return self._call_result(waiter.args)
+        return from_args(waiter.args)
 
     def _disconnect_flow(self) -> Flow:
         yield (self._stop_reconnecting,)

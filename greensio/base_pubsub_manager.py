@@ -24,6 +24,7 @@ from typing import Any
 
 from . import exceptions
 from ._core import pubsub, safejson
+from ._core.payload import from_args, to_args
 from .manager import BaseManager
 
 default_logger = logging.getLogger('greensio.pubsub')
@@ -153,7 +154,7 @@ class BasePubSubManager(BaseManager):
             ack_id = self._add_remote_callback(room, callback)
             wire_callback = (room, namespace, ack_id)
             local_callback = functools.partial(self._return_callback, self.host_id, room, namespace, ack_id)
-        args = list(data) if isinstance(data, tuple) else [data]
+        args = to_args(data, none_is_an_argument=True)
         message = self._messages.emit(event=event, args=args, namespace=namespace, room=room,
                                       skip_sid=skip_sid, callback=wire_callback)
         if self.server is None:
@@ -304,8 +305,7 @@ class BasePubSubManager(BaseManager):
         if message.callback is not None:
             sid, namespace, ack_id = message.callback
             callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
-        args = message.args
-        data = args[0] if len(args) == 1 else tuple(args)
+        data = from_args(message.args)
         self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
 
     # -- acks across workers -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from engineio import base_server as eio_base
 from . import exceptions
 from ._core import packet as pk
 from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
+from ._core.payload import to_args
 from ._core.session import ServerConnection
 from ._twins import SharedDocs
 from .engine import MESSAGE, OutPacket
@@ -272,11 +273,6 @@ class BaseServer(SharedDocs):
         if not async_handlers:
             raise RuntimeError('Cannot use call() when async_handlers is False.')
 
-    @staticmethod
-    def _call_result(args: tuple) -> Any:
-        """python-socketio's shape of an ack: nothing → None, one value, or a tuple."""
-        return args[0] if len(args) == 1 else (args or None)
-
     def _connection_of(self, sid: str, namespace: str | None) -> ServerConnection:
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
         conn = self._connections.get(eio_sid) if eio_sid else None
@@ -306,11 +302,7 @@ class BaseServer(SharedDocs):
 
     def _ack_packet(self, result: Any, namespace: str, ack_id: int) -> pk.Packet:
         """The ACK for a handler's return value: tuple → arguments, None → none."""
-        if isinstance(result, tuple):
-            data = list(result)
-        else:
-            data = [] if result is None else [result]
-        return self.packet_class(pk.ACK, data, namespace, ack_id)
+        return self.packet_class(pk.ACK, to_args(result), namespace, ack_id)
 
     def _resolve(self, event: str, namespace: str, args: tuple) -> tuple[Callable, tuple] | None:
         """The handler for an event and the arguments to call it with, or None."""

@@ -27,6 +27,7 @@ from flask.sessions import SessionMixin
 
 from . import exceptions
 from ._core.handlers import call_trimmed
+from ._core.payload import from_args
 from .middleware import WSGIApp
 from .namespace import Namespace as _GreenNamespace
 from .server import Server
@@ -345,7 +346,7 @@ class SocketIO:
         server = self._require_server()
         if not include_self and skip_sid is None:
             skip_sid = flask.request.sid  # type: ignore[attr-defined]
-        server.emit(event, _data(args), to=to or room, skip_sid=skip_sid, namespace=namespace or '/',
+        server.emit(event, from_args(args), to=to or room, skip_sid=skip_sid, namespace=namespace or '/',
                     callback=self._ack_with_context(callback), ignore_queue=ignore_queue)
 
     def send(self, data: Any, json: bool = False, namespace: str | None = None, to: Any = None,
@@ -358,7 +359,7 @@ class SocketIO:
     def call(self, event: str, *args: Any, to: Any = None, sid: str | None = None, namespace: str | None = None,
              timeout: float | None = 60, ignore_queue: bool = False, **kwargs: Any) -> Any:
         """Emit to one client and wait for its ack; see :meth:`greensio.Server.call`."""
-        return self._require_server().call(event, _data(args), to=to, sid=sid, namespace=namespace or '/',
+        return self._require_server().call(event, from_args(args), to=to, sid=sid, namespace=namespace or '/',
                                            timeout=timeout, ignore_queue=ignore_queue)
 
     def close_room(self, room: Any, namespace: str | None = None) -> None:
@@ -421,13 +422,6 @@ class SocketIO:
 
         return SocketIOTestClient(app, self, namespace=namespace, query_string=query_string, headers=headers,
                                   auth=auth, flask_test_client=flask_test_client)
-
-
-def _data(args: tuple[Any, ...]) -> Any:
-    """Positional emit arguments as the server's ``data``: none, one value, or a tuple of several."""
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else tuple(args)
 
 
 class Namespace(_GreenNamespace):

@@ -15,19 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._core import packet as pk
+from ._core.payload import to_args
 from ._core.rooms import RoomRegistry
 from ._twins import SharedDocs
 
 default_logger = logging.getLogger('greensio')
-
-
-def to_args(data: Any) -> list[Any]:
-    """python-socketio's payload shaping: tuple → arguments, None → none."""
-    if data is None:
-        return []
-    if isinstance(data, tuple):
-        return list(data)
-    return [data]
 
 
 class BaseManager(SharedDocs):

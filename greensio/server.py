@@ -21,6 +21,7 @@ from ._core.events import (
     EventReceived,
 )
 from ._core.handlers import call_trimmed
+from ._core.payload import from_args
 from ._core.session import ServerConnection
 from ._twins import drive
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer
@@ -112,7 +113,7 @@ class Server(BaseServer):
         if not done.wait(timeout=timeout):
             self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError()
-        return self._call_result(result[0])
+        return from_args(result[0])
 
     # -- rooms and sessions -------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import exceptions
+from ._core.payload import from_args
 from ._core.pubsub import encode
 from ._inprocess import InProcessClient
 from .pubsub_manager import PubSubManager
@@ -247,7 +248,7 @@ class TestClient(InProcessClient):
         ack = self._emit(event, args, True, namespace)
         if ack is None:
             raise exceptions.TimeoutError()
-        return ack[0] if len(ack) == 1 else (tuple(ack) or None)
+        return from_args(ack)
 
     def _environ(self) -> dict:
         environ, query_string, headers = self._environ_args

@@ -39,6 +39,7 @@ from .client_events import (
     PacketDropped,
 )
 from .errors import LocalProtocolError, RemoteProtocolError
+from .payload import to_args
 
 CONNECTING, CONNECTED, FAILED = 'connecting', 'connected', 'failed'
 
@@ -58,13 +59,6 @@ _KIND = {pk.BINARY_EVENT: pk.EVENT, pk.BINARY_ACK: pk.ACK}
 #: Events a server may send to a namespace before accepting it; they are
 #: held in memory until its CONNECT arrives, so a server cannot grow it without end.
 MAX_EARLY_EVENTS = 256
-
-
-def event_args(data: Any) -> list[Any]:
-    """python-socketio's payload shaping: a tuple is several arguments, ``None`` none."""
-    if isinstance(data, tuple):
-        return list(data)
-    return [] if data is None else [data]
 
 
 class ClientSession:
@@ -107,11 +101,11 @@ class ClientSession:
             ack_id = self._last_ack_id.get(namespace, 0) + 1
             self._last_ack_id[namespace] = ack_id
             self.callbacks.setdefault(namespace, {})[ack_id] = callback
-        return self.packet_class(pk.EVENT, data=[event, *event_args(data)], namespace=namespace, id=ack_id)
+        return self.packet_class(pk.EVENT, data=[event, *to_args(data)], namespace=namespace, id=ack_id)
 
     def ack(self, namespace: str, ack_id: int, result: Any) -> pk.Packet:
         """The ACK for a server's event; a handler's tuple result is several values."""
-        return self.packet_class(pk.ACK, data=event_args(result), namespace=namespace, id=ack_id)
+        return self.packet_class(pk.ACK, data=to_args(result), namespace=namespace, id=ack_id)
 
     def disconnect(self) -> list[pk.Packet]:
         """DISCONNECT packets for every connected namespace (state ends with ``connection_lost``)."""

@@ -5,7 +5,9 @@ for a user's module through the ``json=`` option, exactly like python-socketio.
 Decoding refuses what a peer could use to hurt us or other clients.
 """
 
+import itertools
 import json as _json
+import operator
 from typing import Any
 
 #: Integers longer than this many digits are refused: converting a huge
@@ -38,33 +40,61 @@ def _parse_float(text: str) -> float:
 
 
 _decoder = _json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+# For a text without a run of digits long enough to be a refused integer, the
+# C scanner converts the integers itself, saving a Python call for each.
+_unchecked_ints_decoder = _json.JSONDecoder(parse_float=_parse_float, parse_constant=_refuse_constant)
 _compact = _json.JSONEncoder(separators=(',', ':'), allow_nan=False, check_circular=False).encode
 JSONDecodeError = _json.JSONDecodeError
 
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_TOO_MANY_DIGITS = b'0' * (MAX_INT_DIGITS + 1)
+_NOT_A_MARK = bytes(sorted(set(range(256)) - set(b'[]{}"')))
+_SAME_BRACKETS = bytes.maketrans(b'{}', b'[]')
+_TOO_MANY_OPENERS = b'[' * (MAX_DEPTH + 1)
+_OPENER_AS_TWO = bytes.maketrans(b'[]', b'\x02\x00')
+_PAIRING_PASSES = 8
 
-def _too_deep(text: str) -> bool:
-    # Cheap upper bound: count brackets only when the text could nest deeply.
-    if len(text) <= MAX_DEPTH:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == '\\':
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in '[{':
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif ch in ']}':
-            depth -= 1
-    return False
+
+def _nesting(data: bytes) -> int:
+    """How deep the decoder would nest on JSON text ``data``, as far as ``MAX_DEPTH`` matters.
+
+    Exact when the brackets balance (past ``MAX_DEPTH`` it may say any number
+    above it); for invalid text never lower than what the decoder reaches
+    before it stops at the error.  Each step is one C call over the text (a
+    translate, a replace, a count, a running sum), never a Python loop over
+    its characters.
+    """
+    if b'\\' in data:
+        # An escaped quote is string content.  Escaped backslashes go first,
+        # pair by pair from the left as the decoder reads them, so the quote
+        # in ``\\"`` still ends its string; other escapes hold no quote or bracket.
+        data = data.replace(b'\\\\', b'').replace(b'\\"', b'')
+    marks = data.translate(_SAME_BRACKETS, _NOT_A_MARK)  # only [, ] and " are left
+    quotes = marks.count(b'"')
+    if quotes and marks.count(b'""') * 2 != quotes:
+        # Some string holds a bracket.  Two adjacent quotes close one string and
+        # open the next, or delimit a string without brackets: dropping them
+        # leaves every other mark on its side, and few strings to split off.
+        marks = b''.join(marks.replace(b'""', b'').split(b'"')[::2])
+    else:
+        marks = marks.translate(None, b'"')
+    if _TOO_MANY_OPENERS in marks:
+        return MAX_DEPTH + 1
+    # Each pass removes the innermost pairs, one level: enough for most payloads.
+    passes = 0
+    while marks and passes < _PAIRING_PASSES:
+        inner_removed = marks.replace(b'[]', b'')
+        if len(inner_removed) == len(marks):
+            break
+        marks = inner_removed
+        passes += 1
+    if not marks:
+        return passes
+    # The rest by a running sum: an opener counts 2, a closer 0, so the depth
+    # after the i-th bracket is the sum less i.
+    depths = map(operator.sub, itertools.accumulate(marks.translate(_OPENER_AS_TWO)), itertools.count(1))
+    deepest: int = max(depths)
+    return passes + max(0, deepest)
 
 
 def loads(text: str | bytes, **kwargs: Any) -> Any:
@@ -72,9 +102,16 @@ def loads(text: str | bytes, **kwargs: Any) -> Any:
         return _json.loads(text, **kwargs)
     if isinstance(text, (bytes, bytearray)):
         text = text.decode('utf-8')
-    if text.count('[') + text.count('{') > MAX_DEPTH and _too_deep(text):
+    if text.count('[') + text.count('{') <= MAX_DEPTH:
+        return _decoder.decode(text)
+    data = text.encode('utf-8', 'surrogatepass')
+    if _nesting(data) > MAX_DEPTH:
         raise ValueError('JSON nested too deeply')
-    return _decoder.decode(text)
+    # Many containers usually hold many numbers: one scan for a run of digits
+    # costs less than a Python call per integer.
+    if _TOO_MANY_DIGITS in data.translate(_DIGITS_AS_ZEROS):
+        return _decoder.decode(text)
+    return _unchecked_ints_decoder.decode(text)
 
 
 def dumps(obj: Any, **kwargs: Any) -> str:

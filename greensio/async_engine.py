@@ -38,6 +38,7 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import time
 import urllib.parse
 from typing import Any
 
@@ -46,7 +47,7 @@ from engineio import async_socket
 from engineio import exceptions as eio_exc
 
 from ._core import eio
-from ._core.eio import CLOSE, MESSAGE, NOOP, OPEN, PONG
+from ._core.eio import CLOSE, MESSAGE, NOOP, OPEN, PING, PONG
 from ._core.websocket import CLOSE_TOO_BIG
 from .engine import OutPacket
 
@@ -65,6 +66,32 @@ class AsyncGreenSocket(async_socket.AsyncSocket):
         self.server: AsyncEngineServer = server
         self._polling = False  # a GET is waiting for packets
         self._websocket: Any = None  # set while a websocket carries the session
+        self._heartbeat_holds = 0  # readers of this peer the server has paused
+        self._held_ping: asyncio.TimerHandle | None = None
+
+    def hold_heartbeat(self, held: bool) -> None:
+        """Say that the server stops (``True``) or resumes reading this peer (as ``GreenSocket``'s)."""
+        self._heartbeat_holds += 1 if held else -1
+        if held and self._heartbeat_holds == 1:
+            self._held_ping = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_held)
+        elif not self._heartbeat_holds:
+            if self._held_ping is not None:
+                self._held_ping.cancel()
+                self._held_ping = None
+            if self.last_ping:
+                self.last_ping = time.time()
+
+    def _ping_held(self) -> None:
+        # the peer's PONGs may be unread: without pings it would time the server out
+        if self._heartbeat_holds and not self.closed:
+            self.send_nowait(OutPacket(PING))
+            self._held_ping = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_held)
+
+    async def check_ping_timeout(self) -> bool:
+        # held: the peer's PONG may be waiting, unread, behind its other packets
+        if self._heartbeat_holds and not self.closed:
+            return True
+        return await super().check_ping_timeout()
 
     def send_nowait(self, pkt: Any) -> None:
         """Queue a packet without awaiting (the queue is unbounded: ``put`` never waits)."""

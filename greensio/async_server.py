@@ -28,11 +28,10 @@ from ._core.events import (
 )
 from ._core.handlers import call_trimmed
 from ._core.payload import from_args
-from ._core.session import ServerConnection
+from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive_async
 from .async_engine import AsyncEngineServer
 from .async_manager import AsyncManager
-from .async_namespace import AsyncNamespace
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer
 from .engine import OutPacket
 
@@ -51,21 +50,26 @@ class AsyncServer(BaseServer):
         different clients run concurrently.
     :param namespaces: namespaces accepted besides those with handlers;
         ``'*'`` accepts any.
-    :param kwargs: ``serializer`` and ``always_connect`` as for
+    :param kwargs: ``serializer``, ``always_connect`` and
+        ``max_events_in_flight`` (how many events of one client may wait for
+        a handler or run at once, default 100; at the bound the server stops
+        reading that client until one of its handlers finishes) as for
         :class:`greensio.Server`, and the Engine.IO options
         (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
         ``cors_allowed_origins``, ``engineio_logger``, ``async_mode``...).
         python-engineio's ``'asgi'`` mode is the one greensio tests.
     """
 
-    _namespace_class = AsyncNamespace
-
     def __init__(self, client_manager: Any = None, logger: Any = False, json: Any = None,
                  async_handlers: Any = True, namespaces: Any = None, **kwargs: Any) -> None:
         serializer = kwargs.pop('serializer', 'default')
         always_connect = kwargs.pop('always_connect', False)
+        max_events_in_flight = kwargs.pop('max_events_in_flight', MAX_EVENTS_IN_FLIGHT)
+        if not isinstance(max_events_in_flight, int) or max_events_in_flight < 1:
+            raise ValueError(f'max_events_in_flight must be a positive integer, not {max_events_in_flight!r}')
         super().__init__(client_manager, logger, serializer, json, async_handlers, always_connect, namespaces,
                          **kwargs)
+        self.max_events_in_flight = max_events_in_flight
         self._tasks: set[asyncio.Task] = set()  # handler tasks, referenced until done
         self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
         self.manager.set_server(self)
@@ -181,15 +185,18 @@ class AsyncServer(BaseServer):
             return
         kind = type(event)
         if kind is EventReceived:
+            conn.events_in_flight += 1
             if self.async_handlers == 'ordered':
                 backlog = self._ordered.setdefault(eio_sid, deque())
                 backlog.append(event)
                 if len(backlog) == 1:
-                    self._spawn(self._drain_in_order(eio_sid, backlog))
+                    self._spawn(self._drain_in_order(conn, backlog))
             elif self.async_handlers:
-                self._spawn(self._handle_event(eio_sid, event))
+                self._spawn(self._handle_event(conn, event))
             else:
-                await self._handle_event(eio_sid, event)
+                await self._handle_event(conn, event)
+            if conn.events_in_flight >= self.max_events_in_flight:
+                await self._pause_reading(conn)
         elif kind is AckReceived:
             await self._handle_ack(event)
         elif kind is ConnectRequested:
@@ -201,31 +208,71 @@ class AsyncServer(BaseServer):
 
     _run_flow = staticmethod(drive_async)  # a flow of ``BaseServer``, driven as ``_twins.drive_async`` does
 
-    async def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
+    async def _handle_event(self, conn: ServerConnection, event: EventReceived) -> None:
         namespace = event.namespace
         try:
             result = await self._trigger_event(event.event, namespace, event.sid, *event.args)
         except Exception:
             self.logger.exception('event handler error: "%s" [%s]', event.event, namespace)
             return
+        finally:
+            conn.events_in_flight -= 1
+            resume = conn.resume
+            if resume is not None:  # the client's reader is paused: it may read on
+                conn.resume = None
+                resume.set()
         if result is self.not_handled or event.ack_id is None:
             return
-        self._send_packet(eio_sid, self._ack_packet(result, namespace, event.ack_id))
+        self._send_packet(conn.eio_sid, self._ack_packet(result, namespace, event.ack_id))
+
+    async def _pause_reading(self, conn: ServerConnection) -> None:
+        """Back-pressure: return once one of the client's events has finished (as ``Server._pause_reading``)."""
+        socket = self.eio.sockets.get(conn.eio_sid)
+        if socket is None:
+            return
+        conn.pauses += 1
+        if conn.pauses == 1:
+            self.logger.warning('%s: %d events queued or running (max_events_in_flight), '
+                                'not reading more until its handlers catch up', conn.eio_sid, conn.events_in_flight)
+        hold = getattr(socket, 'hold_heartbeat', None)  # the in-process test socket has no heartbeat
+        if hold is not None:
+            hold(True)
+        try:
+            while conn.events_in_flight >= self.max_events_in_flight and not socket.closed:
+                # shared by every paused reader of this client (overlapping
+                # polling POSTs); whoever sets it also takes it away
+                resume = conn.resume
+                if resume is None:
+                    resume = conn.resume = asyncio.Event()
+                await resume.wait()
+        finally:
+            if hold is not None:
+                hold(False)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
+    async def _drain_in_order(self, conn: ServerConnection, backlog: deque) -> None:
         try:
             while backlog:
-                await self._handle_event(eio_sid, backlog[0])
+                await self._handle_event(conn, backlog[0])
                 backlog.popleft()
         finally:
             # also when the drain was cancelled: later events then start a new one
-            if self._ordered.get(eio_sid) is backlog:
-                del self._ordered[eio_sid]
+            if backlog:  # cancelled inside the first one's handler, which counted itself out
+                conn.events_in_flight -= len(backlog) - 1
+                backlog.clear()
+                self._wake_reader(conn)
+            if self._ordered.get(conn.eio_sid) is backlog:
+                del self._ordered[conn.eio_sid]
+
+    @staticmethod
+    def _wake_reader(conn: ServerConnection) -> None:
+        resume, conn.resume = conn.resume, None
+        if resume is not None:
+            resume.set()
 
     async def _handle_ack(self, event: AckReceived) -> None:
         try:
@@ -234,6 +281,9 @@ class AsyncServer(BaseServer):
             self.logger.exception('ack callback error [%s]', event.namespace)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
+        conn = self._connections.get(eio_sid)
+        if conn is not None:
+            self._wake_reader(conn)  # a paused reader has nothing more to read
         await self._run_flow(self._eio_disconnect_flow(eio_sid, reason))
 
     async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:

@@ -268,10 +268,29 @@ class GreenSocket(eio_socket.Socket):
         self.ws: WebSocketTransport | None = None  # set once frames go direct
         self._transport: WebSocketTransport | None = None  # set from the takeover on
         self._polling = False
+        self._heartbeat_holds = 0  # readers of this peer the server has paused
 
     def schedule_ping(self) -> None:
         # a PONG arrived: the heartbeat task pings again at its next tick
         self.last_ping = None
+
+    def hold_heartbeat(self, held: bool) -> None:
+        """Say that the server stops (``True``) or resumes reading this peer.
+
+        While a hold lasts the peer cannot time out: its PONG may be waiting,
+        unread, behind its other packets; and it is pinged every
+        ``ping_interval`` all the same, so that it does not time the server
+        out either.  When the last hold ends, a pending ping gets a full
+        ``ping_timeout`` again, counted from now.
+        """
+        self._heartbeat_holds += 1 if held else -1
+        if not self._heartbeat_holds and self.last_ping:
+            self.last_ping = time.time()
+
+    def check_ping_timeout(self) -> bool:
+        if self._heartbeat_holds and not self.closed:
+            return True
+        return super().check_ping_timeout()
 
     def send(self, pkt: Any) -> None:
         ws = self.ws
@@ -552,7 +571,9 @@ class EngineServer(engineio.Server):
             self.sleep(self.ping_interval)
             now = time.time()
             for s in list(self.sockets.values()):
-                if s.connected and not s.closing and s.last_ping is None:
+                # a peer the server is not reading gets pinged anyway: its PONG
+                # may be unread, and without pings it would time the server out
+                if s.connected and not s.closing and (s.last_ping is None or s._heartbeat_holds):
                     s.last_ping = now
                     s.send(ping)
 

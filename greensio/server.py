@@ -22,12 +22,11 @@ from ._core.events import (
 )
 from ._core.handlers import call_trimmed
 from ._core.payload import from_args
-from ._core.session import ServerConnection
+from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer
 from .engine import EngineServer, OutPacket
 from .manager import Manager
-from .namespace import Namespace
 
 
 class Server(BaseServer):
@@ -44,6 +43,11 @@ class Server(BaseServer):
         (default ``True``), so a blocking handler never stops acks arriving.
         ``'ordered'`` does the same but runs one client's events one after
         the other, in arrival order, while different clients run concurrently.
+    :param max_events_in_flight: how many events of one client may wait for
+        a handler or run at once (default 100).  At the bound the server
+        stops reading that client until one of its handlers finishes: its
+        further packets wait in the network and in the client, not in the
+        server, and other clients are not slowed down.
     :param always_connect: send the connect acknowledgement before the
         connect handler runs (a refusal then becomes a disconnect).
     :param namespaces: namespaces accepted besides those with handlers;
@@ -53,13 +57,15 @@ class Server(BaseServer):
         ``engineio_logger``, ...); ``async_mode`` defaults to ``'gevent'``.
     """
 
-    _namespace_class = Namespace
-
     def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
                  json: Any = None, async_handlers: bool = True, always_connect: bool = False,
                  namespaces: Any = None, **kwargs: Any) -> None:
+        max_events_in_flight = kwargs.pop('max_events_in_flight', MAX_EVENTS_IN_FLIGHT)
+        if not isinstance(max_events_in_flight, int) or max_events_in_flight < 1:
+            raise ValueError(f'max_events_in_flight must be a positive integer, not {max_events_in_flight!r}')
         super().__init__(client_manager, logger, serializer, json, async_handlers, always_connect, namespaces,
                          **kwargs)
+        self.max_events_in_flight = max_events_in_flight
         self._ordered: dict[str, deque] = {}  # eio_sid -> events waiting their turn
         self._pool: Any = None
         self._home: Any = None  # where emits from native threads are handed (gevent only)
@@ -181,15 +187,18 @@ class Server(BaseServer):
             return
         kind = type(event)
         if kind is EventReceived:
+            conn.events_in_flight += 1
             if self.async_handlers == 'ordered':
                 backlog = self._ordered.setdefault(eio_sid, deque())
                 backlog.append(event)
                 if len(backlog) == 1:
-                    self._spawn(self._drain_in_order, eio_sid, backlog)
+                    self._spawn(self._drain_in_order, conn, backlog)
             elif self.async_handlers:
-                self._spawn(self._handle_event, eio_sid, event)
+                self._spawn(self._handle_event, conn, event)
             else:
-                self._handle_event(eio_sid, event)
+                self._handle_event(conn, event)
+            if conn.events_in_flight >= self.max_events_in_flight:
+                self._pause_reading(conn)
         elif kind is AckReceived:
             self._handle_ack(event)
         elif kind is ConnectRequested:
@@ -201,16 +210,53 @@ class Server(BaseServer):
 
     _run_flow = staticmethod(drive)  # a flow of ``BaseServer``, driven as ``_twins.drive`` does
 
-    def _handle_event(self, eio_sid: str, event: EventReceived) -> None:
+    def _handle_event(self, conn: ServerConnection, event: EventReceived) -> None:
         namespace = event.namespace
         try:
             result = self._trigger_event(event.event, namespace, event.sid, *event.args)
         except Exception:
             self.logger.exception('event handler error: "%s" [%s]', event.event, namespace)
             return
+        finally:
+            conn.events_in_flight -= 1
+            resume = conn.resume
+            if resume is not None:  # the client's reader is paused: it may read on
+                conn.resume = None
+                resume.set()
         if result is self.not_handled or event.ack_id is None:
             return
-        self._send_packet(eio_sid, self._ack_packet(result, namespace, event.ack_id))
+        self._send_packet(conn.eio_sid, self._ack_packet(result, namespace, event.ack_id))
+
+    def _pause_reading(self, conn: ServerConnection) -> None:
+        """Back-pressure: return once one of the client's events has finished.
+
+        The caller is the client's reader (its websocket greenlet, or the
+        request greenlet of its polling POST), so while it waits the client's
+        next packets stay in its TCP connection and in the client itself.
+        Meanwhile the client cannot time out its heartbeat: its PONG may be
+        waiting, unread, behind its events.
+        """
+        socket = self.eio.sockets.get(conn.eio_sid)
+        if socket is None:
+            return
+        conn.pauses += 1
+        if conn.pauses == 1:
+            self.logger.warning('%s: %d events queued or running (max_events_in_flight), '
+                                'not reading more until its handlers catch up', conn.eio_sid, conn.events_in_flight)
+        hold = getattr(socket, 'hold_heartbeat', None)  # the in-process test socket has no heartbeat
+        if hold is not None:
+            hold(True)
+        try:
+            while conn.events_in_flight >= self.max_events_in_flight and not socket.closed:
+                # shared by every paused reader of this client (overlapping
+                # polling POSTs); whoever sets it also takes it away
+                resume = conn.resume
+                if resume is None:
+                    resume = conn.resume = self.eio.create_event()
+                resume.wait()
+        finally:
+            if hold is not None:
+                hold(False)
 
     def _spawn(self, fn: Callable, *args: Any) -> None:
         if self._pool is not None:
@@ -218,15 +264,25 @@ class Server(BaseServer):
         else:
             self.start_background_task(fn, *args)
 
-    def _drain_in_order(self, eio_sid: str, backlog: deque) -> None:
+    def _drain_in_order(self, conn: ServerConnection, backlog: deque) -> None:
         try:
             while backlog:
-                self._handle_event(eio_sid, backlog[0])
+                self._handle_event(conn, backlog[0])
                 backlog.popleft()
         finally:
             # also when the drain was killed: later events then start a new one
-            if self._ordered.get(eio_sid) is backlog:
-                del self._ordered[eio_sid]
+            if backlog:  # killed inside the first one's handler, which counted itself out
+                conn.events_in_flight -= len(backlog) - 1
+                backlog.clear()
+                self._wake_reader(conn)
+            if self._ordered.get(conn.eio_sid) is backlog:
+                del self._ordered[conn.eio_sid]
+
+    @staticmethod
+    def _wake_reader(conn: ServerConnection) -> None:
+        resume, conn.resume = conn.resume, None
+        if resume is not None:
+            resume.set()
 
     def _handle_ack(self, event: AckReceived) -> None:
         try:
@@ -235,6 +291,9 @@ class Server(BaseServer):
             self.logger.exception('ack callback error [%s]', event.namespace)
 
     def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
+        conn = self._connections.get(eio_sid)
+        if conn is not None:
+            self._wake_reader(conn)  # a paused reader has nothing more to read
         self._run_flow(self._eio_disconnect_flow(eio_sid, reason))
 
     def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:

@@ -24,6 +24,11 @@ from .events import (
 #: costs the server a sid, rooms and a session, so the count is bounded.
 MAX_NAMESPACES = 64
 
+#: Events of one connection waiting for a handler or running, by default: each
+#: holds its arguments and a greenlet or task, and a client can send them far
+#: faster than slow handlers finish (HTTP/2 servers allow 100 concurrent streams).
+MAX_EVENTS_IN_FLIGHT = 100
+
 
 class ServerConnection:
     def __init__(self, eio_sid: str, packet_class: type[pk.Packet] = pk.Packet) -> None:
@@ -32,6 +37,13 @@ class ServerConnection:
         self.namespaces: dict[str, str] = {}  # namespace -> sid
         self.sessions: dict[str, dict[str, Any]] = {}  # namespace -> user session
         self._pending: pk.Packet | None = None
+        # Events handed to handlers and not finished yet.  The shell counts
+        # them and stops reading the client while it is at the server's bound;
+        # ``resume`` is the shell's wake-up for that paused reader, and
+        # ``pauses`` how often reading paused (the first one is logged).
+        self.events_in_flight = 0
+        self.resume: Any = None
+        self.pauses = 0
 
     def receive(self, message: str | bytes) -> ServerEvent | None:
         pending = self._pending

@@ -48,16 +48,55 @@ _SEND_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 if aiohttp is not None:
     _SEND_ERRORS = (OSError, aiohttp.ClientError)
 
+#: How long ``wait()`` lets the Engine.IO client finish closing its transport
+#: (websocket, aiohttp session) once the Socket.IO client is disconnected for good.
+CLOSE_SECONDS = 5.0
+
+
+#: Each connection's ``_close_if_abandoned`` task, referenced until done (asyncio keeps weak references).
+_guards: set[asyncio.Task] = set()
+
 
 class _AsyncEngineClient(engineio.AsyncClient):
     """``engineio.AsyncClient`` that hands messages over on its reader, in order."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = asyncio.Event()  # set while no connection holds a transport or a session
+        self.closed.set()
+
     async def connect(self, *args: Any, **kwargs: Any) -> Any:
-        if self.state == 'disconnected':
-            # a fresh queue per connection: packets of the last one (and its
-            # sentinel) can never reach this one's writer
-            self.queue = self.create_queue()
-        return await super().connect(*args, **kwargs)
+        if self.state != 'disconnected':  # python-engineio refuses it
+            return await super().connect(*args, **kwargs)
+        # a fresh queue per connection: packets of the last one (and its
+        # sentinel) can never reach this one's writer
+        self.queue = self.create_queue()
+        self.closed.clear()
+        try:
+            return await super().connect(*args, **kwargs)
+        finally:
+            if self.state == 'connected':
+                guard = asyncio.ensure_future(self._close_if_abandoned())
+                _guards.add(guard)  # referenced until done
+                guard.add_done_callback(_guards.discard)
+            else:
+                self.closed.set()
+
+    async def _close_if_abandoned(self) -> None:
+        """Wait for the connection's end; if the event loop is torn down first, close the session.
+
+        ``asyncio.run()`` cancels the tasks still running when its coroutine
+        ends (Ctrl-C cancels that coroutine): python-engineio's reader and
+        writer then stop without closing the aiohttp session, which aiohttp
+        reports as unclosed.  This task is cancelled with them and closes it.
+        """
+        try:
+            await self.closed.wait()
+        except asyncio.CancelledError:
+            http = self.http
+            if not self.external_http and http is not None and not http.closed:
+                await http.close()
+            raise
 
     def send_nowait(self, data: str | bytes) -> None:
         """Queue a MESSAGE without yielding, so a packet's parts stay together."""
@@ -71,6 +110,11 @@ class _AsyncEngineClient(engineio.AsyncClient):
             # python-engineio drained the queue, sentinel included: the writer
             # would wait for ping_interval + ping_timeout
             self.queue.put_nowait(None)
+        self.closed.set()
+        # one turn of the loop, so that a wait() this releases returns now:
+        # python-engineio's Ctrl-C handler cancels every other task as soon as
+        # its disconnect() returns, and would interrupt it
+        await asyncio.sleep(0)
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == 'message':  # inline, on the reader: python-engineio started a task per message
@@ -196,6 +240,12 @@ class AsyncClient(BaseClient):
 
     async def wait(self) -> None:
         await self._finished.wait()
+        # the Engine.IO client may still be closing its transport in another
+        # task (a disconnect from the server, or from python-engineio's Ctrl-C
+        # handler): returning first would let asyncio.run() cancel it halfway,
+        # leaving the aiohttp session unclosed
+        if not await self._wait(self.eio.closed, CLOSE_SECONDS):
+            self.logger.warning('the Engine.IO connection did not close in time')
 
     async def emit(self, event: str, data: Any = None, namespace: str | None = None,
                    callback: Callable | None = None) -> None:

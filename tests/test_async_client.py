@@ -15,6 +15,7 @@ import asyncio
 import functools
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -572,6 +573,60 @@ def test_vanilla_asyncio_process(node_process: Any) -> None:
     run = subprocess.run([sys.executable, '-c', VANILLA, node_process.url], capture_output=True, text=True,
                          timeout=25, env=env, check=False)
     assert run.returncode == 0 and run.stdout.strip() == 'ok', run.stdout + run.stderr
+
+
+# -- Ctrl-C during wait() -------------------------------------------------------------------------------
+
+CTRL_C = '''
+import asyncio, gc, sys
+import greensio
+
+async def main(url, transport, handle_sigint):
+    client = greensio.AsyncClient(handle_sigint=handle_sigint)
+    await client.connect(url, transports=[transport])
+    print('connected', flush=True)
+    await client.wait()
+
+try:
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] == 'True'))
+    print('returned', flush=True)
+except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+    print(type(exc).__name__, flush=True)
+gc.collect()  # aiohttp reports an unclosed session when it is collected
+'''
+
+
+@pytest.mark.parametrize('handle_sigint', [True, False], ids=['handle_sigint', 'asyncio.run_handles_sigint'])
+@pytest.mark.parametrize('transport', ['websocket', 'polling'])
+def test_ctrl_c_during_wait_closes_the_session_and_tasks(serve: Any, transport: str, handle_sigint: bool) -> None:
+    sio = greensio.Server()
+    left: list[str] = []
+    sio.on('disconnect', lambda sid, reason: left.append(reason))
+    url = serve(sio)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.Popen([sys.executable, '-c', CTRL_C, url, transport, str(handle_sigint)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        with gevent.Timeout(20, AssertionError('the client did not connect')):
+            line = proc.stdout.readline()
+        assert line.strip() == 'connected', line + proc.stderr.read()
+        gevent.sleep(0.3)  # the client is inside wait()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert out.strip() in ('returned', 'KeyboardInterrupt', 'CancelledError'), out + err
+    assert 'Unclosed' not in err, err
+    assert 'Task was destroyed' not in err, err
+    assert 'Traceback' not in err, err
+    if handle_sigint or transport == 'websocket':
+        # python-engineio's handler disconnects; else a closed websocket is seen at once (a
+        # long-polling client that just stops is seen only when its heartbeat times out)
+        with gevent.Timeout(5, AssertionError('the server did not see the client leave')):
+            while not left:
+                gevent.sleep(0.05)
 
 
 # -- the seed's AsyncChatClientNamespace example ------------------------------------------------------

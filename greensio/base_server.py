@@ -21,7 +21,7 @@ from engineio import base_server as eio_base
 
 from . import exceptions
 from ._core import packet as pk
-from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
+from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
 from ._core.session import ServerConnection
 from ._twins import SharedDocs
@@ -97,9 +97,6 @@ class BaseServer(SharedDocs):
         pass
 
     not_handled = _NotHandled()
-
-    #: The class-based namespace this server accepts (set by each twin).
-    _namespace_class: type = object
 
     def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
                  json: Any = None, async_handlers: Any = True, always_connect: bool = False,
@@ -303,20 +300,6 @@ class BaseServer(SharedDocs):
     def _ack_packet(self, result: Any, namespace: str, ack_id: int) -> pk.Packet:
         """The ACK for a handler's return value: tuple → arguments, None → none."""
         return self.packet_class(pk.ACK, to_args(result), namespace, ack_id)
-
-    def _resolve(self, event: str, namespace: str, args: tuple) -> tuple[Callable, tuple] | None:
-        """The handler for an event and the arguments to call it with, or None."""
-        found = self._registry.resolve(namespace, event)
-        if found is None:
-            return None
-        handler, lead = found
-        return handler, lead + args
-
-    def _call_handler(self, event: str, handler: Callable, args: tuple) -> Any:
-        # connect's auth and disconnect's reason may be left out of a signature
-        if event in SERVER_RESERVED_EVENTS:
-            return call_trimmed(handler, args, 1)
-        return handler(*args)
 
     # -- sending (the packets are queued, never awaited, in both twins) -------------------
 

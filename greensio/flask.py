@@ -541,7 +541,11 @@ def rooms(sid: str | None = None, namespace: str | None = None) -> list:
 
 
 def disconnect(sid: str | None = None, namespace: str | None = None, silent: bool = False) -> None:
-    """Disconnect the client being handled (or ``sid``) from the namespace."""
+    """Disconnect the client being handled (or ``sid``) from the namespace.
+
+    ``silent`` does nothing: Flask-SocketIO 5 keeps it, deprecated and
+    ignored, so that older calls still work, and so does greensio.
+    """
     _current()._require_server().disconnect(sid or flask.request.sid,  # type: ignore[attr-defined]
                                             namespace=_here(namespace))
 

@@ -245,13 +245,14 @@ def test_refused_connections():
     assert socketio.test_client(app, auth={'mode': 'ok'}).is_connected()
 
 
-def test_server_side_disconnect_helper():
+@pytest.mark.parametrize('kwargs', [{}, {'silent': True}])  # silent is ignored, as in Flask-SocketIO 5
+def test_server_side_disconnect_helper(kwargs):
     app, socketio = make_app()
     reasons = []
 
     @socketio.on('bye')
     def bye():
-        disconnect()
+        disconnect(**kwargs)
 
     @socketio.on('disconnect')
     def on_disconnect(reason):

@@ -143,8 +143,18 @@ class AsyncServer(BaseServer):
     async def sleep(self, seconds: float = 0) -> None:
         await asyncio.sleep(seconds)
 
+    def instrument(self, auth: Any = None, mode: str = 'development', read_only: bool = False,
+                   server_id: str | None = None, namespace: str = '/admin', server_stats_interval: float = 2) -> Any:
+        from .async_admin import AsyncInstrumentedServer
+
+        self._admin = AsyncInstrumentedServer(self, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+                                              namespace=namespace, server_stats_interval=server_stats_interval)
+        return self._admin
+
     async def shutdown(self) -> None:
         self.logger.info('Socket.IO is shutting down')
+        if self._admin is not None:
+            await self._admin.shutdown()
         await self.eio.shutdown()
         close = getattr(self.manager, 'close', None)  # queue managers: flush the outbox, drop the queue
         if close is not None:

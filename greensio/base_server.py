@@ -97,6 +97,7 @@ class BaseServer(SharedDocs):
         pass
 
     not_handled = _NotHandled()
+    _admin: Any = None  # the Admin UI instrumentation, once instrument() was called
 
     def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
                  json: Any = None, async_handlers: Any = True, always_connect: bool = False,
@@ -241,6 +242,32 @@ class BaseServer(SharedDocs):
 
     def shutdown(self) -> Any:
         """Stop background tasks; call before stopping the web server."""
+        raise NotImplementedError
+
+    def instrument(self, auth: Any = None, mode: str = 'development', read_only: bool = False,
+                   server_id: str | None = None, namespace: str = '/admin', server_stats_interval: float = 2) -> Any:
+        """Report to the `Socket.IO Admin UI <https://socket.io/docs/v4/admin-ui/>`_ on ``namespace``.
+
+        :param auth: what an Admin UI must send to connect: a dict such as
+            ``{'username': 'admin', 'password': '...'}`` (the password may be
+            a bcrypt hash, checked with the ``bcrypt`` package), a list of
+            such dicts, a callable that receives the client's auth dict and
+            returns whether it may connect (a coroutine function on the
+            asyncio server too), or ``False`` to disable authentication
+            (a warning is logged).  Required.
+        :param mode: ``'development'`` (default) reports every socket,
+            room change and event as it happens; ``'production'`` only
+            the periodic server statistics.
+        :param read_only: refuse the Admin UI's actions (join, leave,
+            disconnect, emit).
+        :param server_id: this server's name in the Admin UI; default the
+            message queue's worker id, or the host name.
+        :param namespace: the namespace the Admin UI connects to.
+        :param server_stats_interval: seconds between ``server_stats`` reports.
+
+        Returns the instrumentation object; its ``shutdown()`` (also called
+        by the server's) stops the statistics task.
+        """
         raise NotImplementedError
 
     def rooms(self, sid: str, namespace: str | None = None) -> list:

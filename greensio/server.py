@@ -141,6 +141,14 @@ class Server(BaseServer):
     def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> None:
         self._run_flow(self._server_disconnect_flow(sid, namespace, ignore_queue))
 
+    def instrument(self, auth: Any = None, mode: str = 'development', read_only: bool = False,
+                   server_id: str | None = None, namespace: str = '/admin', server_stats_interval: float = 2) -> Any:
+        from .admin import InstrumentedServer
+
+        self._admin = InstrumentedServer(self, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+                                         namespace=namespace, server_stats_interval=server_stats_interval)
+        return self._admin
+
     # -- runtime ------------------------------------------------------------------
 
     def handle_request(self, environ: dict, start_response: Callable) -> Any:
@@ -151,6 +159,8 @@ class Server(BaseServer):
 
     def shutdown(self) -> None:
         self.logger.info('Socket.IO is shutting down')
+        if self._admin is not None:
+            self._admin.shutdown()
         self.eio.shutdown()
         close = getattr(self.manager, 'close', None)  # queue managers: flush the outbox, drop the queue
         if close is not None:

@@ -36,9 +36,7 @@ def cls_of(module: Any, name: str) -> type:
     return getattr(importlib.import_module(f'{module.__name__}.async_pubsub_manager'), name)
 
 #: Methods python-socketio has that greensio does not have yet, with the issue that brings them.
-NOT_YET = {
-    'instrument',  # the Admin UI, a later issue
-}
+NOT_YET: set[str] = set()
 #: greensio's own additions (python-socketio has neither), by class.
 EXTRAS = {
     # call() forgets its callback when it times out (python-socketio kept it)

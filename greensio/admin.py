@@ -1,0 +1,478 @@
+"""The server side of the Socket.IO Admin UI (``Server.instrument()``).
+
+Integration ring.  The official Admin UI (``@socket.io/admin-ui``) is a web
+page that connects to a server as a Socket.IO client, on a namespace of its
+own (``/admin`` by default), and expects the server to report on that
+namespace: periodic ``server_stats``, the list of sockets with their
+handshake and rooms, and, in development mode, every connection, room
+change and event as it happens; in return it may ask the server to make
+sockets join or leave rooms, disconnect them or emit to them.
+
+Nothing here runs unless ``instrument()`` was called: the reporting hooks
+are installed then, as wrappers on the server's and the manager's own
+methods (instance attributes), so a server that is not instrumented pays
+nothing per event.  ``BaseInstrument`` holds what the green
+``InstrumentedServer`` (below) and the asyncio ``AsyncInstrumentedServer``
+(``async_admin.py``) share: the payloads, the credentials check, the
+counters; each twin only adds its way of waiting and emitting.
+
+With several workers behind a message queue, every worker is instrumented
+by the same code: its ``server_stats`` (with its own ``serverId``) and its
+development-mode reports are emits to the admin namespace, which the queue
+carries to the Admin UI whatever worker it is connected to.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import exceptions
+
+HOSTNAME = socket.gethostname()
+PID = os.getpid()
+
+#: Admin UI login sessions one server remembers.  Each successful login
+#: with credentials adds one (the UI reconnects with it after a page
+#: reload); past this bound the oldest is forgotten, so a client that logs
+#: in again and again cannot grow the server.
+MAX_ADMIN_SESSIONS = 1000
+#: How long a login session stays valid, in seconds: a leaked session id
+#: stops working after a day, as a password change would make it.
+ADMIN_SESSION_LIFETIME = 24 * 3600
+
+#: The message the Admin UI recognises to show its login form again.
+REFUSAL = 'invalid credentials'
+
+_BCRYPT_PREFIXES = ('$2a$', '$2b$', '$2y$')
+
+
+def _is_bcrypt_hash(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 60 and value.startswith(_BCRYPT_PREFIXES)
+
+
+def _now_iso(t: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).isoformat()  # noqa: UP017 - datetime.UTC is 3.11+
+
+
+class Credentials:
+    """What an Admin UI client must send in its ``auth`` to connect.
+
+    ``auth`` is ``False`` (no check), a dict of expected values, a list of
+    such dicts (any one matches) or a callable that receives the client's
+    auth dict and returns whether it may connect.  A ``password`` in a dict
+    may be a bcrypt hash (``$2b$...``, what the Node.js ``instrument()``
+    takes), checked with the ``bcrypt`` package; a ``type`` key (``'basic'``
+    in the Node.js options) is ignored.
+    """
+
+    def __init__(self, auth: Any) -> None:
+        if auth is None:
+            raise ValueError('auth must be specified: credentials, a callable, or False to disable authentication')
+        if auth is False:
+            self.expected: list[dict] | None = None
+            self.check_function: Callable | None = None
+        elif callable(auth):
+            self.expected, self.check_function = None, auth
+        elif isinstance(auth, dict) or (isinstance(auth, list) and auth and all(isinstance(a, dict) for a in auth)):
+            self.expected = [self._prepare(a) for a in (auth if isinstance(auth, list) else [auth])]
+            self.check_function = None
+        else:
+            raise ValueError('auth must be a dict, a list of dicts, a callable or False')
+
+    @property
+    def enabled(self) -> bool:
+        return self.expected is not None or self.check_function is not None
+
+    @property
+    def issues_sessions(self) -> bool:
+        """Credentials are typed by a person: a login session spares retyping them after a reload."""
+        return self.expected is not None
+
+    @staticmethod
+    def _prepare(expected: dict) -> dict:
+        expected = {k: v for k, v in expected.items() if k != 'type'}
+        if _is_bcrypt_hash(expected.get('password')):
+            try:
+                import bcrypt  # noqa: F401 - checked here, so a missing package fails at start, not at login
+            except ImportError as exc:
+                raise ImportError('a bcrypt password hash needs the bcrypt package: pip install bcrypt') from exc
+        return expected
+
+    def matches(self, client_auth: Any) -> bool:
+        """Whether ``client_auth`` matches one of the expected dicts (not the callable)."""
+        if not isinstance(client_auth, dict) or self.expected is None:
+            return False
+        return any(self._match_one(expected, client_auth) for expected in self.expected)
+
+    @staticmethod
+    def _match_one(expected: dict, client_auth: dict) -> bool:
+        for key, value in expected.items():
+            given = client_auth.get(key)
+            if key == 'password' and _is_bcrypt_hash(value):
+                import bcrypt
+
+                if not isinstance(given, str) or not bcrypt.checkpw(given.encode(), value.encode()):
+                    return False
+            elif isinstance(value, str) and isinstance(given, str):
+                if not hmac.compare_digest(value.encode(), given.encode()):
+                    return False
+            elif given != value:
+                return False
+        return True
+
+
+class EventBuffer:
+    """Counts of engine events per second, sent and cleared with each ``server_stats``."""
+
+    def __init__(self) -> None:
+        self.buffer: dict[tuple[int, str, str | None], dict] = {}
+
+    def push(self, kind: str, sub_type: str | None = None, count: int = 1) -> None:
+        timestamp = int(time.time()) * 1000
+        key = (timestamp, kind, sub_type)
+        entry = self.buffer.get(key)
+        if entry is None:
+            entry = self.buffer[key] = {'timestamp': timestamp, 'type': kind, 'count': 0}
+            if sub_type is not None:
+                entry['subType'] = sub_type
+        entry['count'] += count
+
+    def get_and_clear(self) -> list[dict]:
+        values, self.buffer = list(self.buffer.values()), {}
+        return values
+
+
+class BaseInstrument:
+    """What both twins of the instrumented server share.
+
+    Not used directly: ``Server.instrument()`` and
+    ``AsyncServer.instrument()`` create the right one.
+    """
+
+    # each twin defines the admin namespace's handlers and the hooks, plain or coroutines
+    admin_connect: Callable[..., Any]
+    admin_emit: Callable[..., Any]
+    admin_enter_room: Callable[..., Any]
+    admin_leave_room: Callable[..., Any]
+    admin_disconnect: Callable[..., Any]
+    _trigger_event: Callable[..., Any]
+    _basic_enter_room: Callable[..., Any]
+    _basic_leave_room: Callable[..., Any]
+    _basic_close_room: Callable[..., Any]
+    _manager_emit: Callable[..., Any]
+
+    def __init__(self, sio: Any, auth: Any = None, mode: str = 'development', read_only: bool = False,
+                 server_id: str | None = None, namespace: str = '/admin', server_stats_interval: float = 2) -> None:
+        if mode not in ('development', 'production'):
+            raise ValueError(f"mode must be 'development' or 'production', not {mode!r}")
+        self.sio = sio
+        self.credentials = Credentials(auth)
+        self.mode = mode
+        self.read_only = read_only
+        self.admin_namespace = namespace
+        self.server_stats_interval = server_stats_interval
+        self.server_id = server_id or getattr(sio.manager, 'host_id', None) or HOSTNAME
+        self.event_buffer = EventBuffer()
+        self.started = time.time()
+        self.connected_at: dict[str, float] = {}  # sid -> when it connected (development mode)
+        self.sessions: dict[str, float] = {}  # Admin UI login session id -> when it expires
+        self.stats_task: Any = None
+        self.stopped = False
+        self.original: dict[str, Any] = {}  # the server's and manager's methods the hooks wrap
+        if not self.credentials.enabled:
+            sio.logger.warning('Admin UI instrumentation on %s without authentication: whoever reaches this '
+                               'server can watch every client%s', namespace,
+                               '' if read_only else ' and disconnect them')
+
+    @property
+    def development(self) -> bool:
+        return self.mode == 'development'
+
+    def supported_features(self) -> list[str]:
+        features = [] if self.read_only else ['EMIT', 'JOIN', 'LEAVE', 'DISCONNECT', 'MJOIN', 'MLEAVE',
+                                              'MDISCONNECT']
+        features.append('AGGREGATED_EVENTS')
+        if self.development:
+            features.append('ALL_EVENTS')
+        return features
+
+    # -- authentication ---------------------------------------------------------
+
+    def _needs_login(self, client_auth: Any) -> bool:
+        """Whether the credentials must be checked: authentication is on and no valid login session was sent."""
+        return self.credentials.enabled and not self._session_valid(client_auth)
+
+    def _session_valid(self, client_auth: Any) -> bool:
+        if not self.credentials.issues_sessions:
+            return False
+        session_id = client_auth.get('sessionId') if isinstance(client_auth, dict) else None
+        if not isinstance(session_id, str):
+            return False
+        expires = self.sessions.get(session_id)
+        if expires is None:
+            return False
+        if expires < time.time():
+            del self.sessions[session_id]
+            return False
+        return True
+
+    def _new_session(self) -> str:
+        while len(self.sessions) >= MAX_ADMIN_SESSIONS:
+            del self.sessions[next(iter(self.sessions))]  # dicts keep insertion order: the oldest
+        session_id = secrets.token_hex(8)
+        self.sessions[session_id] = time.time() + ADMIN_SESSION_LIFETIME
+        return session_id
+
+    def _refuse(self, environ: dict) -> None:
+        self.sio.logger.warning('Admin UI connection from %s refused on %s: invalid credentials',
+                                environ.get('REMOTE_ADDR', '?'), self.admin_namespace)
+        raise exceptions.ConnectionRefusedError(REFUSAL)
+
+    # -- payloads -----------------------------------------------------------------
+
+    def _reported(self, namespace: str) -> bool:
+        return namespace != self.admin_namespace
+
+    def _transport(self, eio_sid: str | None) -> str:
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        return 'websocket' if socket is not None and socket.upgraded else 'polling'
+
+    def serialize_socket(self, sid: str, namespace: str, eio_sid: str | None = None) -> dict:
+        """A socket as the Admin UI lists it: ids, transport, handshake, rooms."""
+        if eio_sid is None:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
+        environ = self.sio.environ.get(eio_sid, {}) if eio_sid else {}
+        headers = {key[5:].lower().replace('_', '-'): value for key, value in environ.items()
+                   if key.startswith('HTTP_')}
+        for key in ('CONTENT_TYPE', 'CONTENT_LENGTH'):
+            if environ.get(key):
+                headers[key.lower().replace('_', '-')] = environ[key]
+        query_string = environ.get('QUERY_STRING', '')
+        query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(query_string).items()}
+        address = headers.get('cf-connecting-ip') or headers.get('x-forwarded-for') or environ.get('REMOTE_ADDR', '')
+        issued = self.connected_at.get(sid, 0)
+        url = environ.get('PATH_INFO', '') + (f'?{query_string}' if query_string else '')
+        return {
+            'id': sid,
+            'clientId': eio_sid,
+            'transport': self._transport(eio_sid),
+            'nsp': namespace,
+            'data': {},
+            'handshake': {
+                'address': address,
+                'headers': headers,
+                'query': query,
+                'secure': environ.get('wsgi.url_scheme') == 'https',
+                'url': url,
+                'issued': int(issued * 1000),
+                'time': _now_iso(issued) if issued else '',
+                'xdomain': 'origin' in headers,
+            },
+            'rooms': [room for room in self.sio.manager.get_rooms(sid, namespace) if room is not None],
+        }
+
+    def all_sockets(self) -> list[dict]:
+        manager = self.sio.manager
+        return [self.serialize_socket(sid, namespace, eio_sid)
+                for namespace in manager.get_namespaces()
+                for sid, eio_sid in list(manager.get_participants(namespace, None))]
+
+    def server_stats(self) -> dict:
+        sockets = list(self.sio.eio.sockets.values())
+        rooms = self.sio.manager.rooms
+        namespaces = sorted(set(rooms) | set(self.sio.handlers) | set(self.sio.namespace_handlers))
+        return {
+            'serverId': self.server_id,
+            'hostname': HOSTNAME,
+            'pid': PID,
+            'uptime': time.time() - self.started,
+            'clientsCount': len(sockets),
+            'pollingClientsCount': sum(1 for s in sockets if not s.upgraded),
+            'aggregatedEvents': self.event_buffer.get_and_clear(),
+            'namespaces': [{'name': name, 'socketsCount': len(rooms.get(name, {}).get(None, ()))}
+                           for name in namespaces],
+        }
+
+    def _targets(self, namespace: str, room_filter: Any) -> list[tuple[str, str]]:
+        """The local sockets an Admin UI action applies to (a room, a socket's own room, or all)."""
+        return list(self.sio.manager.get_participants(namespace, room_filter or None))
+
+    @staticmethod
+    def _event_args(event: str, data: Any) -> list:
+        return [event, *data] if isinstance(data, tuple) else [event, data]
+
+    def instrument(self) -> None:
+        sio, ns = self.sio, self.admin_namespace
+        sio.on('connect', self.admin_connect, namespace=ns)
+        if not self.read_only:
+            sio.on('emit', self.admin_emit, namespace=ns)
+            sio.on('join', self.admin_enter_room, namespace=ns)
+            sio.on('leave', self.admin_leave_room, namespace=ns)
+            sio.on('_disconnect', self.admin_disconnect, namespace=ns)
+        self._install_hooks()
+
+    def _install_hooks(self) -> None:
+        """Wrap the few methods that see connections, events and rooms go by.
+
+        Each wrapper is an instance attribute of this server or its manager
+        (the engine's handlers, registered again), so nothing changes for
+        any other server and nothing runs when ``instrument()`` was not called.
+        """
+        sio = self.sio
+        self.original['eio_connect'] = sio._handle_eio_connect
+        self.original['eio_disconnect'] = sio._handle_eio_disconnect
+        sio.eio.on('connect', self._handle_eio_connect)
+        sio.eio.on('disconnect', self._handle_eio_disconnect)
+        if not self.development:
+            return
+        manager = sio.manager
+        for owner, name, wrapper in ((sio, '_trigger_event', self._trigger_event),
+                                     (manager, 'basic_enter_room', self._basic_enter_room),
+                                     (manager, 'basic_leave_room', self._basic_leave_room),
+                                     (manager, 'basic_close_room', self._basic_close_room),
+                                     (manager, 'emit', self._manager_emit)):
+            self.original[name] = getattr(owner, name)
+            setattr(owner, name, wrapper)
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        self.event_buffer.push('rawConnection')
+        self._start_stats()
+        return self.original['eio_connect'](eio_sid, environ)
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> Any:
+        self.event_buffer.push('rawDisconnection', reason)
+        return self.original['eio_disconnect'](eio_sid, reason)
+
+    def _start_stats(self) -> None:
+        raise NotImplementedError
+
+
+class InstrumentedServer(BaseInstrument):
+    """The green server's Admin UI reporting (see :meth:`greensio.Server.instrument`)."""
+
+    def __init__(self, sio: Any, auth: Any = None, mode: str = 'development', read_only: bool = False,
+                 server_id: str | None = None, namespace: str = '/admin', server_stats_interval: float = 2) -> None:
+        super().__init__(sio, auth, mode, read_only, server_id, namespace, server_stats_interval)
+        self.stop_event = sio.eio.create_event()
+        self.instrument()
+
+    def shutdown(self) -> None:
+        """Stop sending ``server_stats``."""
+        self.stopped = True
+        self.stop_event.set()
+        task, self.stats_task = self.stats_task, None
+        if task is not None:
+            task.join()
+
+    # -- the admin namespace ------------------------------------------------------
+
+    def admin_connect(self, sid: str, environ: dict, client_auth: Any) -> None:
+        new_session = None
+        if self._needs_login(client_auth):
+            check = self.credentials.check_function
+            if not (check(client_auth) if check is not None else self.credentials.matches(client_auth)):
+                self._refuse(environ)
+            if check is None:
+                new_session = self._new_session()
+        # runs once this handler has returned, when the client has its CONNECT
+        self.sio.start_background_task(self._welcome, sid, new_session)
+
+    def _welcome(self, sid: str, session_id: str | None) -> None:
+        ns = self.admin_namespace
+        if session_id is not None:
+            self.sio.emit('session', session_id, to=sid, namespace=ns)
+        self.sio.emit('config', {'supportedFeatures': self.supported_features()}, to=sid, namespace=ns)
+        if self.development:
+            self.sio.emit('all_sockets', self.all_sockets(), to=sid, namespace=ns)
+        self._start_stats()
+
+    def admin_emit(self, _: str, namespace: str, room_filter: Any, event: str, *data: Any) -> None:
+        self.sio.emit(event, data, to=room_filter or None, namespace=namespace)
+
+    def admin_enter_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
+        for sid, _eio_sid in self._targets(namespace, room_filter):
+            self.sio.enter_room(sid, room, namespace=namespace)
+
+    def admin_leave_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
+        for sid, _eio_sid in self._targets(namespace, room_filter):
+            self.sio.leave_room(sid, room, namespace=namespace)
+
+    def admin_disconnect(self, _: str, namespace: str, close: Any = False, room_filter: Any = None) -> None:
+        targets = self._targets(namespace, room_filter)
+        if close:  # the whole connection, every namespace of it
+            for eio_sid in {eio_sid for _sid, eio_sid in targets}:
+                self.sio.eio.disconnect(eio_sid)
+            return
+        for sid, _eio_sid in targets:
+            self.sio.disconnect(sid, namespace=namespace)
+
+    # -- stats ----------------------------------------------------------------------
+
+    def _start_stats(self) -> None:
+        if self.stats_task is None and not self.stopped:
+            self.stats_task = self.sio.start_background_task(self._stats_loop)
+
+    def _stats_loop(self) -> None:
+        while not self.stopped:
+            self.sio.emit('server_stats', self.server_stats(), namespace=self.admin_namespace)
+            if self.stop_event.wait(self.server_stats_interval):
+                break
+
+    # -- hooks (installed by instrument()) ------------------------------------------
+
+    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        trigger = self.original['_trigger_event']
+        sid = args[0]
+        if event == 'connect':
+            self.connected_at[sid] = time.time()
+            result = trigger(event, namespace, *args)  # a refusal raises or returns False: nothing to report
+            if result is not False:
+                self.sio.emit('socket_connected', (self.serialize_socket(sid, namespace), _now_iso()),
+                              namespace=self.admin_namespace, skip_sid=sid)
+            else:
+                self.connected_at.pop(sid, None)
+            return result
+        if event == 'disconnect':
+            self.connected_at.pop(sid, None)
+            reason = args[1] if len(args) > 1 else ''
+            self.sio.emit('socket_disconnected', (namespace, sid, reason, _now_iso()), namespace=self.admin_namespace)
+        elif self._reported(namespace):
+            self.sio.emit('event_received', (namespace, sid, [event, *args[1:]], _now_iso()),
+                          namespace=self.admin_namespace)
+        return trigger(event, namespace, *args)
+
+    def _basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        self.original['basic_enter_room'](sid, namespace, room, eio_sid)
+        if room is not None:
+            self.sio.emit('room_joined', (namespace, room, sid, _now_iso()), namespace=self.admin_namespace)
+
+    def _basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        self.original['basic_leave_room'](sid, namespace, room)
+        if room is not None:
+            self.sio.emit('room_left', (namespace, room, sid, _now_iso()), namespace=self.admin_namespace)
+
+    def _basic_close_room(self, room: Any, namespace: str) -> None:
+        members = self._targets(namespace, room) if room is not None else []
+        self.original['basic_close_room'](room, namespace)
+        for sid, _eio_sid in members:
+            self.sio.emit('room_left', (namespace, room, sid, _now_iso()), namespace=self.admin_namespace)
+
+    def _manager_emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                      callback: Callable | None = None, to: Any = None, **kwargs: Any) -> Any:
+        result = self.original['emit'](event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                                       to=to, **kwargs)
+        if self._reported(namespace):
+            skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
+            args, now = self._event_args(event, data), _now_iso()
+            for sid, _eio_sid in self._targets(namespace, to or room):
+                if sid not in skip:
+                    self.sio.emit('event_sent', (namespace, sid, args, now), namespace=self.admin_namespace)
+        return result

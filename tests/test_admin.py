@@ -1,0 +1,247 @@
+"""``Server.instrument()``: the Admin UI's protocol over real sockets.
+
+A greensio ``Server`` on 127.0.0.1 (port 0), application clients and an
+"admin" client (greensio's ``Client``, speaking to ``/admin`` what the Admin
+UI's page speaks) on the same process's green threads.  The browser test of
+the Admin UI's own page is tests/test_admin_ui_browser.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import bcrypt
+import pytest
+from e2e_helpers import wait_until
+
+import greensio
+from greensio import exceptions
+
+pytestmark = pytest.mark.timeout(30)
+
+PASSWORD = 'correct horse'
+#: a cost-4 bcrypt hash keeps the test fast; the Admin UI's Node server takes the same format
+HASHED = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+
+
+class Events:
+    """Every event a client receives on one namespace, in order, by name."""
+
+    def __init__(self, client: greensio.Client, namespace: str) -> None:
+        self.seen: list[tuple[str, tuple]] = []
+        self.lock = threading.Lock()
+        client.on('*', self._add, namespace=namespace)
+
+    def _add(self, event: str, *args: Any) -> None:
+        with self.lock:
+            self.seen.append((event, args))
+
+    def named(self, event: str) -> list[tuple]:
+        with self.lock:
+            return [args for name, args in self.seen if name == event]
+
+    def wait(self, event: str, match: Any = None, timeout: float = 5) -> tuple:
+        def found() -> Any:
+            return next((args for args in self.named(event) if match is None or match(args)), None)
+
+        return wait_until(found, timeout, f'{event} on the admin client')
+
+
+def build(**instrument: Any) -> greensio.Server:
+    sio = greensio.Server()
+
+    @sio.on('connect')
+    def connect(sid, environ, auth):
+        sio.enter_room(sid, 'everyone')
+
+    @sio.on('join')
+    def join(sid, room):
+        sio.enter_room(sid, room)
+        return 'joined'
+
+    @sio.on('shout')
+    def shout(sid, room, text):
+        sio.emit('heard', text, to=room)
+
+    instrument.setdefault('auth', {'username': 'admin', 'password': HASHED})
+    instrument.setdefault('server_stats_interval', 0.2)
+    sio.instrument(**instrument)
+    return sio
+
+
+@pytest.fixture
+def clients():
+    made: list[greensio.Client] = []
+
+    def make() -> greensio.Client:
+        client = greensio.Client(reconnection=False)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.shutdown()
+
+
+def connect_admin(make, url: str, auth: Any = None, **kwargs: Any) -> tuple[greensio.Client, Events]:
+    admin = make()
+    events = Events(admin, '/admin')
+    admin.connect(url, namespaces=['/admin'], auth=auth or {'username': 'admin', 'password': PASSWORD}, **kwargs)
+    return admin, events
+
+
+def test_dashboard_data_and_live_reports(serve, clients):
+    sio = build()
+    url = serve(sio)
+    first = clients()
+    first.connect(url + '/?room=x', headers={'X-Test': 'yes'}, transports=['websocket'])
+    first_sid = first.get_sid('/')
+
+    admin, events = connect_admin(clients, url)
+    config = events.wait('config')[0]
+    assert {'JOIN', 'LEAVE', 'DISCONNECT', 'ALL_EVENTS', 'AGGREGATED_EVENTS'} <= set(config['supportedFeatures'])
+    assert events.named('session')  # the Admin UI reconnects with it after a page reload
+
+    sockets = events.wait('all_sockets')[0]
+    mine = next(s for s in sockets if s['id'] == first_sid)
+    assert mine['nsp'] == '/' and mine['clientId'] == first.sid and mine['transport'] == 'websocket'
+    assert mine['handshake']['headers']['x-test'] == 'yes'
+    assert mine['handshake']['query']['room'] == 'x'
+    assert mine['handshake']['address'] == '127.0.0.1'
+    assert mine['handshake']['issued'] > 0
+    assert set(mine['rooms']) == {first_sid, 'everyone'}
+    assert any(s['nsp'] == '/admin' for s in sockets)  # the Admin UI lists itself, as on Node
+
+    stats = events.wait('server_stats')[0]
+    assert stats['serverId'] and stats['pid'] and stats['clientsCount'] == 2 and stats['pollingClientsCount'] == 0
+    assert {'name': '/', 'socketsCount': 1} in stats['namespaces']
+    assert any(e['type'] == 'rawConnection' for s in events.named('server_stats') for e in s[0]['aggregatedEvents'])
+
+    second = clients()
+    second.connect(url, transports=['polling'])
+    second_sid = second.get_sid('/')
+    connected = events.wait('socket_connected', lambda a: a[0]['id'] == second_sid)
+    assert connected[0]['transport'] == 'polling' and 'everyone' in connected[0]['rooms']
+
+    assert second.call('join', 'lobby') == 'joined'
+    events.wait('event_received', lambda a: a[:3] == ('/', second_sid, ['join', 'lobby']))
+    events.wait('room_joined', lambda a: a[:3] == ('/', 'lobby', second_sid))
+
+    second.emit('shout', ('everyone', 'hello'))
+    for sid in (first_sid, second_sid):
+        events.wait('event_sent', lambda a, sid=sid: a[:3] == ('/', sid, ['heard', 'hello']))
+
+    sio.leave_room(second_sid, 'lobby')
+    events.wait('room_left', lambda a: a[:3] == ('/', 'lobby', second_sid))
+
+    second.disconnect()
+    events.wait('socket_disconnected', lambda a: a[:2] == ('/', second_sid))
+    admin.disconnect()
+    sio.shutdown()
+
+
+def test_actions_join_leave_disconnect(serve, clients):
+    sio = build()
+    url = serve(sio)
+    target = clients()
+    target.connect(url)
+    sid = target.get_sid('/')
+    admin, events = connect_admin(clients, url)
+    events.wait('config')
+
+    admin.emit('join', ('/', 'vip', sid), namespace='/admin')  # filter: the socket's own room
+    wait_until(lambda: 'vip' in sio.rooms(sid), what='the Admin UI join')
+    events.wait('room_joined', lambda a: a[:3] == ('/', 'vip', sid))
+
+    admin.emit('leave', ('/', 'vip', sid), namespace='/admin')
+    wait_until(lambda: 'vip' not in sio.rooms(sid), what='the Admin UI leave')
+
+    heard = []
+    target.on('announce', heard.append)
+    admin.emit('emit', ('/', 'everyone', 'announce', 'from the admin'), namespace='/admin')
+    wait_until(lambda: heard == ['from the admin'], what='the Admin UI emit')
+
+    admin.emit('_disconnect', ('/', False, sid), namespace='/admin')
+    wait_until(lambda: not target.connected, what='the Admin UI disconnect')
+    events.wait('socket_disconnected', lambda a: a[:3] == ('/', sid, sio.reason.SERVER_DISCONNECT))
+    sio.shutdown()
+
+
+def test_wrong_credentials_refused_and_logged(serve, clients, caplog):
+    sio = build()
+    url = serve(sio)
+    caplog.set_level(logging.WARNING, logger='socketio.server')
+    intruder = clients()
+    with pytest.raises(exceptions.ConnectionError):
+        intruder.connect(url, namespaces=['/admin'], auth={'username': 'admin', 'password': 'guess'})
+    assert 'invalid credentials' in caplog.text
+    with pytest.raises(exceptions.ConnectionError):
+        clients().connect(url, namespaces=['/admin'], auth={'sessionId': 'made-up'})
+
+    # a login session, as the Admin UI keeps it for a page reload
+    admin, events = connect_admin(clients, url)
+    session_id = events.wait('session')[0]
+    admin.disconnect()
+    _again, again_events = connect_admin(clients, url, auth={'sessionId': session_id})
+    again_events.wait('config')
+    sio.shutdown()
+
+
+def test_read_only_refuses_actions(serve, clients):
+    sio = build(read_only=True)
+    url = serve(sio)
+    target = clients()
+    target.connect(url)
+    sid = target.get_sid('/')
+    admin, events = connect_admin(clients, url)
+    features = events.wait('config')[0]['supportedFeatures']
+    assert not {'JOIN', 'LEAVE', 'DISCONNECT', 'EMIT'} & set(features)
+    admin.emit('join', ('/', 'vip', sid), namespace='/admin')
+    admin.emit('_disconnect', ('/', True, sid), namespace='/admin')
+    # both arrive before this event, whose report proves they were read
+    target.emit('join', 'after')
+    events.wait('room_joined', lambda a: a[1] == 'after')
+    assert target.connected and 'vip' not in sio.rooms(sid)
+    sio.shutdown()
+
+
+def test_callable_auth_and_production_mode(serve, clients):
+    seen = []
+
+    def check(auth):
+        seen.append(auth)
+        return auth == {'token': 'ok'}
+
+    sio = build(auth=check, mode='production')
+    url = serve(sio)
+    with pytest.raises(exceptions.ConnectionError):
+        clients().connect(url, namespaces=['/admin'], auth={'token': 'no'})
+    _admin, events = connect_admin(clients, url, auth={'token': 'ok'})
+    assert events.wait('config')[0]['supportedFeatures'][-1] == 'AGGREGATED_EVENTS'  # no ALL_EVENTS
+    events.wait('server_stats')
+    assert not events.named('all_sockets') and not events.named('session')
+    assert seen == [{'token': 'no'}, {'token': 'ok'}]
+    sio.shutdown()
+
+
+def test_options_checked_and_warning_without_auth(caplog):
+    with pytest.raises(ValueError, match='auth'):
+        greensio.Server().instrument()
+    with pytest.raises(ValueError, match='mode'):
+        greensio.Server().instrument(auth=False, mode='debug')
+    caplog.set_level(logging.WARNING, logger='socketio.server')
+    greensio.Server().instrument(auth=False)
+    assert 'without authentication' in caplog.text
+
+
+def test_nothing_installed_without_instrument():
+    sio = greensio.Server()
+    assert '_trigger_event' not in vars(sio) and 'emit' not in vars(sio.manager)
+    assert sio.eio.handlers['connect'] == sio._handle_eio_connect
+    sio.instrument(auth=False, mode='production')
+    assert '_trigger_event' not in vars(sio)  # production mode reports no events either
+    development = greensio.Server()
+    development.instrument(auth=False)
+    assert '_trigger_event' in vars(development)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-OPTIONAL = ['websocket', 'requests', 'kombu', 'redis', 'msgpack', 'flask', 'gunicorn', 'aiohttp']
+OPTIONAL = ['websocket', 'requests', 'kombu', 'redis', 'msgpack', 'flask', 'gunicorn', 'aiohttp', 'prometheus_client']
 
 
 @pytest.mark.timeout(60)
@@ -58,3 +58,18 @@ def test_client_with_one_transport_needs_only_its_package():
             '    print("connection refused, as it should be")\n')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=50, check=False)
     assert run.stdout.strip() == 'connection refused, as it should be', run.stdout + run.stderr
+
+
+@pytest.mark.timeout(60)
+def test_metrics_without_its_extra_says_which_to_install_and_health_needs_none():
+    code = ('import sys; sys.modules["prometheus_client"] = None\n'
+            'import greensio, greensio.health\n'
+            'greensio.health.Health(greensio.Server())\n'
+            'try:\n'
+            '    import greensio.metrics\n'
+            'except ModuleNotFoundError as exc:\n'
+            '    print(exc)\n')
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=50, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ("greensio.metrics needs the 'metrics' extra: pip install 'greensio[metrics]' "
+                                  '(missing: prometheus-client)'), run.stdout + run.stderr

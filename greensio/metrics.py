@@ -1,0 +1,391 @@
+"""Prometheus metrics for a Socket.IO server (the ``metrics`` extra).
+
+Integration ring.  Nothing here runs unless an application creates a
+:class:`Metrics`: a server without one pays nothing.  Most figures are read
+at scrape time from state the server and its manager keep anyway (connected
+clients, websocket write backlogs, the message queue's state, outbox and
+counters).  The few that must be counted as they happen (events, handler
+time, bytes, connects, disconnects, ``call()`` timeouts) are plain integer
+additions in small wrappers put around five of the server's own dispatch
+points when :class:`Metrics` is created; a custom collector turns the
+integers into Prometheus metric families when Prometheus scrapes.
+
+Green threads and the asyncio loop never switch inside an addition, so the
+counters need no lock; a scrape from another OS thread (``serve()`` under
+asyncio) reads copies.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+try:
+    from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ModuleNotFoundError("greensio.metrics needs the 'metrics' extra: pip install 'greensio[metrics]' "
+                              '(missing: prometheus-client)') from exc
+
+from .health import _route_asgi, _route_wsgi, serve_wsgi
+
+__all__ = ['HANDLER_BUCKETS', 'Metrics']
+
+#: Upper bounds (seconds) of the handler duration histogram: from the tens of
+#: microseconds an in-memory handler takes to the seconds of one that calls
+#: out to a database or another client.
+HANDLER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0)
+
+#: Times a scrape retries reading a dict that another OS thread resized under it.
+_READ_ATTEMPTS = 5
+
+_RESERVED = frozenset({'connect', 'disconnect'})
+
+
+def _size(data: Any) -> int:
+    """Bytes of an Engine.IO message payload (UTF-8 for text)."""
+    if isinstance(data, str):
+        return len(data) if data.isascii() else len(data.encode('utf-8', 'surrogatepass'))
+    return len(data)
+
+
+def _copy(read: Callable[[], Any]) -> Any:
+    """``read()``, retried if another thread changed a dict while it was iterated."""
+    for _ in range(_READ_ATTEMPTS - 1):
+        try:
+            return read()
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return read()
+
+
+class _Histogram:
+    """Bucket counts of one namespace; cumulated only when scraped."""
+
+    __slots__ = ('counts', 'total')
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(HANDLER_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+
+class Metrics:
+    """Prometheus metrics of one :class:`~greensio.Server` or :class:`~greensio.AsyncServer`.
+
+    ::
+
+        metrics = Metrics(sio)
+        app = greensio.WSGIApp(sio, metrics.wsgi_app(flask_app))   # /metrics on the app's port
+        metrics.serve(9100)                                         # or on a port of its own
+
+    :param server: the Socket.IO server to observe.  Creating the object
+        starts counting; :meth:`close` stops.
+    :param worker: the value of the ``worker`` label every metric carries, so
+        that the series of several worker processes stay apart (default: the
+        process id).
+    :param registry: a ``prometheus_client.CollectorRegistry`` to register in
+        (default: a new one of its own, so the process's default registry and
+        other servers are not touched).
+    """
+
+    def __init__(self, server: Any, worker: str | None = None, registry: Any = None) -> None:
+        self.server = server
+        self.worker = str(os.getpid()) if worker is None else str(worker)
+        self.registry = CollectorRegistry(auto_describe=False) if registry is None else registry
+        self.events_received: dict[str, int] = {}
+        self.events_sent: dict[str, int] = {}
+        self.connects: dict[tuple[str, str], int] = {}
+        self.disconnects: dict[tuple[str, str], int] = {}
+        self.call_timeouts = 0
+        self._bytes = [0, 0]  # received, sent
+        self._durations: dict[str, _Histogram] = {}
+        self._installed: list[tuple[Any, str, Any, bool]] = []
+        self._install()
+        self.registry.register(self)
+
+    # -- serving -----------------------------------------------------------------------
+
+    def wsgi_app(self, app: Callable | None = None, path: str = '/metrics') -> Callable:
+        """A WSGI app answering ``path`` with the metrics and passing anything else to ``app`` (404 without)."""
+        return _route_wsgi({path: make_wsgi_app(self.registry)}, app)
+
+    def asgi_app(self, app: Callable | None = None, path: str = '/metrics') -> Callable:
+        """The ASGI twin of :meth:`wsgi_app`."""
+        return _route_asgi({path: make_asgi_app(self.registry)}, app)
+
+    def serve(self, port: int, host: str = '127.0.0.1', app: Callable | None = None) -> WSGIServer:
+        """Serve :meth:`wsgi_app` (and ``app`` for other paths) on a port of its own, in a daemon thread.
+
+        Under gevent with monkey patching the thread is a greenlet.  Returns
+        the server: ``server.server_port`` is the port (useful with port 0),
+        ``server.shutdown()`` stops it.
+        """
+        return serve_wsgi(self.wsgi_app(app), port, host)
+
+    def close(self) -> None:
+        """Stop counting and leave the registry (the server is as it was before)."""
+        for target, name, wrapper, own in reversed(self._installed):
+            if vars(target).get(name) is wrapper:
+                if own:  # an attribute of the object itself (the engine's message_handler)
+                    setattr(target, name, wrapper.__wrapped__)
+                else:  # a method of the class: the class's own shows through again
+                    delattr(target, name)
+        self._installed.clear()
+        self.registry.unregister(self)
+
+    # -- counting (the hot path: one addition per figure) ------------------------------------
+
+    def _install(self) -> None:
+        server, manager, eio = self.server, self.server.manager, self.server.eio
+        asyncio_based = server.is_asyncio_based()
+        self._wrap(eio, 'message_handler', self._count_in_async if asyncio_based else self._count_in)
+        self._wrap(server, '_trigger_event', self._trigger_async if asyncio_based else self._trigger)
+        self._wrap(server, '_send_eio_packet', self._count_out)
+        self._wrap(manager, '_emit_local', self._count_emit)
+        self._wrap(manager, 'discard_callback', self._count_call_timeout)
+
+    def _wrap(self, target: Any, name: str, make: Callable[[Any], Any]) -> None:
+        own = name in vars(target)
+        original = getattr(target, name)
+        wrapper = make(original)
+        wrapper.__wrapped__ = original
+        setattr(target, name, wrapper)
+        self._installed.append((target, name, wrapper, own))
+
+    def _count_in(self, handle: Callable) -> Callable:
+        counts = self._bytes
+
+        def message_handler(eio_sid: str, data: Any) -> Any:
+            counts[0] += _size(data)
+            return handle(eio_sid, data)
+        return message_handler
+
+    def _count_in_async(self, handle: Callable) -> Callable:
+        counts = self._bytes
+
+        async def message_handler(eio_sid: str, data: Any) -> Any:
+            counts[0] += _size(data)
+            return await handle(eio_sid, data)
+        return message_handler
+
+    def _count_out(self, send: Callable) -> Callable:
+        counts = self._bytes
+
+        def _send_eio_packet(eio_sid: str, eio_pkt: Any) -> None:
+            counts[1] += _size(eio_pkt.data or '')
+            send(eio_sid, eio_pkt)
+        return _send_eio_packet
+
+    def _count_emit(self, emit_local: Callable) -> Callable:
+        sent = self.events_sent
+
+        def _emit_local(event: str, data: Any, namespace: str, *args: Any, **kwargs: Any) -> int:
+            delivered = emit_local(event, data, namespace, *args, **kwargs)
+            sent[namespace] = sent.get(namespace, 0) + delivered
+            return delivered
+        return _emit_local
+
+    def _count_call_timeout(self, discard: Callable) -> Callable:
+        # the server forgets an ack callback only when call() gave up waiting
+        def discard_callback(sid: str, callback: Callable) -> None:
+            self.call_timeouts += 1
+            discard(sid, callback)
+        return discard_callback
+
+    def _trigger(self, trigger: Callable) -> Callable:
+        def _trigger_event(event: str, namespace: str, *args: Any) -> Any:
+            if event in _RESERVED:
+                return self._reserved(trigger, event, namespace, args)
+            start = perf_counter()
+            try:
+                return trigger(event, namespace, *args)
+            finally:
+                self._observe(namespace, perf_counter() - start)
+        return _trigger_event
+
+    def _trigger_async(self, trigger: Callable) -> Callable:
+        async def _trigger_event(event: str, namespace: str, *args: Any) -> Any:
+            if event in _RESERVED:
+                return await self._reserved_async(trigger, event, namespace, args)
+            start = perf_counter()
+            try:
+                return await trigger(event, namespace, *args)
+            finally:
+                self._observe(namespace, perf_counter() - start)
+        return _trigger_event
+
+    def _observe(self, namespace: str, seconds: float) -> None:
+        received = self.events_received
+        received[namespace] = received.get(namespace, 0) + 1
+        histogram = self._durations.get(namespace)
+        if histogram is None:
+            histogram = self._durations[namespace] = _Histogram()
+        histogram.counts[bisect_left(HANDLER_BUCKETS, seconds)] += 1
+        histogram.total += seconds
+
+    def _reserved(self, trigger: Callable, event: str, namespace: str, args: tuple) -> Any:
+        if event == 'disconnect':
+            self._add(self.disconnects, (namespace, str(args[1]) if len(args) > 1 else ''))
+            return trigger(event, namespace, *args)
+        try:
+            accepted = trigger(event, namespace, *args)
+        except BaseException:
+            self._add(self.connects, (namespace, 'refused'))
+            raise
+        self._add(self.connects, (namespace, 'refused' if accepted is False else 'accepted'))
+        return accepted
+
+    async def _reserved_async(self, trigger: Callable, event: str, namespace: str, args: tuple) -> Any:
+        if event == 'disconnect':
+            self._add(self.disconnects, (namespace, str(args[1]) if len(args) > 1 else ''))
+            return await trigger(event, namespace, *args)
+        try:
+            accepted = await trigger(event, namespace, *args)
+        except BaseException:
+            self._add(self.connects, (namespace, 'refused'))
+            raise
+        self._add(self.connects, (namespace, 'refused' if accepted is False else 'accepted'))
+        return accepted
+
+    @staticmethod
+    def _add(counts: dict, key: Any) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    @property
+    def bytes_received(self) -> int:
+        return self._bytes[0]
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._bytes[1]
+
+    # -- scraping ----------------------------------------------------------------------
+
+    def describe(self) -> Iterable[Any]:
+        return []  # names vary with the manager; nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        """Build every metric family from the counters and the server's current state."""
+        worker = self.worker
+        labels = ['worker']
+
+        def family(kind: Any, name: str, doc: str, extra: tuple[str, ...] = ()) -> Any:
+            return kind(name, doc, labels=[*labels, *extra])
+
+        clients = family(GaugeMetricFamily, 'greensio_clients', 'Clients connected to a namespace of this worker',
+                         ('namespace', 'transport'))
+        for (namespace, transport), n in sorted(_copy(self._clients).items()):
+            clients.add_metric([worker, namespace, transport], n)
+        yield clients
+
+        for name, doc, counts, extra in (
+            ('greensio_connects', 'Namespace connections, accepted or refused by the connect handler',
+             self.connects, ('namespace', 'result')),
+            ('greensio_disconnects', 'Namespace disconnections, by reason', self.disconnects, ('namespace', 'reason')),
+            ('greensio_events_received', 'Events received from clients', self.events_received, ('namespace',)),
+            ('greensio_events_sent', 'Events sent to clients of this worker (one per recipient)',
+             self.events_sent, ('namespace',)),
+        ):
+            counter = family(CounterMetricFamily, name, doc, extra)
+            for key, n in sorted(_copy(lambda c=counts: dict(c)).items()):
+                counter.add_metric([worker, *(key if isinstance(key, tuple) else (key,))], n)
+            yield counter
+
+        durations = family(HistogramMetricFamily, 'greensio_handler_duration_seconds',
+                           'Time event handlers took, waits included', ('namespace',))
+        bounds = [*map(str, HANDLER_BUCKETS), '+Inf']
+        for namespace, histogram in sorted(_copy(lambda: dict(self._durations)).items()):
+            cumulative, running = [], 0
+            for bound, n in zip(bounds, list(histogram.counts)):
+                running += n
+                cumulative.append((bound, running))
+            durations.add_metric([worker, namespace], cumulative, histogram.total)
+        yield durations
+
+        for name, doc, value in (
+            ('greensio_call_timeouts', 'call() waits that timed out without an ack', self.call_timeouts),
+            ('greensio_received_bytes', 'Bytes of Engine.IO messages received (payloads, UTF-8)', self._bytes[0]),
+            ('greensio_sent_bytes', 'Bytes of Engine.IO messages sent (payloads, UTF-8, one per recipient)',
+             self._bytes[1]),
+        ):
+            counter = family(CounterMetricFamily, name, doc)
+            counter.add_metric([worker], value)
+            yield counter
+
+        slow, backlog = _copy(self._backlog)
+        for name, doc, value in (
+            ('greensio_slow_clients', 'Websocket clients with writes waiting because they read slowly', slow),
+            ('greensio_write_backlog_bytes', 'Bytes waiting to be written to slow websocket clients (gevent server)',
+             backlog),
+        ):
+            gauge = family(GaugeMetricFamily, name, doc)
+            gauge.add_metric([worker], value)
+            yield gauge
+
+        yield from self._queue_families(worker, family)
+
+    def _clients(self) -> dict[tuple[str, str], int]:
+        manager, eio = self.server.manager, self.server.eio
+        sockets = eio.sockets
+        found: dict[tuple[str, str], int] = {}
+        for namespace in list(manager.get_namespaces()):
+            for _sid, eio_sid in list(manager.get_participants(namespace, None)):
+                socket = sockets.get(eio_sid)
+                if socket is None:
+                    continue
+                key = (namespace, 'websocket' if socket.upgraded else 'polling')
+                found[key] = found.get(key, 0) + 1
+        return found
+
+    def _backlog(self) -> tuple[int, int]:
+        slow = total = 0
+        for socket in list(self.server.eio.sockets.values()):
+            ws = getattr(socket, 'ws', None)
+            if ws is not None and hasattr(ws, '_backlog_size'):  # the gevent server's websocket
+                owed = ws._backlog_size
+                total += owed
+            elif socket.upgraded:  # the asyncio server: packets its writer has not written yet
+                owed = socket.queue.qsize()
+            else:
+                continue
+            if owed:
+                slow += 1
+        return slow, total
+
+    def _queue_families(self, worker: str, family: Callable) -> Iterator[Any]:
+        manager = self.server.manager
+        state = getattr(manager, 'state', None)
+        if state is None:  # the in-memory manager: one process, no queue
+            return
+        gauge = family(GaugeMetricFamily, 'greensio_message_queue_state',
+                       'The message queue connection: 1 for the current state', ('state',))
+        for name in ('healthy', 'degraded'):
+            gauge.add_metric([worker, name], 1 if state == name else 0)
+        yield gauge
+        for name, doc, value in (
+            ('greensio_outbox_messages', 'Messages waiting for the broker to confirm them', manager.outbox_length),
+            ('greensio_outbox_capacity', 'Messages the outbox holds before emits wait and fail', manager.outbox_size),
+        ):
+            gauge = family(GaugeMetricFamily, name, doc)
+            gauge.add_metric([worker], value)
+            yield gauge
+        stats = dict(manager.stats)
+        for key, name, doc in (
+            ('published', 'greensio_queue_published', 'Messages the broker confirmed'),
+            ('received', 'greensio_queue_received', 'Messages received from other workers and processed'),
+            ('duplicates', 'greensio_queue_deduplicated', 'Messages received twice and dropped'),
+            ('invalid', 'greensio_queue_invalid', 'Messages that failed validation and were dropped'),
+            ('refused', 'greensio_queue_refused', 'Emits refused because the outbox stayed full'),
+        ):
+            counter = family(CounterMetricFamily, name, doc)
+            counter.add_metric([worker], stats.get(key, 0))
+            yield counter

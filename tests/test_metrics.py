@@ -1,0 +1,225 @@
+"""Metrics and health endpoints of a real server, scraped over HTTP during known traffic.
+
+python-socketio clients over 127.0.0.1 (websocket and polling) drive a
+greensio ``Server`` in this process; the figures Prometheus would read are
+parsed with prometheus_client's own parser and compared exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import gevent
+import pytest
+import socketio as pysocketio
+from e2e_helpers import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+import greensio
+from greensio.health import Health
+from greensio.metrics import HANDLER_BUCKETS, Metrics
+from greensio.testing import InMemoryBus, InMemoryPubSubManager
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample as ``{(name, sorted labels without worker): value}``; checks the worker label."""
+    status, text = get(url)
+    assert status == 200, text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop('worker') == 'w1', sample
+            samples[sample.name, tuple(sorted(labels.items()))] = sample.value
+    return samples
+
+
+def client(url: str, transports: list[str], namespaces: list[str] | None = None, auth=None) -> pysocketio.Client:
+    c = pysocketio.Client(reconnection=False)
+    c.on('slow', lambda *args: gevent.sleep(1.0) or 'late')
+    c.connect(url, transports=transports, namespaces=namespaces or ['/'], auth=auth, wait_timeout=10)
+    return c
+
+
+def make_server() -> greensio.Server:
+    sio = greensio.Server(async_mode='gevent')
+
+    @sio.on('echo')
+    def echo(sid, data):
+        return data
+
+    @sio.on('echo', namespace='/chat')
+    def chat_echo(sid, data):
+        return data
+
+    @sio.on('connect', namespace='/chat')
+    def chat_connect(sid, environ, auth):
+        return not (auth or {}).get('refuse')
+
+    @sio.on('ask_slow')
+    def ask_slow(sid):
+        try:
+            sio.call('slow', to=sid, timeout=0.2)
+        except greensio.exceptions.TimeoutError:
+            return 'timed out'
+        return 'answered'
+
+    return sio
+
+
+def test_metrics_count_known_traffic_exactly(serve):
+    sio = make_server()
+    metrics = Metrics(sio, worker='w1')
+    health = Health(sio)
+    url = serve(greensio.WSGIApp(sio, metrics.wsgi_app(health.wsgi_app())))
+    ws = [client(url, ['websocket']) for _ in range(2)]
+    polling = client(url, ['polling'], ['/', '/chat'])
+    with pytest.raises(pysocketio.exceptions.ConnectionError):
+        client(url, ['websocket'], ['/chat'], auth={'refuse': True})
+    try:
+        for c in ws:
+            for i in range(3):
+                assert c.call('echo', {'n': i}, timeout=10) == {'n': i}
+        assert polling.call('echo', 'x', namespace='/chat', timeout=10) == 'x'
+        assert ws[0].call('ask_slow', timeout=10) == 'timed out'
+        got = []
+        for c in (*ws, polling):
+            c.on('tick', lambda data, got=got: got.append(data))
+        sio.emit('tick', 1)
+        wait_until(lambda: len(got) == 3, 10, 'three ticks')
+
+        m = scrape(url + '/metrics')
+        assert m['greensio_clients', (('namespace', '/'), ('transport', 'websocket'))] == 2
+        assert m['greensio_clients', (('namespace', '/'), ('transport', 'polling'))] == 1
+        assert m['greensio_clients', (('namespace', '/chat'), ('transport', 'polling'))] == 1
+        assert m['greensio_connects_total', (('namespace', '/'), ('result', 'accepted'))] == 3
+        assert m['greensio_connects_total', (('namespace', '/chat'), ('result', 'accepted'))] == 1
+        assert m['greensio_connects_total', (('namespace', '/chat'), ('result', 'refused'))] == 1
+        assert m['greensio_events_received_total', (('namespace', '/'),)] == 7  # 6 echo + ask_slow
+        assert m['greensio_events_received_total', (('namespace', '/chat'),)] == 1
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 4  # slow + 3 ticks
+        assert m['greensio_handler_duration_seconds_count', (('namespace', '/'),)] == 7
+        assert m['greensio_handler_duration_seconds_bucket', (('le', '+Inf'), ('namespace', '/'))] == 7
+        # ask_slow waited 0.2 s for its call(): the only handler above 0.1 s
+        over = [b for b in HANDLER_BUCKETS if b < 0.2][-1]
+        assert m['greensio_handler_duration_seconds_bucket', (('le', str(over)), ('namespace', '/'))] == 6
+        assert 0.2 <= m['greensio_handler_duration_seconds_sum', (('namespace', '/'),)] < 2
+        assert m['greensio_call_timeouts_total', ()] == 1
+        assert m['greensio_received_bytes_total', ()] > 0
+        assert m['greensio_sent_bytes_total', ()] > 0
+        assert m['greensio_slow_clients', ()] == 0
+        assert m['greensio_write_backlog_bytes', ()] == 0
+        assert not [name for name, _ in m if name.startswith(('greensio_queue', 'greensio_outbox'))]
+
+        # bytes: one more echo of a known size moves each counter by at least the payload
+        before = m['greensio_received_bytes_total', ()], m['greensio_sent_bytes_total', ()]
+        ws[0].call('echo', 'é' * 1000, timeout=10)
+        m = scrape(url + '/metrics')
+        assert m['greensio_received_bytes_total', ()] - before[0] >= 2000
+        assert m['greensio_sent_bytes_total', ()] - before[1] >= 2000
+
+        assert get(url + '/healthz') == (200, json.dumps({'status': 'ok', 'message_queue': 'none', 'outbox': 0}))
+        assert get(url + '/readyz')[0] == 200
+    finally:
+        for c in (*ws, polling):
+            c.disconnect()
+    def disconnects(namespace: str) -> float:
+        return sum(value for (name, labels), value in scrape(url + '/metrics').items()
+                   if name == 'greensio_disconnects_total' and ('namespace', namespace) in labels)
+
+    # python-socketio's websocket client may close its transport before the
+    # server reads its DISCONNECT: the reason is then 'transport close'
+    wait_until(lambda: disconnects('/') == 3, 10, f'three disconnects: {metrics.disconnects}')
+    m = scrape(url + '/metrics')
+    assert m['greensio_disconnects_total', (('namespace', '/chat'), ('reason', 'client disconnect'))] == 1
+    assert not [key for key, value in m.items() if key[0] == 'greensio_clients' and value]
+    metrics.close()
+
+
+def test_endpoints_are_not_on_the_socketio_port_unless_mounted(serve):
+    sio = make_server()
+    metrics = Metrics(sio, worker='w1')
+    health = Health(sio)
+    url = serve(sio)  # the Socket.IO app alone
+    for path in ('/metrics', '/healthz', '/readyz'):
+        status, body = get(url + path)
+        assert status == 404, (path, body)
+        assert 'greensio_' not in body
+    # served on a port of its own instead, with health on the same port
+    http = metrics.serve(0, app=health.wsgi_app())
+    try:
+        other = f'http://127.0.0.1:{http.server_port}'
+        c = client(url, ['websocket'])
+        try:
+            c.call('echo', 1, timeout=10)
+            m = scrape(other + '/metrics')
+            assert m['greensio_events_received_total', (('namespace', '/'),)] == 1
+            assert get(other + '/readyz')[0] == 200
+            assert get(other + '/other')[0] == 404
+        finally:
+            c.disconnect()
+    finally:
+        http.shutdown()
+        http.server_close()
+        metrics.close()
+
+
+def test_close_puts_the_server_back_and_a_new_metrics_starts_from_zero(serve):
+    sio = make_server()
+    original = sio.eio.message_handler
+    metrics = Metrics(sio, worker='w1')
+    metrics.close()
+    assert sio.eio.message_handler == original
+    assert '_trigger_event' not in vars(sio) and '_send_eio_packet' not in vars(sio)
+    assert '_emit_local' not in vars(sio.manager) and 'discard_callback' not in vars(sio.manager)
+    url = serve(sio)
+    c = client(url, ['websocket'])
+    try:
+        c.call('echo', 1, timeout=10)
+        assert metrics.events_received == {}
+        again = Metrics(sio, worker='w1')
+        c.call('echo', 1, timeout=10)
+        assert again.events_received == {'/': 1}
+        again.close()
+    finally:
+        c.disconnect()
+
+
+def test_readiness_follows_the_queue_state_and_the_outbox():
+    """The in-memory bus fails and comes back: not ready while degraded or while the outbox drains."""
+    bus = InMemoryBus()
+    manager = InMemoryPubSubManager(bus, channel='health', outbox_size=10)
+    sio = greensio.Server(client_manager=manager, async_mode='gevent')
+    manager.initialize()
+    health = Health(sio)
+    assert health.max_outbox == 5
+    try:
+        assert health.ready()
+        bus.fail()
+        for i in range(6):
+            sio.emit('x', i)
+        wait_until(lambda: manager.state == 'degraded', 10, 'degraded')
+        assert not health.ready()
+        assert health.report() == {'ready': False, 'message_queue': 'degraded', 'outbox': 6}
+        bus.restore()
+        wait_until(health.ready, 15, 'ready again')
+        assert manager.outbox_length < 5
+    finally:
+        bus.restore()
+        deadline = time.monotonic() + 10
+        while manager.outbox_length and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        manager.close(timeout=5)

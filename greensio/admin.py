@@ -103,7 +103,8 @@ class Credentials:
             try:
                 import bcrypt  # noqa: F401 - checked here, so a missing package fails at start, not at login
             except ImportError as exc:
-                raise ImportError('a bcrypt password hash needs the bcrypt package: pip install bcrypt') from exc
+                raise ModuleNotFoundError("a bcrypt password hash in instrument(auth=...) needs the 'admin' extra: "
+                                          "pip install 'greensio[admin]' (missing: bcrypt)") from exc
         return expected
 
     def matches(self, client_auth: Any) -> bool:

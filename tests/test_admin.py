@@ -9,6 +9,8 @@ the Admin UI's own page is tests/test_admin_ui_browser.py.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -245,3 +247,17 @@ def test_nothing_installed_without_instrument():
     development = greensio.Server()
     development.instrument(auth=False)
     assert '_trigger_event' in vars(development)
+
+
+@pytest.mark.timeout(60)
+def test_bcrypt_hash_without_bcrypt_says_which_extra():
+    code = ('import sys; sys.modules["bcrypt"] = None\n'
+            'import greensio\n'
+            'greensio.Server().instrument(auth={"username": "a", "password": "x"})  # plain: no bcrypt needed\n'
+            'try:\n'
+            f'    greensio.Server().instrument(auth={{"username": "a", "password": {HASHED!r}}})\n'
+            'except ModuleNotFoundError as exc:\n'
+            '    print(exc)\n')
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=50, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "pip install 'greensio[admin]' (missing: bcrypt)" in run.stdout, run.stdout + run.stderr

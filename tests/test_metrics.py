@@ -8,6 +8,9 @@ parsed with prometheus_client's own parser and compared exactly.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -223,3 +226,40 @@ def test_readiness_follows_the_queue_state_and_the_outbox():
         while manager.outbox_length and time.monotonic() < deadline:
             gevent.sleep(0.01)
         manager.close(timeout=5)
+
+
+@pytest.mark.timeout(60)
+def test_asyncio_server_metrics_and_health_mounted_on_its_asgi_app():
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), 'metrics_async_app.py')],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    clients = []
+    try:
+        with gevent.Timeout(20, TimeoutError('the asyncio server did not start')):
+            url = f'http://127.0.0.1:{int(proc.stdout.readline())}'
+        clients = [client(url, ['websocket']), client(url, ['polling'])]
+        for c in clients:
+            for i in range(2):
+                assert c.call('echo', i, timeout=10) == i
+        assert clients[0].call('ask_slow', timeout=10) == 'timed out'
+        got = []
+        for c in clients:
+            c.on('tick', lambda data, got=got: got.append(data))
+        clients[1].call('tick_all', timeout=10)
+        wait_until(lambda: len(got) == 2, 10, 'two ticks')
+        m = scrape(url + '/metrics')
+        assert m['greensio_clients', (('namespace', '/'), ('transport', 'websocket'))] == 1
+        assert m['greensio_clients', (('namespace', '/'), ('transport', 'polling'))] == 1
+        assert m['greensio_connects_total', (('namespace', '/'), ('result', 'accepted'))] == 2
+        assert m['greensio_events_received_total', (('namespace', '/'),)] == 6
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 3  # slow + 2 ticks
+        assert m['greensio_handler_duration_seconds_count', (('namespace', '/'),)] == 6
+        assert m['greensio_call_timeouts_total', ()] == 1
+        assert m['greensio_received_bytes_total', ()] > 0 and m['greensio_sent_bytes_total', ()] > 0
+        assert get(url + '/readyz') == (200, json.dumps({'status': 'ok', 'message_queue': 'none', 'outbox': 0}))
+        assert get(url + '/healthz')[0] == 200
+        assert get(url + '/elsewhere')[0] == 404
+    finally:
+        for c in clients:
+            c.disconnect()
+        proc.terminate()
+        proc.wait(10)

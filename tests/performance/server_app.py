@@ -178,6 +178,11 @@ def main() -> int:
     socketio = import_impl(args.impl)
     sio = build_app(socketio)
     app = socketio.WSGIApp(sio)
+    if args.impl == 'greensio' and os.environ.get('BENCH_GREENSIO_METRICS') == '1':
+        # greensio's cost with its Prometheus metrics on (mounted at /metrics, as an app would)
+        from greensio.metrics import Metrics
+
+        app = socketio.WSGIApp(sio, Metrics(sio).wsgi_app())
 
     if args.impl == 'greensio':
         serving, start = serve_greensio(socketio, app, HOST, args.port)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from time import perf_counter
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -296,7 +297,7 @@ class Metrics:
              self.events_sent, ('namespace',)),
         ):
             counter = family(CounterMetricFamily, name, doc, extra)
-            for key, n in sorted(_copy(lambda c=counts: dict(c)).items()):
+            for key, n in sorted(_copy(partial(dict, counts)).items()):
                 counter.add_metric([worker, *(key if isinstance(key, tuple) else (key,))], n)
             yield counter
 

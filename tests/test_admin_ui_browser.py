@@ -1,0 +1,96 @@
+"""The official Socket.IO Admin UI, in headless Chromium, against an instrumented greensio server.
+
+The UI's built page (``@socket.io/admin-ui``'s ``ui/dist``, installed by
+``npm ci`` in tests/browser) is served by the same ``WSGIApp`` as the
+Socket.IO server, on 127.0.0.1 (port 0).  tests/browser/admin_ui.js logs in
+through the UI's form, checks that the servers, sockets and rooms pages show
+the server and its clients, and disconnects one client with the UI's button;
+this test then checks that the client was disconnected.  Screenshots land in
+tests/artifacts/admin_ui*.png (admin_ui.png, the dashboard, is the docs' picture;
+admin_ui_failed.png shows the page where a step failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import bcrypt
+import pytest
+from e2e_helpers import wait_until
+
+import greensio
+
+try:
+    from demo_process import BROWSER_DIR, ROOT
+except ImportError:  # pragma: no cover
+    from tests.demo_process import BROWSER_DIR, ROOT
+
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+SCRIPT = os.path.join(BROWSER_DIR, 'admin_ui.js')
+ADMIN_UI = os.path.join(BROWSER_DIR, 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist')
+ARTIFACTS = os.path.join(ROOT, 'tests', 'artifacts')
+PASSWORD = 'admin-ui-test'
+
+
+def _skip_reason():
+    if not os.access(CHROMIUM, os.X_OK):
+        return f'no Chromium at {CHROMIUM}: apt-get install -y chromium'
+    if not shutil.which('node'):
+        return 'node is not installed'
+    if not os.path.isdir(os.path.join(BROWSER_DIR, 'node_modules', 'playwright-core')) \
+            or not os.path.isfile(os.path.join(ADMIN_UI, 'index.html')):
+        return 'run "npm ci" in tests/browser (playwright-core, @socket.io/admin-ui)'
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or '')
+
+
+@pytest.mark.timeout(120)
+def test_admin_ui_lists_sockets_and_rooms_and_disconnects_one(serve):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    for name in os.listdir(ARTIFACTS):
+        if name.startswith('admin_ui'):
+            os.unlink(os.path.join(ARTIFACTS, name))
+    sio = greensio.Server()
+
+    @sio.on('connect')
+    def connect(sid, environ, auth):
+        sio.enter_room(sid, auth['room'])
+
+    @sio.on('chat')
+    def chat(sid, text):
+        sio.emit('chat', text, to=sio.rooms(sid))
+
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    sio.instrument(auth={'username': 'admin', 'password': hashed}, server_id='greensio-admin-test',
+                   server_stats_interval=0.5)
+    static_files = {'/': os.path.join(ADMIN_UI, 'index.html')}
+    static_files.update({f'/{name}': os.path.join(ADMIN_UI, name) for name in os.listdir(ADMIN_UI)})
+    url = serve(greensio.WSGIApp(sio, static_files=static_files))
+    clients = []
+    try:
+        for room in ('red', 'red', 'blue'):
+            client = greensio.Client(reconnection=False)
+            client.connect(url, auth={'room': room})
+            clients.append(client)
+        clients[0].emit('chat', 'hello red')
+        sockets = [{'id': c.get_sid('/'), 'room': room} for c, room in zip(clients, ('red', 'red', 'blue'))]
+        run = subprocess.run(['node', SCRIPT, url, 'admin', PASSWORD, json.dumps(sockets), ARTIFACTS],
+                             check=False, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=100,
+                             env={**os.environ, 'CHROMIUM': CHROMIUM})
+        report = run.stdout + run.stderr
+        assert run.returncode == 0, report
+        for expected in ('logged in', 'server listed', 'sockets listed', 'rooms listed', 'disconnected from the UI'):
+            assert f'"step":"{expected}"' in run.stdout, report
+        wait_until(lambda: not clients[0].connected, what='the client disconnected from the Admin UI')
+        assert clients[1].connected and clients[2].connected
+        with open(os.path.join(ARTIFACTS, 'admin_ui.png'), 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    finally:
+        for client in clients:
+            client.shutdown()
+        sio.shutdown()

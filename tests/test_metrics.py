@@ -263,3 +263,32 @@ def test_asyncio_server_metrics_and_health_mounted_on_its_asgi_app():
             c.disconnect()
         proc.terminate()
         proc.wait(10)
+
+
+def test_mounted_on_a_flask_app_next_to_its_routes(serve):
+    flask = pytest.importorskip('flask')
+    from greensio.flask import SocketIO
+
+    app = flask.Flask(__name__)
+    socketio = SocketIO(app)
+
+    @app.route('/hello')
+    def hello():
+        return 'hello'
+
+    @socketio.on('echo')
+    def echo(data):
+        return data
+
+    metrics = Metrics(socketio.server, worker='w1')
+    app.wsgi_app = Health(socketio.server).wsgi_app(metrics.wsgi_app(app.wsgi_app))
+    url = serve(app)
+    c = client(url, ['websocket'])
+    try:
+        assert c.call('echo', 5, timeout=10) == 5
+        assert scrape(url + '/metrics')['greensio_events_received_total', (('namespace', '/'),)] == 1
+        assert get(url + '/hello') == (200, 'hello')
+        assert get(url + '/readyz')[0] == 200
+    finally:
+        c.disconnect()
+        metrics.close()

@@ -113,6 +113,16 @@ class AsyncInstrumentedServer(BaseInstrument):
 
     # -- hooks (installed by instrument()) ------------------------------------------
 
+    # the engine awaits a handler only if it is a coroutine function
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:  # type: ignore[override]
+        self.event_buffer.push('rawConnection')
+        self._start_stats()
+        return await self.original['eio_connect'](eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> Any:  # type: ignore[override]
+        self.event_buffer.push('rawDisconnection', reason)
+        return await self.original['eio_disconnect'](eio_sid, reason)
+
     async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
         trigger = self.original['_trigger_event']
         sid = args[0]

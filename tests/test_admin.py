@@ -261,3 +261,71 @@ def test_bcrypt_hash_without_bcrypt_says_which_extra():
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=50, check=False)
     assert run.returncode == 0, run.stderr
     assert "pip install 'greensio[admin]' (missing: bcrypt)" in run.stdout, run.stdout + run.stderr
+
+
+# -- the asyncio twin: an AsyncServer under uvicorn (tests/async_app.py) ------------------------
+
+
+def instrument_remote(async_server: Any, auth_expr: str, **options: Any) -> None:
+    """A fresh asyncio test application, instrumented (its ``shutdown()`` comes with the next reset)."""
+    async_server.reset('e2e')
+    async_server(f'setattr(app, "admin", sio.instrument(auth={auth_expr}, server_stats_interval=0.2, **options))',
+                 options=options, hashed=HASHED)
+
+
+def test_async_server_reports_and_obeys(async_server, clients):
+    instrument_remote(async_server, "{'username': 'admin', 'password': hashed}")
+    url = async_server.url
+    first = clients()
+    first.connect(url, transports=['websocket'])
+    sid = first.get_sid('/')
+
+    with pytest.raises(exceptions.ConnectionError):
+        clients().connect(url, namespaces=['/admin'], auth={'username': 'admin', 'password': 'guess'})
+    assert async_server("[m for name, m in LOGS if 'invalid credentials' in m]")
+
+    admin, events = connect_admin(clients, url)
+    assert 'JOIN' in events.wait('config')[0]['supportedFeatures']
+    assert events.wait('session')[0]
+    mine = next(s for s in events.wait('all_sockets')[0] if s['id'] == sid)
+    assert mine['transport'] == 'websocket' and mine['clientId'] == first.sid and sid in mine['rooms']
+    stats = events.wait('server_stats')[0]
+    assert stats['clientsCount'] == 2 and {'name': '/', 'socketsCount': 1} in stats['namespaces']
+
+    second = clients()
+    second.connect(url, transports=['polling'])
+    second_sid = second.get_sid('/')
+    events.wait('socket_connected', lambda a: a[0]['id'] == second_sid and a[0]['transport'] == 'polling')
+
+    assert first.call('join', 'lobby') == sorted([sid, 'lobby'])
+    events.wait('event_received', lambda a: a[:3] == ('/', sid, ['join', 'lobby']))
+    events.wait('room_joined', lambda a: a[:3] == ('/', 'lobby', sid))
+    first.emit('to_room', ('lobby', 'hi'))
+    events.wait('event_sent', lambda a: a[:3] == ('/', sid, ['room_msg', 'hi']))
+
+    admin.emit('join', ('/', 'vip', second_sid), namespace='/admin')
+    wait_until(lambda: 'vip' in async_server('sio.rooms(sid)', sid=second_sid), what='the Admin UI join')
+    admin.emit('leave', ('/', 'vip', second_sid), namespace='/admin')
+    events.wait('room_left', lambda a: a[:3] == ('/', 'vip', second_sid))
+    admin.emit('_disconnect', ('/', False, sid), namespace='/admin')
+    wait_until(lambda: not first.connected, what='the Admin UI disconnect')
+    events.wait('socket_disconnected', lambda a: a[:2] == ('/', sid))
+    admin.emit('_disconnect', ('/', True, second_sid), namespace='/admin')  # the whole connection
+    wait_until(lambda: not second.connected, what='the Admin UI closing a connection')
+
+
+def test_async_server_coroutine_auth_read_only(async_server, clients):
+    # asyncio.sleep(0, result) is an awaitable that yields result: a coroutine check
+    instrument_remote(async_server, "lambda auth: asyncio.sleep(0, auth == {'token': 'ok'})", read_only=True)
+    url = async_server.url
+    target = clients()
+    target.connect(url)
+    sid = target.get_sid('/')
+    with pytest.raises(exceptions.ConnectionError):
+        clients().connect(url, namespaces=['/admin'], auth={'token': 'no'})
+    admin, events = connect_admin(clients, url, auth={'token': 'ok'})
+    assert 'DISCONNECT' not in events.wait('config')[0]['supportedFeatures']
+    admin.emit('_disconnect', ('/', False, sid), namespace='/admin')
+    target.call('join', 'after')  # the admin's event was read before this one's report
+    events.wait('room_joined', lambda a: a[1] == 'after')
+    assert target.connected

@@ -48,6 +48,13 @@ MAX_ADMIN_SESSIONS = 1000
 #: stops working after a day, as a password change would make it.
 ADMIN_SESSION_LIFETIME = 24 * 3600
 
+#: With a message queue, each worker announces its sockets to the Admin UI
+#: this often (seconds) in development mode: an Admin UI connected to one
+#: worker learns so of the sockets that connected to the others before it
+#: logged in.  Each announcement is one queue message per socket, hence not
+#: more often.
+ANNOUNCE_INTERVAL = 20.0
+
 #: The message the Admin UI recognises to show its login form again.
 REFUSAL = 'invalid credentials'
 
@@ -180,7 +187,11 @@ class BaseInstrument:
         self.read_only = read_only
         self.admin_namespace = namespace
         self.server_stats_interval = server_stats_interval
-        self.server_id = server_id or getattr(sio.manager, 'host_id', None) or HOSTNAME
+        host_id = getattr(sio.manager, 'host_id', None)  # a queue manager's worker id
+        self.queue = host_id is not None
+        self.server_id = server_id or host_id or HOSTNAME
+        self.announce_interval = ANNOUNCE_INTERVAL
+        self.next_announce = 0.0
         self.event_buffer = EventBuffer()
         self.started = time.time()
         self.connected_at: dict[str, float] = {}  # sid -> when it connected (development mode)
@@ -306,6 +317,30 @@ class BaseInstrument:
         """The local sockets an Admin UI action applies to (a room, a socket's own room, or all)."""
         return list(self.sio.manager.get_participants(namespace, room_filter or None))
 
+    def _action_targets(self, namespace: str, room_filter: Any) -> tuple[list[tuple[str, str]], list[str]]:
+        """The sockets an Admin UI action applies to: local ``(sid, eio_sid)`` pairs, else another worker's sid.
+
+        The UI's per-socket buttons pass the socket's id as the filter; a
+        socket of another worker is reached through the message queue by
+        the server's own methods.  A room filter acts on this worker's
+        members only.
+        """
+        local = self._targets(namespace, room_filter)
+        if local or not self.queue or not isinstance(room_filter, str):
+            return local, []
+        return [], [room_filter]
+
+    def _announcements(self) -> list[tuple[dict, str]]:
+        """``socket_connected`` arguments for every local socket, when a queue manager makes them due."""
+        if not (self.queue and self.development):
+            return []
+        now = time.monotonic()
+        if now < self.next_announce:
+            return []
+        self.next_announce = now + self.announce_interval
+        stamp = _now_iso()
+        return [(socket, stamp) for socket in self.all_sockets()]
+
     @staticmethod
     def _event_args(event: str, data: Any) -> list:
         return [event, *data] if isinstance(data, tuple) else [event, data]
@@ -399,20 +434,23 @@ class InstrumentedServer(BaseInstrument):
         self.sio.emit(event, data, to=room_filter or None, namespace=namespace)
 
     def admin_enter_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        for sid, _eio_sid in self._targets(namespace, room_filter):
+        local, remote = self._action_targets(namespace, room_filter)
+        for sid in [sid for sid, _eio_sid in local] + remote:
             self.sio.enter_room(sid, room, namespace=namespace)
 
     def admin_leave_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        for sid, _eio_sid in self._targets(namespace, room_filter):
+        local, remote = self._action_targets(namespace, room_filter)
+        for sid in [sid for sid, _eio_sid in local] + remote:
             self.sio.leave_room(sid, room, namespace=namespace)
 
     def admin_disconnect(self, _: str, namespace: str, close: Any = False, room_filter: Any = None) -> None:
-        targets = self._targets(namespace, room_filter)
+        local, remote = self._action_targets(namespace, room_filter)
         if close:  # the whole connection, every namespace of it
-            for eio_sid in {eio_sid for _sid, eio_sid in targets}:
+            for eio_sid in {eio_sid for _sid, eio_sid in local}:
                 self.sio.eio.disconnect(eio_sid)
-            return
-        for sid, _eio_sid in targets:
+        else:
+            remote = [sid for sid, _eio_sid in local] + remote
+        for sid in remote:  # another worker's socket leaves its namespace: connections are closed where they are
             self.sio.disconnect(sid, namespace=namespace)
 
     # -- stats ----------------------------------------------------------------------
@@ -424,6 +462,8 @@ class InstrumentedServer(BaseInstrument):
     def _stats_loop(self) -> None:
         while not self.stopped:
             self.sio.emit('server_stats', self.server_stats(), namespace=self.admin_namespace)
+            for announcement in self._announcements():
+                self.sio.emit('socket_connected', announcement, namespace=self.admin_namespace)
             if self.stop_event.wait(self.server_stats_interval):
                 break
 

@@ -68,20 +68,23 @@ class AsyncInstrumentedServer(BaseInstrument):
         await self.sio.emit(event, data, to=room_filter or None, namespace=namespace)
 
     async def admin_enter_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        for sid, _eio_sid in self._targets(namespace, room_filter):
+        local, remote = self._action_targets(namespace, room_filter)
+        for sid in [sid for sid, _eio_sid in local] + remote:
             await self.sio.enter_room(sid, room, namespace=namespace)
 
     async def admin_leave_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        for sid, _eio_sid in self._targets(namespace, room_filter):
+        local, remote = self._action_targets(namespace, room_filter)
+        for sid in [sid for sid, _eio_sid in local] + remote:
             await self.sio.leave_room(sid, room, namespace=namespace)
 
     async def admin_disconnect(self, _: str, namespace: str, close: Any = False, room_filter: Any = None) -> None:
-        targets = self._targets(namespace, room_filter)
+        local, remote = self._action_targets(namespace, room_filter)
         if close:  # the whole connection, every namespace of it
-            for eio_sid in {eio_sid for _sid, eio_sid in targets}:
+            for eio_sid in {eio_sid for _sid, eio_sid in local}:
                 await self.sio.eio.disconnect(eio_sid)
-            return
-        for sid, _eio_sid in targets:
+        else:
+            remote = [sid for sid, _eio_sid in local] + remote
+        for sid in remote:  # another worker's socket leaves its namespace: connections are closed where they are
             await self.sio.disconnect(sid, namespace=namespace)
 
     # -- stats ----------------------------------------------------------------------
@@ -105,6 +108,8 @@ class AsyncInstrumentedServer(BaseInstrument):
         assert stop is not None
         while not self.stopped:
             await self.sio.emit('server_stats', self.server_stats(), namespace=self.admin_namespace)
+            for announcement in self._announcements():
+                await self.sio.emit('socket_connected', announcement, namespace=self.admin_namespace)
             try:
                 await asyncio.wait_for(stop.wait(), self.server_stats_interval)
                 break

@@ -20,6 +20,7 @@ from e2e_helpers import wait_until
 
 import greensio
 from greensio import exceptions
+from greensio.testing import InMemoryBus, InMemoryPubSubManager
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,8 +52,13 @@ class Events:
         return wait_until(found, timeout, f'{event} on the admin client')
 
 
-def build(**instrument: Any) -> greensio.Server:
-    sio = greensio.Server()
+def build(client_manager: Any = None, **instrument: Any) -> greensio.Server:
+    return build_instrumented(client_manager, **instrument)[0]
+
+
+def build_instrumented(client_manager: Any = None, **instrument: Any) -> tuple[greensio.Server, Any]:
+    """A test application, instrumented; returns the server and what ``instrument()`` returned."""
+    sio = greensio.Server(client_manager=client_manager)
 
     @sio.on('connect')
     def connect(sid, environ, auth):
@@ -69,8 +75,7 @@ def build(**instrument: Any) -> greensio.Server:
 
     instrument.setdefault('auth', {'username': 'admin', 'password': HASHED})
     instrument.setdefault('server_stats_interval', 0.2)
-    sio.instrument(**instrument)
-    return sio
+    return sio, sio.instrument(**instrument)
 
 
 @pytest.fixture
@@ -261,6 +266,40 @@ def test_bcrypt_hash_without_bcrypt_says_which_extra():
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=50, check=False)
     assert run.returncode == 0, run.stderr
     assert "pip install 'greensio[admin]' (missing: bcrypt)" in run.stdout, run.stdout + run.stderr
+
+
+def test_workers_behind_a_message_queue(serve, clients):
+    """Two workers on one bus: the Admin UI, connected to one, sees both and reaches the other's sockets."""
+    bus = InMemoryBus()
+    workers, urls = [], []
+    for _ in range(2):
+        sio, instrumentation = build_instrumented(InMemoryPubSubManager(bus, channel='admin-test'))
+        instrumentation.announce_interval = 0.5
+        workers.append(sio)
+        urls.append(serve(sio))
+    early = clients()
+    early.connect(urls[1])  # before the Admin UI logs in, on the other worker
+    early_sid = early.get_sid('/')
+
+    admin, events = connect_admin(clients, urls[0])
+    wait_until(lambda: {args[0]['serverId'] for args in events.named('server_stats')}
+               == {w.manager.host_id for w in workers}, what='server_stats of both workers')
+    events.wait('socket_connected', lambda a: a[0]['id'] == early_sid)  # announced by the other worker
+
+    late = clients()
+    late.connect(urls[1])
+    late_sid = late.get_sid('/')
+    events.wait('socket_connected', lambda a: a[0]['id'] == late_sid)
+    late.call('join', 'lobby')
+    events.wait('room_joined', lambda a: a[:3] == ('/', 'lobby', late_sid))
+
+    admin.emit('join', ('/', 'vip', late_sid), namespace='/admin')
+    wait_until(lambda: 'vip' in workers[1].rooms(late_sid), what='a join across workers')
+    admin.emit('_disconnect', ('/', False, early_sid), namespace='/admin')
+    wait_until(lambda: not early.connected, what='a disconnect across workers')
+    events.wait('socket_disconnected', lambda a: a[:2] == ('/', early_sid))
+    for sio in workers:
+        sio.shutdown()
 
 
 # -- the asyncio twin: an AsyncServer under uvicorn (tests/async_app.py) ------------------------

@@ -193,6 +193,7 @@ class BaseInstrument:
         self.announce_interval = ANNOUNCE_INTERVAL
         self.next_announce = 0.0
         self.event_buffer = EventBuffer()
+        self.traffic = [0, 0, 0, 0]  # packets in, bytes in, packets out, bytes out since the last server_stats
         self.started = time.time()
         self.connected_at: dict[str, float] = {}  # sid -> when it connected (development mode)
         self.sessions: dict[str, float] = {}  # Admin UI login session id -> when it expires
@@ -308,10 +309,19 @@ class BaseInstrument:
             'uptime': time.time() - self.started,
             'clientsCount': len(sockets),
             'pollingClientsCount': sum(1 for s in sockets if not s.upgraded),
-            'aggregatedEvents': self.event_buffer.get_and_clear(),
+            'aggregatedEvents': self._aggregated_events(),
             'namespaces': [{'name': name, 'socketsCount': len(rooms.get(name, {}).get(None, ()))}
                            for name in namespaces],
         }
+
+    def _aggregated_events(self) -> list[dict]:
+        # traffic is counted with two additions per packet, and reported
+        # under the second of the report (the UI's charts add up 10 s at a time)
+        traffic, self.traffic = self.traffic, [0, 0, 0, 0]
+        for kind, count in zip(('packetsIn', 'bytesIn', 'packetsOut', 'bytesOut'), traffic):
+            if count:
+                self.event_buffer.push(kind, count=count)
+        return self.event_buffer.get_and_clear()
 
     def _targets(self, namespace: str, room_filter: Any) -> list[tuple[str, str]]:
         """The local sockets an Admin UI action applies to (a room, a socket's own room, or all)."""
@@ -367,6 +377,10 @@ class BaseInstrument:
         self.original['eio_disconnect'] = sio._handle_eio_disconnect
         sio.eio.on('connect', self._handle_eio_connect)
         sio.eio.on('disconnect', self._handle_eio_disconnect)
+        self.original['message_handler'] = sio.eio.message_handler
+        sio.eio.message_handler = self._handle_eio_message
+        self.original['_send_eio_packet'] = sio._send_eio_packet
+        sio._send_eio_packet = self._send_eio_packet
         if not self.development:
             return
         manager = sio.manager
@@ -386,6 +400,18 @@ class BaseInstrument:
     def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> Any:
         self.event_buffer.push('rawDisconnection', reason)
         return self.original['eio_disconnect'](eio_sid, reason)
+
+    def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
+        traffic = self.traffic
+        traffic[0] += 1
+        traffic[1] += len(data)
+        return self.original['message_handler'](eio_sid, data)
+
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        traffic = self.traffic
+        traffic[2] += 1
+        traffic[3] += len(eio_pkt.data or '')
+        self.original['_send_eio_packet'](eio_sid, eio_pkt)
 
     def _start_stats(self) -> None:
         raise NotImplementedError

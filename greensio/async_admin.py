@@ -128,6 +128,12 @@ class AsyncInstrumentedServer(BaseInstrument):
         self.event_buffer.push('rawDisconnection', reason)
         return await self.original['eio_disconnect'](eio_sid, reason)
 
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:  # type: ignore[override]
+        traffic = self.traffic
+        traffic[0] += 1
+        traffic[1] += len(data)
+        return await self.original['message_handler'](eio_sid, data)
+
     async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
         trigger = self.original['_trigger_event']
         sid = args[0]

@@ -143,6 +143,12 @@ def test_dashboard_data_and_live_reports(serve, clients):
     sio.leave_room(second_sid, 'lobby')
     events.wait('room_left', lambda a: a[:3] == ('/', 'lobby', second_sid))
 
+    def traffic(kinds: set) -> bool:
+        seen = {e['type'] for args in events.named('server_stats') for e in args[0]['aggregatedEvents'] if e['count']}
+        return kinds <= seen
+
+    wait_until(lambda: traffic({'packetsIn', 'bytesIn', 'packetsOut', 'bytesOut'}), what='traffic in server_stats')
+
     second.disconnect()
     events.wait('socket_disconnected', lambda a: a[:2] == ('/', second_sid))
     admin.disconnect()
@@ -341,6 +347,8 @@ def test_async_server_reports_and_obeys(async_server, clients):
     events.wait('room_joined', lambda a: a[:3] == ('/', 'lobby', sid))
     first.emit('to_room', ('lobby', 'hi'))
     events.wait('event_sent', lambda a: a[:3] == ('/', sid, ['room_msg', 'hi']))
+    wait_until(lambda: any(e['type'] == 'bytesIn' and e['count'] for args in events.named('server_stats')
+                           for e in args[0]['aggregatedEvents']), what='traffic in server_stats')
 
     admin.emit('join', ('/', 'vip', second_sid), namespace='/admin')
     wait_until(lambda: 'vip' in async_server('sio.rooms(sid)', sid=second_sid), what='the Admin UI join')
@@ -368,3 +376,26 @@ def test_async_server_coroutine_auth_read_only(async_server, clients):
     target.call('join', 'after')  # the admin's event was read before this one's report
     events.wait('room_joined', lambda a: a[1] == 'after')
     assert target.connected
+
+
+@pytest.mark.parametrize('metrics_first', [True, False])
+def test_admin_ui_and_metrics_together(serve, clients, metrics_first):
+    """Both wrap the same dispatch points; each sees the traffic, in either order."""
+    metrics_module = pytest.importorskip('greensio.metrics')
+    sio = greensio.Server()
+    sio.on('echo', lambda sid, data: data)
+    if metrics_first:
+        metrics = metrics_module.Metrics(sio)
+        sio.instrument(auth=False, server_stats_interval=0.2)
+    else:
+        sio.instrument(auth=False, server_stats_interval=0.2)
+        metrics = metrics_module.Metrics(sio)
+    url = serve(sio)
+    _admin, events = connect_admin(clients, url)
+    client = clients()
+    client.connect(url)
+    assert client.call('echo', 'x') == 'x'
+    events.wait('event_received', lambda a: a[2] == ['echo', 'x'])
+    wait_until(lambda: metrics.events_received.get('/') == 1, what='the metrics count')
+    metrics.close()
+    sio.shutdown()

@@ -444,7 +444,8 @@ class InstrumentedServer(BaseInstrument):
                 self._refuse(environ)
             if check is None:
                 new_session = self._new_session()
-        # runs once this handler has returned, when the client has its CONNECT
+        # a task, so it runs after this handler returned and the CONNECT went out (the
+        # JS client would also keep events that arrive before its CONNECT)
         self.sio.start_background_task(self._welcome, sid, new_session)
 
     def _welcome(self, sid: str, session_id: str | None) -> None:

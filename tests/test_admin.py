@@ -179,6 +179,14 @@ def test_actions_join_leave_disconnect(serve, clients):
     admin.emit('_disconnect', ('/', False, sid), namespace='/admin')
     wait_until(lambda: not target.connected, what='the Admin UI disconnect')
     events.wait('socket_disconnected', lambda a: a[:3] == ('/', sid, sio.reason.SERVER_DISCONNECT))
+
+    other = clients()
+    other.connect(url, namespaces=['/', '/admin'], auth={'username': 'admin', 'password': PASSWORD})
+    other_sid, other_admin_sid = other.get_sid('/'), other.get_sid('/admin')
+    admin.emit('_disconnect', ('/', True, other_sid), namespace='/admin')  # the Clients page: the whole connection
+    wait_until(lambda: not other.connected, what='the Admin UI closing a connection')
+    events.wait('socket_disconnected', lambda a: a[:2] == ('/', other_sid))
+    events.wait('socket_disconnected', lambda a: a[:2] == ('/admin', other_admin_sid))  # every namespace of it
     sio.shutdown()
 
 

@@ -373,8 +373,8 @@ class BaseInstrument:
         any other server and nothing runs when ``instrument()`` was not called.
         """
         sio = self.sio
-        self.original['eio_connect'] = sio._handle_eio_connect
-        self.original['eio_disconnect'] = sio._handle_eio_disconnect
+        self.original['eio_connect'] = sio.eio.handlers['connect']
+        self.original['eio_disconnect'] = sio.eio.handlers['disconnect']
         sio.eio.on('connect', self._handle_eio_connect)
         sio.eio.on('disconnect', self._handle_eio_disconnect)
         self.original['message_handler'] = sio.eio.message_handler

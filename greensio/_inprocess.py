@@ -214,12 +214,15 @@ class InProcessClient:
         elif kind == pk.DISCONNECT:
             self.connected[namespace] = False
         elif kind in (pk.EVENT, pk.BINARY_EVENT):
-            self.queue.setdefault(namespace, []).append(
-                {'name': pkt.data[0], 'args': pkt.data[1:], 'namespace': namespace})
+            self.queue.setdefault(namespace, []).append(self._received(pkt.data[0], pkt.data[1:], namespace))
             if pkt.id is not None:
                 self._answer(namespace, pkt.id, pkt.data[0], pkt.data[1:])
         elif kind in (pk.ACK, pk.BINARY_ACK):
             self.acks.setdefault(namespace, {})[pkt.id] = pkt.data
+
+    def _received(self, event: str, args: list[Any], namespace: str) -> dict[str, Any]:
+        """The entry :meth:`get_received` returns for an event."""
+        return {'name': event, 'args': args, 'namespace': namespace}
 
     def _answer(self, namespace: str, ack_id: int, event: str, args: list[Any]) -> None:
         """Ack a server event that asked for one, from an :meth:`on` handler."""

@@ -18,24 +18,32 @@ from __future__ import annotations
 import builtins
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 import flask
 from flask.ctx import RequestContext
 from flask.sessions import SessionMixin
+from werkzeug.debug import DebuggedApplication
 
-from . import exceptions
+from . import _reload, exceptions
 from ._core.handlers import call_trimmed
 from ._core.payload import from_args
+from .flask_testing import SocketIOTestClient
 from .middleware import WSGIApp
 from .namespace import Namespace as _GreenNamespace
 from .server import Server
 from .serving import _serve_until_interrupted, make_server
 
+#: Raised by a connect handler to refuse the client (re-exported under Flask-SocketIO's name).
+ConnectionRefusedError = exceptions.ConnectionRefusedError
+
 __all__ = [
+    'ConnectionRefusedError',
     'Namespace',
     'SocketIO',
+    'SocketIOTestClient',
     'call',
     'close_room',
     'disconnect',
@@ -48,10 +56,27 @@ __all__ = [
 
 logger = logging.getLogger('greensio.flask')
 
-#: Options ``SocketIO`` consumes itself; everything else goes to :class:`greensio.Server`.
+#: Options ``SocketIO`` consumes itself: they never reach :class:`greensio.Server`.
+#: ``message_queue`` stays in ``server_options`` (apps read it back), as does
+#: the ``client_manager`` built from it.
 _OWN_OPTIONS = ('manage_session', 'message_queue', 'channel', 'path', 'resource', 'write_only')
 
+#: The ``async_mode`` values greensio serves: its gevent server (the
+#: default), and OS threads for a threaded WSGI server such as ``flask run``.
+_ASYNC_MODES = ('gevent', 'threading')
+
+#: Flask-SocketIO's other modes, with what to use instead.
+_REFUSED_MODES = {
+    'eventlet': "greensio runs on gevent, not eventlet: drop async_mode (or pass 'gevent') and "
+                'replace eventlet.monkey_patch() with gevent.monkey.patch_all()',
+    'gevent_uwsgi': "greensio serves websockets itself: drop async_mode='gevent_uwsgi' and run uWSGI in "
+                    'gevent mode with greensio as the WSGI app, or use socketio.run() or the gunicorn worker',
+}
+
 _REFUSALS = (exceptions.ConnectionRefusedError, builtins.ConnectionRefusedError)
+
+#: Message queue URL schemes Flask-SocketIO accepts that greensio has no manager for.
+_UNSUPPORTED_QUEUES = ('kafka://', 'zmq')
 
 
 class _ManagedSession(dict, SessionMixin):
@@ -96,11 +121,51 @@ def _message_queue_manager(url: str, channel: str, write_only: bool) -> Any:
     """A pub/sub manager for ``message_queue``: Redis for ``redis://``/``rediss://``, kombu otherwise."""
     import greensio
 
+    if url.startswith(_UNSUPPORTED_QUEUES):
+        raise ValueError(f'message_queue={url!r}: greensio has no Kafka or ZeroMQ manager; '
+                         'use RabbitMQ (amqp://) or Redis (redis://)')
     name = 'RedisManager' if url.startswith(('redis://', 'rediss://', 'unix://')) else 'KombuManager'
     manager_class = getattr(greensio, name, None)
     if manager_class is None:
         raise RuntimeError(f'message_queue={url!r} needs greensio.{name}, which this installation does not have')
     return manager_class(url, channel=channel, write_only=write_only)
+
+
+@functools.cache
+def _warn_unpatched() -> None:
+    from gevent import monkey
+
+    if not monkey.is_module_patched('time'):
+        logger.warning('greensio.flask: background tasks are greenlets and run only while the rest of the '
+                       'program waits in gevent; time.sleep() and threading waits do not, because gevent '
+                       'has not patched the standard library. Call gevent.monkey.patch_all() first thing '
+                       '(in tests: at the top of conftest.py), or wait with socketio.sleep() or task.join()')
+
+
+def _check_async_mode(mode: str | None) -> None:
+    if mode is None or mode in _ASYNC_MODES:
+        return
+    hint = _REFUSED_MODES.get(mode, "greensio serves async_mode 'gevent' (the default) or 'threading'")
+    raise ValueError(f'async_mode={mode!r} is not supported: {hint}')
+
+
+class _AppJSON:
+    """``flask.json`` with the app's context pushed, so every packet uses the app's JSON provider.
+
+    Without it, an emit from a background task (no app context) would be
+    encoded by Flask's default provider and one from a handler by the app's.
+    """
+
+    def __init__(self, app: flask.Flask) -> None:
+        self.app = app
+
+    def dumps(self, *args: Any, **kwargs: Any) -> str:
+        with self.app.app_context():
+            return flask.json.dumps(*args, **kwargs)
+
+    def loads(self, *args: Any, **kwargs: Any) -> Any:
+        with self.app.app_context():
+            return flask.json.loads(*args, **kwargs)
 
 
 class SocketIO:
@@ -126,6 +191,8 @@ class SocketIO:
     def __init__(self, app: flask.Flask | None = None, **kwargs: Any) -> None:
         self.server: Server | None = None
         self.server_options: dict[str, Any] = {}
+        self.async_mode: str | None = None
+        self.sockio_mw: _FlaskMiddleware | None = None
         self.wsgi_server: Any = None
         self.manage_session = True
         self.exception_handlers: dict[str, Callable[[Exception], Any]] = {}
@@ -133,6 +200,9 @@ class SocketIO:
         self._pending_handlers: list[tuple[str, Callable, str]] = []
         self._pending_namespaces: list[_GreenNamespace] = []
         self._app: flask.Flask | None = None
+        #: While a test client delivers a packet: the exceptions that no
+        #: error handler took, for the client to raise (the server logs them).
+        self._handler_errors: list[Exception] | None = None
         if app is not None or 'message_queue' in kwargs:
             self.init_app(app, **kwargs)
         else:
@@ -140,16 +210,26 @@ class SocketIO:
 
     def init_app(self, app: flask.Flask | None, **kwargs: Any) -> None:
         """Attach to ``app`` (``None`` with ``message_queue`` makes a write-only emitter)."""
-        options = {**self.server_options, **kwargs}
-        self.server_options = options
-        self.manage_session = options.get('manage_session', True)
-        server_options = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
+        if app is not None:
+            app.extensions['socketio'] = self
+        options = self.server_options
+        options.update(kwargs)
+        self.manage_session = options.pop('manage_session', self.manage_session)
+        channel = options.pop('channel', 'flask-socketio')
+        write_only = options.pop('write_only', app is None)
+        path = options.pop('path', None) or options.pop('resource', None) or 'socket.io'
+        options.pop('resource', None)
         url = options.get('message_queue')
-        if url and 'client_manager' not in server_options:
-            write_only = options.get('write_only', app is None)
-            server_options['client_manager'] = _message_queue_manager(
-                url, options.get('channel', 'flask-socketio'), write_only)
-        self.server = Server(**server_options)
+        if url and 'client_manager' not in kwargs:
+            options['client_manager'] = _message_queue_manager(url, channel, write_only)
+        if options.get('json') is flask.json and app is not None:
+            options['json'] = _AppJSON(app)
+        if os.environ.get('FLASK_RUN_FROM_CLI') and options.get('async_mode') is None:
+            # 'flask run' serves on Werkzeug's OS threads, not on gevent
+            options['async_mode'] = 'threading'
+        _check_async_mode(options.get('async_mode'))
+        self.server = Server(**{k: v for k, v in options.items() if k not in _OWN_OPTIONS})
+        self.async_mode = self.server.async_mode
         for event, handler, namespace in self._pending_handlers:
             self.server.on(event, handler, namespace=namespace)
         for namespace_handler in self._pending_namespaces:
@@ -157,9 +237,8 @@ class SocketIO:
         self._pending_handlers, self._pending_namespaces = [], []
         if app is not None:
             self._app = app
-            path = options.get('path', options.get('resource', 'socket.io')).strip('/')
-            app.wsgi_app = _FlaskMiddleware(self.server, app, path)  # type: ignore[method-assign]
-            app.extensions['socketio'] = self
+            self.sockio_mw = _FlaskMiddleware(self.server, app, path.strip('/'))
+            app.wsgi_app = self.sockio_mw  # type: ignore[method-assign]
 
     @property
     def reason(self) -> Any:
@@ -245,7 +324,12 @@ class SocketIO:
             self.server.on(event, handler, namespace=namespace)
 
     def _flask_handler(self, handler: Callable, event: str, namespace: str) -> Callable:
-        """Adapt a Flask-style handler to the server's ``(lead..., sid, *args)`` calling convention."""
+        """Adapt a Flask-style handler to the server's ``(lead..., sid, *args)`` calling convention.
+
+        A catch-all event handler (``'*'``) gets the event name first; a
+        catch-all namespace handler gets nothing extra: the namespace is in
+        ``request.namespace``.
+        """
         # catch-alls get the event name and/or namespace before the sid
         n_lead = (event == '*') + (namespace == '*')
 
@@ -253,7 +337,7 @@ class SocketIO:
             lead, sid, rest = args[:n_lead], args[n_lead], args[n_lead + 1:]
             real_event = lead[0] if event == '*' else event
             real_namespace = lead[-1] if namespace == '*' else namespace
-            return self._handle_event(handler, real_event, real_namespace, sid, rest, lead)
+            return self._handle_event(handler, real_event, real_namespace, sid, rest, lead[:event == '*'])
 
         functools.update_wrapper(server_handler, handler)
         # the server inspects this signature (to pass connect's auth and
@@ -285,7 +369,7 @@ class SocketIO:
 
     def _handle_event(self, handler: Callable, event: str, namespace: str, sid: str,
                       args: tuple[Any, ...], lead: tuple[Any, ...] = ()) -> Any:
-        with self._request_context(sid, namespace):
+        with self._request_context(sid, namespace) as ctx:
             request = flask.request
             request.sid = sid  # type: ignore[attr-defined]
             request.namespace = namespace  # type: ignore[attr-defined]
@@ -294,17 +378,27 @@ class SocketIO:
                 if event == 'connect':
                     # the server passes (environ, auth); Flask handlers take (auth) or ()
                     auth = args[1] if len(args) > 1 else None
-                    return call_trimmed(handler, (*lead, auth), 1)
-                if event == 'disconnect':
-                    return call_trimmed(handler, (*lead, *args), 1)
-                return handler(*lead, *args)
+                    result = call_trimmed(handler, (*lead, auth), 1)
+                elif event == 'disconnect':
+                    result = call_trimmed(handler, (*lead, *args), 1)
+                else:
+                    result = handler(*lead, *args)
             except _REFUSALS:
                 raise
             except Exception as exc:
                 error_handler = self.exception_handlers.get(namespace, self.default_exception_handler)
                 if error_handler is None:
+                    if self._handler_errors is not None:  # a test client is feeding: it re-raises
+                        self._handler_errors.append(exc)
                     raise
                 return error_handler(exc)
+            if not self.manage_session:
+                # the app's session interface owns the session: a server-side
+                # one (Flask-Session) stores what the handler changed
+                session = ctx.session
+                if getattr(session, 'modified', True):
+                    ctx.app.session_interface.save_session(ctx.app, session, ctx.app.response_class())
+            return result
 
     def _ack_with_context(self, callback: Callable | None) -> Callable | None:
         """Run an emit's ack ``callback`` in the request context of the emitting handler's client."""
@@ -350,25 +444,34 @@ class SocketIO:
                     callback=self._ack_with_context(callback), ignore_queue=ignore_queue)
 
     def send(self, data: Any, json: bool = False, namespace: str | None = None, to: Any = None,
-             room: Any = None, include_self: bool = True, skip_sid: Any = None,
-             callback: Callable | None = None, ignore_queue: bool = False, **kwargs: Any) -> None:
-        """Send a ``message`` event (``json=True``: a ``json`` event)."""
+             callback: Callable | None = None, include_self: bool = True, skip_sid: Any = None,
+             room: Any = None, ignore_queue: bool = False, **kwargs: Any) -> None:
+        """Send a ``message`` event (``json=True``: a ``json`` event); targets as :meth:`emit`."""
         self.emit('json' if json else 'message', data, namespace=namespace, to=to, room=room,
                   include_self=include_self, skip_sid=skip_sid, callback=callback, ignore_queue=ignore_queue)
 
-    def call(self, event: str, *args: Any, to: Any = None, sid: str | None = None, namespace: str | None = None,
-             timeout: float | None = 60, ignore_queue: bool = False, **kwargs: Any) -> Any:
-        """Emit to one client and wait for its ack; see :meth:`greensio.Server.call`."""
-        return self._require_server().call(event, from_args(args), to=to, sid=sid, namespace=namespace or '/',
-                                           timeout=timeout, ignore_queue=ignore_queue)
+    def call(self, event: str, *args: Any, to: Any = None, room: Any = None, sid: str | None = None,
+             namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False,
+             **kwargs: Any) -> Any:
+        """Emit to one client (``to``, ``room`` or ``sid``) and wait for its ack; see :meth:`greensio.Server.call`."""
+        return self._require_server().call(event, from_args(args), to=to or room, sid=sid,
+                                           namespace=namespace or '/', timeout=timeout, ignore_queue=ignore_queue)
 
     def close_room(self, room: Any, namespace: str | None = None) -> None:
         """Take every client out of ``room``."""
         self._require_server().close_room(room, namespace=namespace or '/')
 
     def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Run ``target`` on a greenlet; the returned object has ``join()``."""
-        return self._require_server().start_background_task(target, *args, **kwargs)
+        """Run ``target`` on a greenlet; the returned object has ``join()``.
+
+        A greenlet runs only while the code that started it waits in gevent
+        (``socketio.sleep()``, ``task.join()``, I/O); without
+        ``gevent.monkey.patch_all()``, ``time.sleep()`` is not such a wait.
+        """
+        server = self._require_server()
+        if server.async_mode == 'gevent':
+            _warn_unpatched()
+        return server.start_background_task(target, *args, **kwargs)
 
     def sleep(self, seconds: float = 0) -> None:
         """Sleep without blocking other greenlets."""
@@ -376,37 +479,71 @@ class SocketIO:
 
     # -- serving -------------------------------------------------------------------------
 
-    def run(self, app: flask.Flask, host: str | None = None, port: int | None = None, debug: bool | None = None,
-            use_reloader: bool | None = None, log_output: bool | None = None, **kwargs: Any) -> None:
+    def run(self, app: flask.Flask, host: str | None = None, port: int | None = None, **kwargs: Any) -> None:
         """Serve ``app`` on gevent's WSGI server with websocket support, until :meth:`stop`.
 
-        ``host`` defaults to 127.0.0.1, ``port`` to ``SERVER_NAME``'s port or
-        5000; ``log_output`` (default: ``debug``) logs each HTTP request.
-        Extra keyword arguments go to ``gevent.pywsgi.WSGIServer`` (``keyfile``,
-        ``certfile``...).  There is no reloader: restart the process.  Ctrl-C
-        stops the server with one line, no traceback, and this call returns (a
-        program that ends there exits with status 0, as ``flask run`` does).
+        :param host: default 127.0.0.1.
+        :param port: default ``SERVER_NAME``'s port, or 5000.
+        :param debug: default ``app.debug``; in debug mode the Werkzeug
+            debugger wraps the Flask side (not the Socket.IO endpoint).
+        :param use_reloader: default ``debug``: restart the process when a
+            loaded module changes.
+        :param reloader_options: ``extra_files``, ``exclude_patterns``,
+            ``interval``, ``reloader_type`` (every type polls file times).
+        :param extra_files: files to watch besides the loaded modules
+            (older spelling of ``reloader_options['extra_files']``).
+        :param log_output: default ``debug``: log each HTTP request.
+        :param allow_unsafe_werkzeug: accepted and ignored: the server is
+            gevent's, never Werkzeug's development server.
+
+        Other keyword arguments go to ``gevent.pywsgi.WSGIServer`` (``keyfile``,
+        ``certfile``...).  Ctrl-C stops the server with one line, no traceback,
+        and this call returns (a program that ends there exits with status 0).
         """
         if host is None:
             host = '127.0.0.1'
         if port is None:
             server_name = app.config.get('SERVER_NAME') or ''
             port = int(server_name.rsplit(':', 1)[1]) if ':' in server_name else 5000
-        if debug is not None:
-            app.debug = debug
-        if use_reloader:
-            logger.warning('greensio.flask: the reloader is not supported; restart the process after changes')
-        if log_output is None:
-            log_output = app.debug
-        for ignored in ('allow_unsafe_werkzeug', 'reloader_options'):
-            kwargs.pop(ignored, None)
+        debug = kwargs.pop('debug', None)
+        app.debug = app.debug if debug is None else debug
+        log_output = kwargs.pop('log_output', None)
+        log_output = app.debug if log_output is None else log_output
+        use_reloader = kwargs.pop('use_reloader', None)
+        use_reloader = app.debug if use_reloader is None else use_reloader
+        reloader_options = dict(kwargs.pop('reloader_options', None) or {})
+        extra_files = kwargs.pop('extra_files', None)
+        if extra_files:
+            reloader_options['extra_files'] = extra_files
+        kwargs.pop('allow_unsafe_werkzeug', None)
+        reloader_type = reloader_options.pop('reloader_type', 'auto')
+        if reloader_type not in _reload.RELOADER_TYPES:
+            raise ValueError(f'reloader_type={reloader_type!r}: expected one of {_reload.RELOADER_TYPES}')
+        if use_reloader and not _reload.is_child():
+            raise SystemExit(_reload.supervise())
+        if app.debug and self.sockio_mw is not None and not isinstance(self.sockio_mw.wsgi_app, DebuggedApplication):
+            self.sockio_mw.wsgi_app = DebuggedApplication(self.sockio_mw.wsgi_app, evalex=True)
         self.wsgi_server = make_server(app, host, port, log='default' if log_output else None, **kwargs)
         self.wsgi_server.start()  # binds now, so port 0 is resolved before the banner
         print(f'greensio serving on http://{host}:{self.wsgi_server.server_port}', flush=True)
+        changed: list[str] = []
+        watcher = None
+        if use_reloader:
+            server = self.wsgi_server
+
+            def restart(path: str) -> None:
+                changed.append(path)
+                server.stop(timeout=1)
+
+            watcher = _reload.watch(restart, **reloader_options)
         try:
             _serve_until_interrupted(self.wsgi_server)
         finally:
             self.wsgi_server = None
+            if watcher is not None:
+                watcher.kill()
+        if changed:
+            raise SystemExit(_reload.RESTART)
 
     def stop(self) -> None:
         """Stop the server started by :meth:`run` (from a handler or another greenlet)."""
@@ -417,9 +554,7 @@ class SocketIO:
 
     def test_client(self, app: flask.Flask, namespace: str | None = None, query_string: str | None = None,
                     headers: dict | None = None, auth: Any = None, flask_test_client: Any = None) -> Any:
-        """An in-process client for tests, no sockets; see :class:`greensio.testing.SocketIOTestClient`."""
-        from .flask_testing import SocketIOTestClient
-
+        """An in-process client for tests, no sockets; see :class:`SocketIOTestClient`."""
         return SocketIOTestClient(app, self, namespace=namespace, query_string=query_string, headers=headers,
                                   auth=auth, flask_test_client=flask_test_client)
 
@@ -440,16 +575,29 @@ class Namespace(_GreenNamespace):
         self.socketio = socketio
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        """Dispatch an event to ``on_<event>`` inside a request context."""
+        """Dispatch an event to ``on_<event>`` inside a request context.
+
+        An exception no ``on_error`` handler takes goes to the namespace's
+        ``error(exc)`` method, if it has one; its value is the ack.
+        """
         handler = self._handler_for(event)
         if handler is None or self.socketio is None:
             return None
-        lead: tuple[Any, ...] = ()
         namespace = self.namespace
-        if namespace == '*':  # a catch-all namespace gets the real one first
-            namespace = args[0]
-            lead, args = (namespace,), args[1:]
-        return self.socketio._handle_event(handler, event, namespace, args[0], args[1:], lead)
+        if namespace == '*':  # a catch-all namespace: the real one is in request.namespace
+            namespace, args = args[0], args[1:]
+        try:
+            return self.socketio._handle_event(handler, event, namespace, args[0], args[1:])
+        except _REFUSALS:
+            raise
+        except Exception as exc:
+            on_error = getattr(self, 'error', None)
+            if on_error is None:
+                raise
+            errors = self.socketio._handler_errors
+            if errors and errors[-1] is exc:  # handled after all: a test client must not raise it
+                errors.pop()
+            return on_error(exc)
 
     def emit(self, event, data=None, room=None, include_self=True, namespace=None, callback=None,
              to=None, skip_sid=None, ignore_queue=False):

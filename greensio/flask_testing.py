@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from werkzeug.test import EnvironBuilder
+import gevent
+from flask.testing import EnvironBuilder
 
 from ._inprocess import InProcessClient
 
@@ -31,10 +32,15 @@ class SocketIOTestClient(InProcessClient):
     :param headers: extra request headers, seen by handlers in ``request.headers``.
     :param auth: the connect payload handed to the connect handler.
     :param flask_test_client: a ``app.test_client()`` whose cookies (the Flask
-        session) go with the connection.
+        session) and base environ go with the connection.
 
     Received events are collected per namespace; :meth:`get_received` returns
-    and clears them as ``{'name': event, 'args': [...], 'namespace': ns}``.
+    and clears them as ``{'name': event, 'args': [...], 'namespace': ns}``;
+    for ``message`` and ``json`` events ``args`` is the payload itself.
+
+    An exception a handler raises and no ``on_error`` handler takes comes out
+    of the call that delivered the event (:meth:`emit`, :meth:`send`,
+    :meth:`connect`, :meth:`disconnect`), so a test sees it.
     """
 
     # as before the shared base existed: a server event without an on() handler gets no ack
@@ -60,12 +66,59 @@ class SocketIOTestClient(InProcessClient):
         """
         self._connect(namespace or '/', auth, lambda: self._environ(query_string, headers))
 
+    def emit(self, event: str, *args: Any, callback: bool = False, namespace: str | None = None,
+             **kwargs: Any) -> Any:
+        """Emit ``event`` to the server; with ``callback=True`` return the handler's ack.
+
+        An ack of one value returns it, of several or none a list; no ack
+        (``callback=False``) returns ``None``.  Other keyword arguments
+        (``broadcast=``, ``to=``...) mean nothing for a client and are ignored.
+        """
+        ack = self._emit(event, args, callback, namespace)
+        if ack is None:
+            return None
+        return ack[0] if len(ack) == 1 else list(ack)
+
+    def send(self, data: Any, json: bool = False, callback: bool = False, namespace: str | None = None,
+             **kwargs: Any) -> Any:
+        """Send a ``message`` (``json=True``: ``json``) event; see :meth:`emit`."""
+        return self.emit('json' if json else 'message', data, callback=callback, namespace=namespace)
+
+    def get_received(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Events the server sent to ``namespace`` since the last call, oldest first.
+
+        Background tasks ready to run get their turn first: they are
+        greenlets, which run only when the test waits in gevent.
+        """
+        gevent.sleep(0)
+        return super().get_received(namespace)
+
     # -- the fake Engine.IO connection ----------------------------------------------
 
+    def _received(self, event: str, args: list[Any], namespace: str) -> dict[str, Any]:
+        if event in ('message', 'json'):
+            # these carry one payload, handed over as it is
+            return {'name': event, 'args': args[0] if len(args) == 1 else args, 'namespace': namespace}
+        return super()._received(event, args, namespace)
+
+    def _feed(self, pkt: Any) -> None:
+        errors: list[Exception] = []
+        outer, self.socketio._handler_errors = self.socketio._handler_errors, errors
+        try:
+            super()._feed(pkt)
+        finally:
+            self.socketio._handler_errors = outer
+        if errors:
+            raise errors[0]
+
     def _environ(self, query_string: str | None, headers: dict | None) -> dict:
-        builder = EnvironBuilder('/socket.io/', query_string=query_string, headers=headers)
-        environ = builder.get_environ()
-        environ['QUERY_STRING'] = '&'.join(filter(None, ['EIO=4&transport=polling', environ.get('QUERY_STRING')]))
+        # exactly the test's query string: what a real client adds (EIO=4,
+        # transport) is the transport's business, not the handler's
+        options: dict[str, Any] = {'path': '/socket.io', 'query_string': (query_string or '').lstrip('?') or None,
+                                   'headers': headers}
+        if self.flask_test_client is not None:
+            options['environ_base'] = self.flask_test_client.environ_base
+        environ = EnvironBuilder(self.app, **options).get_environ()
         environ['flask.app'] = self.app
         if self.flask_test_client is not None:
             # werkzeug's test client has no public way to render its cookie jar

@@ -39,6 +39,10 @@ HEALTH_CHECK_INTERVAL = 10
 SUBSCRIBE_TIMEOUT = 5.0
 
 
+#: URL schemes of the Redis managers (``+sentinel`` variants included).
+_SCHEMES = ('redis', 'rediss', 'unix', 'valkey', 'valkeys')
+
+
 def _redis_module(scheme: str) -> Any:
     scheme = scheme.split('+', 1)[0].lower()
     if scheme in ('redis', 'rediss', 'unix'):
@@ -99,10 +103,20 @@ class RedisSettings:
                          outbox_size=outbox_size, emit_timeout=emit_timeout)
         self.redis_url = url
         self.redis_options = dict(redis_options or {})
-        # a bad scheme or a missing package is a configuration error: say so now
-        self._module = _redis_module(urlparse(url).scheme)
+        # a bad scheme is a configuration error: say so now; a missing redis
+        # (or valkey) package only when connecting, as python-socketio does,
+        # so an app that configures a queue it does not use still imports
+        scheme = urlparse(url).scheme.split('+', 1)[0].lower()
+        if scheme not in _SCHEMES:
+            raise ValueError(f'Unsupported Redis URL scheme: {scheme}')
+        self._scheme = scheme
         self._pub: Any = None
         self._pub_broken = False
+
+    @property
+    def _module(self) -> Any:
+        """redis-py, or valkey-py for ``valkey://`` URLs; raises if it is not installed."""
+        return _redis_module(self._scheme)
 
     def _connect(self, client_module: Any, retry: Any) -> Any:
         """A client of ``client_module`` (redis-py's green or asyncio half) with our timeouts."""

@@ -5,10 +5,12 @@ Integration ring.  Nothing here runs unless an application creates a
 at scrape time from state the server and its manager keep anyway (connected
 clients, websocket write backlogs, the message queue's state, outbox and
 counters).  The few that must be counted as they happen (events, handler
-time, bytes, connects, disconnects, ``call()`` timeouts) are plain integer
-additions in small wrappers put around five of the server's own dispatch
-points when :class:`Metrics` is created; a custom collector turns the
-integers into Prometheus metric families when Prometheus scrapes.
+time, bytes, connects, disconnects, ``call()`` timeouts) are a few integer
+additions (per event, also a C bisect into the histogram's buckets) in small
+wrappers that :class:`Metrics` sets on five of the server's and manager's
+own dispatch points, on those objects only, and :meth:`Metrics.close` takes
+away; a custom collector turns the integers into Prometheus metric families
+when Prometheus scrapes.
 
 Green threads and the asyncio loop never switch inside an addition, so the
 counters need no lock; a scrape from another OS thread (``serve()`` under
@@ -165,7 +167,7 @@ class Metrics:
         counts = self._bytes
 
         def message_handler(eio_sid: str, data: Any) -> Any:
-            counts[0] += _size(data)
+            counts[0] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
             return handle(eio_sid, data)
         return message_handler
 
@@ -173,7 +175,7 @@ class Metrics:
         counts = self._bytes
 
         async def message_handler(eio_sid: str, data: Any) -> Any:
-            counts[0] += _size(data)
+            counts[0] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
             return await handle(eio_sid, data)
         return message_handler
 
@@ -181,7 +183,9 @@ class Metrics:
         counts = self._bytes
 
         def _send_eio_packet(eio_sid: str, eio_pkt: Any) -> None:
-            counts[1] += _size(eio_pkt.data or '')
+            data = eio_pkt.data
+            if data:
+                counts[1] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
             send(eio_sid, eio_pkt)
         return _send_eio_packet
 

@@ -292,3 +292,32 @@ def test_mounted_on_a_flask_app_next_to_its_routes(serve):
     finally:
         c.disconnect()
         metrics.close()
+
+
+def test_a_client_that_stops_reading_shows_as_slow_with_its_backlog(serve):
+    import socket
+
+    import rawclient
+
+    sio = greensio.Server(max_http_buffer_size=1024 * 1024)
+    metrics = Metrics(sio, worker='w1')
+    url = serve(greensio.WSGIApp(sio, metrics.wsgi_app()))
+    stalled, sid = rawclient.connect_sio(url)
+    stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads again
+    chunk = b'\x00' * (256 * 1024)
+    try:
+        sent = 0
+        for _ in range(40):  # at most 10 MiB: below the 16 MiB that closes a stalled peer
+            sio.emit('blob', chunk, to=sid)
+            sent += 1
+            gevent.sleep(0.01)
+            if scrape(url + '/metrics')['greensio_slow_clients', ()] == 1:
+                break
+        m = scrape(url + '/metrics')
+        assert m['greensio_slow_clients', ()] == 1
+        assert 0 < m['greensio_write_backlog_bytes', ()] <= sent * len(chunk)
+        assert m['greensio_sent_bytes_total', ()] >= sent * len(chunk)
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == sent
+    finally:
+        stalled.close()
+        metrics.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -46,12 +47,17 @@ def supervise() -> int:
     print(' * Restarting with stat', file=sys.stderr, flush=True)
     while True:
         child = subprocess.Popen(command, env=env)
+        # Ctrl-C reaches the child (same process group), which stops quietly;
+        # here it would only interrupt the wait.  Ignored after the start, so
+        # the child does not inherit the ignoring.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             status = child.wait()
-        except KeyboardInterrupt:  # Ctrl-C reaches the child too: let it finish
-            status = child.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if status != RESTART:
-            return status
+            # a child killed by a signal: the shell's convention, 128 + its number
+            return 128 - status if status < 0 else status
 
 
 def _watched(extra_files: Iterable[str], exclude_patterns: Iterable[str]) -> list[str]:

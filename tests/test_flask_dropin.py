@@ -450,6 +450,12 @@ def test_async_modes_greensio_serves(mode):
     assert socketio.test_client(app).is_connected()
 
 
+def test_flask_run_picks_the_threading_mode(monkeypatch):
+    monkeypatch.setenv('FLASK_RUN_FROM_CLI', 'true')  # what 'flask run' sets
+    assert SocketIO(flask.Flask(__name__)).async_mode == 'threading'
+    assert SocketIO(flask.Flask(__name__), async_mode='gevent').async_mode == 'gevent'
+
+
 def test_loggers():
     mine = logging.getLogger('drop-in-engineio')
     _app, socketio = build_app(logger=True, engineio_logger=mine)
@@ -537,6 +543,7 @@ def test_run_with_reloader_restarts_on_a_change(tmp_path):
         watched.write_text('two')
         read_until('Detected change')
         read_until('greensio serving on')
+        time.sleep(0.5)  # the banner comes just before Ctrl-C handling is set up
     finally:
         os.killpg(proc.pid, 2)  # Ctrl-C to the supervisor and its child
         try:

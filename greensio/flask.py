@@ -367,7 +367,7 @@ class SocketIO:
             ctx = _EventContext(app, environ, request=request, session=session)
         return ctx
 
-    def _handle_event(self, handler: Callable, event: str, namespace: str, sid: str,
+    def _handle_event(self, handler: Callable, event: str | None, namespace: str, sid: str,
                       args: tuple[Any, ...], lead: tuple[Any, ...] = ()) -> Any:
         with self._request_context(sid, namespace) as ctx:
             request = flask.request
@@ -388,10 +388,13 @@ class SocketIO:
             except Exception as exc:
                 error_handler = self.exception_handlers.get(namespace, self.default_exception_handler)
                 if error_handler is None:
-                    if self._handler_errors is not None:  # a test client is feeding: it re-raises
-                        self._handler_errors.append(exc)
+                    self._unhandled(exc)
                     raise
-                return error_handler(exc)
+                try:
+                    return error_handler(exc)
+                except Exception as again:
+                    self._unhandled(again)
+                    raise
             if not self.manage_session:
                 # the app's session interface owns the session: a server-side
                 # one (Flask-Session) stores what the handler changed
@@ -399,6 +402,11 @@ class SocketIO:
                 if getattr(session, 'modified', True):
                     ctx.app.session_interface.save_session(ctx.app, session, ctx.app.response_class())
             return result
+
+    def _unhandled(self, exc: Exception) -> None:
+        """Note an exception that leaves the handlers, for a test client that is delivering an event."""
+        if self._handler_errors is not None:  # the client raises it once the server is done
+            self._handler_errors.append(exc)
 
     def _ack_with_context(self, callback: Callable | None) -> Callable | None:
         """Run an emit's ack ``callback`` in the request context of the emitting handler's client."""
@@ -411,14 +419,11 @@ class SocketIO:
 
         @functools.wraps(callback)
         def with_context(*args: Any) -> Any:
-            try:
-                ctx = self._request_context(sid, namespace)
-            except RuntimeError:  # the emitting client has gone
-                return callback(*args)
-            with ctx:
-                flask.request.sid = sid  # type: ignore[attr-defined]
-                flask.request.namespace = namespace  # type: ignore[attr-defined]
-                return callback(*args)
+            server = self.server
+            if server is None or server.get_environ(sid, namespace=namespace) is None:
+                return callback(*args)  # the emitting client has gone
+            # as an event without a name: same context, session and error handlers
+            return self._handle_event(callback, None, namespace, sid, args)
 
         return with_context
 
@@ -597,7 +602,11 @@ class Namespace(_GreenNamespace):
             errors = self.socketio._handler_errors
             if errors and errors[-1] is exc:  # handled after all: a test client must not raise it
                 errors.pop()
-            return on_error(exc)
+            try:
+                return on_error(exc)
+            except Exception as again:
+                self.socketio._unhandled(again)
+                raise
 
     def emit(self, event, data=None, room=None, include_self=True, namespace=None, callback=None,
              to=None, skip_sid=None, ignore_queue=False):

@@ -295,6 +295,14 @@ def test_handler_exception_propagates_out_of_the_test_client():
 
     with pytest.raises(RuntimeError, match='connect failed'):
         client.connect('/broken')
+    assert not client.is_connected('/broken')
+
+    @socketio.on_error('/strict')
+    def strict_error(exc):
+        raise TypeError('the error handler failed too')
+
+    with pytest.raises(TypeError, match='failed too'):
+        client.emit('unhandled', namespace='/strict')
 
 
 def test_error_handlers_and_request_event():
@@ -396,6 +404,25 @@ def test_json_option_uses_the_app_json_provider_everywhere():
     client.get_received()
     socketio.emit('price', Money(99))  # no app context here
     assert client.get_received() == [{'name': 'price', 'args': [{'cents': 99}], 'namespace': '/'}]
+
+
+def test_ack_callback_runs_in_the_emitting_client_context():
+    app, socketio = build_app()
+    acks = []
+
+    @socketio.on('ask')
+    def ask():
+        def answered(*args):
+            acks.append((flask.request.sid, flask.session.get('user'), flask.request.event, args))
+
+        emit('question', 'ready?', callback=answered)
+
+    http = app.test_client()
+    http.get('/login/kim')
+    client = socketio.test_client(app, flask_test_client=http)
+    client.on('question', lambda text: 'yes')
+    client.emit('ask')
+    assert acks == [(client.sid, 'kim', {'message': None, 'args': ('yes',)}, ('yes',))]
 
 
 # -- server-side API ---------------------------------------------------------------------------

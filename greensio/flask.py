@@ -19,6 +19,7 @@ import builtins
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -498,8 +499,10 @@ class SocketIO:
         :param extra_files: files to watch besides the loaded modules
             (older spelling of ``reloader_options['extra_files']``).
         :param log_output: default ``debug``: log each HTTP request.
-        :param allow_unsafe_werkzeug: accepted and ignored: the server is
-            gevent's, never Werkzeug's development server.
+        :param allow_unsafe_werkzeug: only with ``async_mode='threading'``,
+            where the server is Werkzeug's threaded development server
+            (long-polling only): ``True`` runs it even without a terminal.
+            Otherwise the server is gevent's and the option means nothing.
 
         Other keyword arguments go to ``gevent.pywsgi.WSGIServer`` (``keyfile``,
         ``certfile``...).  Ctrl-C stops the server with one line, no traceback,
@@ -520,7 +523,10 @@ class SocketIO:
         extra_files = kwargs.pop('extra_files', None)
         if extra_files:
             reloader_options['extra_files'] = extra_files
-        kwargs.pop('allow_unsafe_werkzeug', None)
+        allow_unsafe_werkzeug = kwargs.pop('allow_unsafe_werkzeug', False)
+        if self.server is not None and self.server.async_mode == 'threading':
+            self._run_werkzeug(app, host, port, use_reloader, reloader_options, allow_unsafe_werkzeug, kwargs)
+            return
         reloader_type = reloader_options.pop('reloader_type', 'auto')
         if reloader_type not in _reload.RELOADER_TYPES:
             raise ValueError(f'reloader_type={reloader_type!r}: expected one of {_reload.RELOADER_TYPES}')
@@ -549,6 +555,18 @@ class SocketIO:
                 watcher.kill()
         if changed:
             raise SystemExit(_reload.RESTART)
+
+    @staticmethod
+    def _run_werkzeug(app: flask.Flask, host: str, port: int, use_reloader: bool, reloader_options: dict,
+                      allow_unsafe: bool, kwargs: dict) -> None:
+        """``async_mode='threading'``: Werkzeug's threaded development server, long-polling only."""
+        if not allow_unsafe and not (sys.stdin and sys.stdin.isatty()):
+            raise RuntimeError("async_mode='threading' makes socketio.run() use Werkzeug's development server, "
+                               'which is not meant for production and has no websockets: drop async_mode to '
+                               "serve on gevent, or pass allow_unsafe_werkzeug=True to run it anyway")
+        logger.warning("greensio.flask: async_mode='threading' serves on Werkzeug's development server, "
+                       'long-polling only; drop async_mode for gevent and websockets')
+        app.run(host=host, port=port, threaded=True, use_reloader=use_reloader, **reloader_options, **kwargs)
 
     def stop(self) -> None:
         """Stop the server started by :meth:`run` (from a handler or another greenlet)."""

@@ -534,6 +534,44 @@ def test_run_accepts_flask_socketio_options_and_wraps_the_debugger():
     assert runner.dead and runner.exception is None
 
 
+def test_run_in_threading_mode_uses_werkzeug_as_flask_socketio_does(tmp_path):
+    script = tmp_path / 'threaded.py'
+    script.write_text(textwrap.dedent('''
+        import sys, flask
+        from greensio.flask import SocketIO
+
+        app = flask.Flask(__name__)
+        socketio = SocketIO(app, async_mode='threading')
+        try:
+            socketio.run(app, port=0)
+        except RuntimeError as exc:
+            print('refused:', exc, flush=True)
+        socketio.run(app, port=int(sys.argv[1]), allow_unsafe_werkzeug=True)
+    '''))
+    import socket
+
+    with socket.socket() as probe:  # a free port: Werkzeug prints none we could read back reliably
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(script), str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env={**os.environ, 'PYTHONPATH': ROOT})
+    try:
+        url = f'http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling'
+
+        def handshake():
+            try:
+                return requests.get(url, timeout=2)
+            except requests.ConnectionError:
+                return None
+
+        assert wait_until(handshake, timeout=15).text.startswith('0{')
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert 'refused:' in output and 'allow_unsafe_werkzeug=True' in output
+
+
 def test_run_with_reloader_restarts_on_a_change(tmp_path):
     watched = tmp_path / 'settings.txt'
     watched.write_text('one')

@@ -21,6 +21,9 @@ from ._inprocess import InProcessClient
 
 __all__ = ['SocketIOTestClient']
 
+#: Seconds ``get_received()`` waits in gevent so background tasks run first.
+TASKS_TURN = 0.001
+
 
 class SocketIOTestClient(InProcessClient):
     """A Socket.IO client for a Flask app's tests that runs in-process, without sockets.
@@ -87,10 +90,13 @@ class SocketIOTestClient(InProcessClient):
     def get_received(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Events the server sent to ``namespace`` since the last call, oldest first.
 
-        Background tasks ready to run get their turn first: they are
-        greenlets, which run only when the test waits in gevent.
+        Background tasks get a turn first, those whose sleep has run out
+        included: they are greenlets, which run only while the test waits
+        in gevent, and an unpatched ``time.sleep()`` is no such wait.
         """
-        gevent.sleep(0)
+        # a short timer rather than sleep(0): gevent's loop then also fires
+        # the timers that expired meanwhile, before this one
+        gevent.sleep(TASKS_TURN)
         return super().get_received(namespace)
 
     # -- the fake Engine.IO connection ----------------------------------------------

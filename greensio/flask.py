@@ -201,6 +201,7 @@ class SocketIO:
         self._pending_handlers: list[tuple[str, Callable, str]] = []
         self._pending_namespaces: list[_GreenNamespace] = []
         self._app: flask.Flask | None = None
+        self._queue_manager: Any = None  # the manager built for message_queue
         #: While a test client delivers a packet: the exceptions that no
         #: error handler took, for the client to raise (the server logs them).
         self._handler_errors: list[Exception] | None = None
@@ -221,8 +222,9 @@ class SocketIO:
         path = options.pop('path', None) or options.pop('resource', None) or 'socket.io'
         options.pop('resource', None)
         url = options.get('message_queue')
-        if url and 'client_manager' not in kwargs:
-            options['client_manager'] = _message_queue_manager(url, channel, write_only)
+        # a manager the app passed is kept; one built here for an earlier app is not shared
+        if url and options.get('client_manager') in (None, self._queue_manager):
+            options['client_manager'] = self._queue_manager = _message_queue_manager(url, channel, write_only)
         if options.get('json') is flask.json and app is not None:
             options['json'] = _AppJSON(app)
         if os.environ.get('FLASK_RUN_FROM_CLI') and options.get('async_mode') is None:

@@ -450,6 +450,12 @@ def test_server_options_keep_the_queue_manager():
     assert manager.channel == 'drop-in' and manager.write_only
     with pytest.raises(ValueError, match='Kafka'):
         SocketIO(message_queue='kafka://127.0.0.1:9092')
+    # an app factory's manager, given before init_app(), is the one used
+    from greensio.testing import InMemoryPubSubManager
+
+    mine = InMemoryPubSubManager(write_only=True)
+    factory = SocketIO(message_queue=url, client_manager=mine)
+    assert factory.server.manager is mine and factory.server_options['client_manager'] is mine
 
 
 def test_redis_manager_needs_the_redis_package_only_to_connect(monkeypatch):

@@ -347,31 +347,34 @@ def test_rooms_and_disconnect_from_a_handler():
     assert not b.is_connected() and a.is_connected()
 
 
-def test_unmanaged_session_saves_to_a_server_side_session():
-    store = {}
+class ServerSession(dict, SessionMixin):
+    def __init__(self, key, data):
+        super().__init__(data)
+        self.key = key
+        self.modified = False
 
-    class ServerSession(dict, SessionMixin):
-        def __init__(self, key, data):
-            super().__init__(data)
-            self.key = key
-            self.modified = False
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        self.modified = True
 
-        def __setitem__(self, name, value):
-            super().__setitem__(name, value)
-            self.modified = True
 
-    class ServerSideSessions(SessionInterface):
-        """What Flask-Session does: the cookie holds a key, the data lives on the server."""
+class ServerSideSessions(SessionInterface):
+    """What Flask-Session does: the cookie holds a key, the data lives on the server."""
 
-        def open_session(self, app, request):
-            key = request.cookies.get('sk') or f'k{len(store)}'
-            return ServerSession(key, store.get(key, {}))
+    def __init__(self):
+        self.store = {}
 
-        def save_session(self, app, session, response):
-            store[session.key] = dict(session)
-            response.set_cookie('sk', session.key)
+    def open_session(self, app, request):
+        key = request.cookies.get('sk') or f'k{len(self.store)}'
+        return ServerSession(key, self.store.get(key, {}))
 
-    app, socketio = build_app(manage_session=False)
+    def save_session(self, app, session, response):
+        self.store[session.key] = dict(session)
+        response.set_cookie('sk', session.key)
+
+
+def build_server_session_app(**options):
+    app, socketio = build_app(manage_session=False, **options)
     app.session_interface = ServerSideSessions()
 
     @app.route('/visits')
@@ -381,7 +384,13 @@ def test_unmanaged_session_saves_to_a_server_side_session():
     @socketio.on('visit')
     def visit():
         flask.session['visits'] = flask.session.get('visits', 0) + 1
+        return flask.session['visits']
 
+    return app, socketio
+
+
+def test_unmanaged_session_saves_to_a_server_side_session():
+    app, socketio = build_server_session_app()
     http = app.test_client()
     http.get('/login/zoe')
     client = socketio.test_client(app, flask_test_client=http)
@@ -677,6 +686,26 @@ def test_same_app_over_real_sockets(serve, transport):
         refused = make()
         msg = refused.connect(url, transports=[transport], auth={'refuse': 'no'}, wait=True)
         assert msg['type'] == 'connect_error' and msg['message'] == 'refused'
+
+
+@needs_js
+def test_server_side_session_and_always_connect_over_real_sockets(serve):
+    app, _socketio = build_server_session_app(always_connect=True)
+    url = serve(app)
+    http = requests.Session()
+    http.get(f'{url}/login/zoe', timeout=5)
+    cookie = '; '.join(f'{k}={v}' for k, v in http.cookies.items())
+    with jsclients() as make:
+        js = make()
+        assert js.connect(url, transports=['websocket'], extraHeaders={'Cookie': cookie}, wait=True)['type'] == 'connect'
+        assert js.wait_event('welcome')['args'] == [{'user': 'zoe'}]
+        assert js.call('visit') == [1]
+        assert js.call('visit') == [2]
+        assert http.get(f'{url}/visits', timeout=5).text == '2'
+        refused = make()
+        # always_connect: accepted first, then disconnected by the refusal
+        assert refused.connect(url, transports=['websocket'], auth={'false': True}, wait=True)['type'] == 'connect'
+        refused.wait_for('disconnect', sock='default')
 
 
 @needs_js

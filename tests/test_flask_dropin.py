@@ -336,6 +336,18 @@ def test_class_based_namespace_helpers():
     assert a.emit('rooms', namespace='/chat', callback=True) == [a.get_sid('/chat')]
 
 
+def test_a_function_handler_wins_over_the_namespace_method():
+    app, socketio = build_app()
+
+    @socketio.on('rooms', namespace='/chat')
+    def chat_rooms():
+        return 'function'
+
+    client = socketio.test_client(app, namespace='/chat')
+    assert client.emit('rooms', namespace='/chat', callback=True) == 'function'
+    assert client.emit('say', 'x', namespace='/chat', callback=True) == 'said'
+
+
 def test_rooms_and_disconnect_from_a_handler():
     app, socketio = build_app()
     a, b = socketio.test_client(app), socketio.test_client(app)

@@ -462,6 +462,10 @@ class SocketIO:
              namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False,
              **kwargs: Any) -> Any:
         """Emit to one client (``to``, ``room`` or ``sid``) and wait for its ack; see :meth:`greensio.Server.call`."""
+        if self._handler_errors is not None:
+            raise RuntimeError('call() from a handler cannot wait under the test client: it runs handlers inline, '
+                               'so the answer could only come after the handler returns; test this handler over '
+                               'a real socket (see "Coming from Flask-SocketIO" in the docs)')
         return self._require_server().call(event, from_args(args), to=to or room, sid=sid,
                                            namespace=namespace or '/', timeout=timeout, ignore_queue=ignore_queue)
 

@@ -406,6 +406,15 @@ def test_call_needs_async_handlers_so_the_test_client_reports_it():
     socketio.test_client(app).emit('ask')
     assert errors == [RuntimeError]
 
+    app2, socketio2 = make_app()
+
+    @socketio2.on('ask')
+    def ask_unhandled():
+        call('question', timeout=0.1)
+
+    with pytest.raises(RuntimeError, match='under the test client'):  # the message says why
+        socketio2.test_client(app2).emit('ask')
+
 
 def test_test_client_refuses_message_queue_manager():
     from greensio.testing import InMemoryBus, InMemoryPubSubManager

@@ -49,15 +49,15 @@ def _parser() -> _Parser:
     parser = _Parser(prog=_PROG, description='Emit to Socket.IO clients through the servers\' message queue.')
     commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
     emit = commands.add_parser('emit', help='emit an event to every client, or to a room or one sid')
-    emit.add_argument('event', help='the event name')
-    emit.add_argument('data', help='the event\'s one argument, as JSON (e.g. \'{"n": 1}\', \'"text"\', \'null\')')
+    emit.add_argument('event', metavar='EVENT', help='the event name')
+    emit.add_argument('data', metavar='DATA', help='the event\'s one argument, as JSON (e.g. \'{"n": 1}\', \'"text"\', \'null\')')
     emit.add_argument('--to', metavar='ROOM', help='a room or a client\'s sid (default: every client)')
-    emit.add_argument('--namespace', default='/', help='the namespace (default: /)')
+    emit.add_argument('--namespace', metavar='NS', default='/', help='the namespace (default: /)')
     emit.add_argument('--message-queue', metavar='URL', default=os.environ.get(URL_VARIABLE),
                       help=f'amqp://... (RabbitMQ) or redis://... (default: ${URL_VARIABLE})')
-    emit.add_argument('--channel', default='socketio',
+    emit.add_argument('--channel', metavar='NAME', default='socketio',
                       help='the channel the servers use (default: socketio; Flask-SocketIO apps: flask-socketio)')
-    emit.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT,
+    emit.add_argument('--timeout', metavar='SECONDS', type=float, default=DEFAULT_TIMEOUT,
                       help=f'seconds to wait for the broker (default: {DEFAULT_TIMEOUT:g})')
     return parser
 

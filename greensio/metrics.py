@@ -210,17 +210,18 @@ class Metrics:
 
     def _trigger(self, trigger: Callable) -> Callable:
         durations, histogram_of, buckets = self._durations, self._histogram, HANDLER_BUCKETS
+        reserved, clock, bisect = _RESERVED, perf_counter, bisect_left  # closure cells: no global lookups
 
         def _trigger_event(event: str, namespace: str, *args: Any) -> Any:
-            if event in _RESERVED:
+            if event in reserved:
                 return self._reserved(trigger, event, namespace, args)
-            start = perf_counter()
+            start = clock()
             try:
                 return trigger(event, namespace, *args)
             finally:
-                seconds = perf_counter() - start
+                seconds = clock() - start
                 histogram = durations.get(namespace) or histogram_of(namespace)
-                histogram.counts[bisect_left(buckets, seconds)] += 1
+                histogram.counts[bisect(buckets, seconds)] += 1
                 histogram.total += seconds
         return _trigger_event
 

@@ -4,7 +4,12 @@ Shell ring, the asyncio twin of ``kombu_manager.py``, with the same topology
 so that green (kombu) and asyncio (aio-pika) workers share one exchange:
 
 - a **fanout exchange** named after the channel, durable (an existing
-  non-durable one, as python-socketio declares it, is adopted with a warning);
+  non-durable one, as python-socketio declares it, is adopted with a warning),
+  where every message is published;
+- the durable fanout exchange ``greensio.<channel>``, bound to it again by
+  every connection before it publishes or consumes, where the queues are
+  bound (a restart deletes a non-durable channel exchange with its bindings;
+  a replayed outbox must still reach the workers that have not reconnected);
 - **one durable queue per worker**, ``greensio.<channel>.<host_id>``,
   expiring ``QUEUE_EXPIRES_MS`` after its worker is gone;
 - **persistent messages** with **publisher confirms** (aio-pika's channel
@@ -29,7 +34,13 @@ except ImportError:  # pragma: no cover
 
 from ._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
-from .kombu_manager import CONNECT_TIMEOUT, HEARTBEAT, PREFETCH, QUEUE_EXPIRES_MS
+from .kombu_manager import (
+    CONNECT_TIMEOUT,
+    HEARTBEAT,
+    PREFETCH,
+    QUEUE_EXPIRES_MS,
+    workers_exchange,
+)
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
 
 
@@ -73,8 +84,10 @@ class AsyncAioPikaManager(AsyncPubSubManager):
     async def _connection(self) -> Any:
         return await aio_pika.connect(self.url, timeout=CONNECT_TIMEOUT, heartbeat=HEARTBEAT)
 
-    async def _exchange(self, conn: Any) -> tuple[Any, Any]:
-        """A channel with the exchange declared, adopting an existing one's durability."""
+    async def _exchange(self, conn: Any) -> tuple[Any, Any, Any]:
+        """A channel, the channel's exchange (adopting an existing one's durability) and
+        greensio's durable exchange, bound to it on this connection before anything is
+        published or consumed (see the module documentation)."""
         channel = await conn.channel()
         tried = self._exchange_durable
         try:
@@ -89,18 +102,21 @@ class AsyncAioPikaManager(AsyncPubSubManager):
             channel = await conn.channel()  # the broker closed the one that failed
             exchange = await channel.declare_exchange(self.channel, aio_pika.ExchangeType.FANOUT,
                                                       durable=self._exchange_durable)
-        return channel, exchange
+        workers = await channel.declare_exchange(workers_exchange(self.channel), aio_pika.ExchangeType.FANOUT,
+                                                 durable=True)
+        await workers.bind(exchange, routing_key='')
+        return channel, exchange, workers
 
     # -- listening --------------------------------------------------------------------------
 
     async def _listen(self) -> AsyncIterator[Any]:
         conn = await self._connection()
         try:
-            channel, exchange = await self._exchange(conn)
+            channel, _exchange, workers = await self._exchange(conn)
             await channel.set_qos(prefetch_count=PREFETCH)
             queue = await channel.declare_queue(self.queue_name, durable=True,
                                                 arguments={'x-expires': QUEUE_EXPIRES_MS})
-            await queue.bind(exchange)
+            await queue.bind(workers)
             self._listening = True
             received: asyncio.Queue = asyncio.Queue()
             await queue.consume(received.put, no_ack=False)
@@ -125,7 +141,7 @@ class AsyncAioPikaManager(AsyncPubSubManager):
         if self._pub_exchange is None:
             conn = await self._connection()
             try:
-                _channel, self._pub_exchange = await self._exchange(conn)
+                _channel, self._pub_exchange, _workers = await self._exchange(conn)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await conn.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
-from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings
+from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings, _numsub
 
 
 class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
@@ -47,6 +47,7 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError('Redis did not confirm the subscription')
+            self._subscribed(_numsub(await client.pubsub_numsub(self.channel)))
             yield None
             channel = self.channel.encode('utf-8')
             while True:
@@ -67,17 +68,26 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
 
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         try:
+            client = self._publisher()
+            subscribers = None if self._awaited is None else _numsub(await client.pubsub_numsub(self.channel))
+        except BaseException:
+            await self._drop_publisher()
+            raise
+        if subscribers is not None:
+            self._check_subscribers(subscribers)  # the connection is fine: keep it
+        try:
             if len(batch) == 1:
-                await self._publisher().publish(self.channel, batch[0][1])
+                receivers = await client.publish(self.channel, batch[0][1])
             else:
-                pipe = self._publisher().pipeline(transaction=False)
+                pipe = client.pipeline(transaction=False)
                 for _message, text in batch:
                     pipe.publish(self.channel, text)
-                await pipe.execute()
+                receivers = (await pipe.execute())[-1]
         except BaseException:
             await self._drop_publisher()
             raise
         self._pub_broken = False
+        self._reached(receivers)
 
     async def _heartbeat(self) -> bool:
         if not self._pub_broken:
@@ -93,6 +103,7 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
     async def _drop_publisher(self) -> None:
         client, self._pub = self._pub, None
         self._pub_broken = True
+        self._publisher_lost()
         if client is not None:
             with contextlib.suppress(Exception):  # the server may be gone already
                 await client.aclose()

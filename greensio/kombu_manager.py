@@ -3,9 +3,16 @@
 Shell ring: the broker half of :class:`~greensio.PubSubManager`.  The
 topology is chosen so that a broker restart loses nothing:
 
-- a **fanout exchange** named after the channel, **durable** by default
-  (python-socketio declares it non-durable: an existing non-durable exchange
-  is adopted with a warning, see :class:`KombuManager`);
+- a **fanout exchange** named after the channel, where every message is
+  published, **durable** by default (python-socketio declares it
+  non-durable: an existing non-durable exchange is adopted with a warning,
+  see :class:`KombuManager`);
+- a second, always **durable** fanout exchange, ``greensio.<channel>``,
+  bound to the first one, where greensio's queues are bound.  Every
+  connection binds it again before it publishes or consumes: when the
+  channel's exchange is non-durable, a restart deletes that exchange and
+  its bindings, and a worker whose outbox is replayed before the other
+  workers have reconnected would otherwise reach none of them;
 - **one durable queue per worker**, ``greensio.<channel>.<host_id>``, kept
   across reconnects so the broker buffers while the worker is away, and
   deleted by the broker ``x-expires`` after its worker is gone for good;
@@ -54,6 +61,11 @@ ACK_DELAY = 0.005
 #: (python-socketio's value): long enough to ride out a restart of the worker's
 #: connection, short enough that SIGKILLed workers do not accumulate queues.
 QUEUE_EXPIRES_MS = 300_000
+
+
+def workers_exchange(channel: str) -> str:
+    """The durable exchange greensio's queues are bound to (the green and asyncio managers share it)."""
+    return f'greensio.{channel}'
 
 
 class KombuManager(PubSubManager):
@@ -107,6 +119,9 @@ class KombuManager(PubSubManager):
         if heartbeat:
             self.idle_tick = min(self.idle_tick, heartbeat / 4)
         self._exchange_durable = bool(self.exchange_options.get('durable', True))
+        # exchange-to-exchange bindings are a RabbitMQ extension: other kombu
+        # transports bind the queue to the channel's exchange directly
+        self._relay = False
         self._pub_conn: Any = None
         self._producer: Any = None
         self._pub_broken = False
@@ -133,14 +148,24 @@ class KombuManager(PubSubManager):
         options['durable'] = self._exchange_durable
         return kombu.Exchange(self.channel, **options)
 
+    def _workers_exchange(self) -> Any:
+        return kombu.Exchange(workers_exchange(self.channel), type='fanout', durable=True)
+
     def _queue(self) -> Any:
         options: dict[str, Any] = {'durable': True, 'auto_delete': False,
                                    'queue_arguments': {'x-expires': QUEUE_EXPIRES_MS}}
         options.update(self.queue_options)
-        return kombu.Queue(self.queue_name, self._exchange(), **options)
+        exchange = self._workers_exchange() if self._relay else self._exchange()
+        return kombu.Queue(self.queue_name, exchange, **options)
 
     def _open_channel(self, conn: Any) -> Any:
-        """A channel on which the exchange is declared, adopting an existing one's durability."""
+        """A channel on which both exchanges are declared and bound, adopting an existing one's durability.
+
+        The binding is declared again on every connection, before anything
+        is published or consumed on it: after a restart, a non-durable
+        channel exchange comes back without it, and the replay of an outbox
+        must reach the queues of workers that have not reconnected yet.
+        """
         channel = conn.channel()
         tried = self._exchange_durable
         try:
@@ -153,10 +178,17 @@ class KombuManager(PubSubManager):
             self.logger.warning(
                 '%s: exchange %r already exists with durable=%s (python-socketio declares it '
                 'non-durable); using it as it is. A non-durable exchange loses its bindings when '
-                'RabbitMQ restarts, so messages published right after a restart can miss workers '
-                'that have not reconnected yet.', self.name, self.channel, self._exchange_durable)
+                'RabbitMQ restarts: greensio workers still get what greensio publishes right after '
+                'a restart (their queues are bound to the durable exchange %r), python-socketio '
+                'workers, and what python-socketio publishes, can miss messages until they have '
+                'reconnected.', self.name, self.channel, self._exchange_durable,
+                workers_exchange(self.channel))
             channel = conn.channel()  # the broker closed the one that failed
             self._exchange()(channel).declare()
+        if getattr(conn.transport, 'driver_type', None) == 'amqp':
+            self._workers_exchange()(channel).declare()
+            channel.exchange_bind(destination=workers_exchange(self.channel), source=self.channel, routing_key='')
+            self._relay = True
         return channel
 
     # -- listening ---------------------------------------------------------------------

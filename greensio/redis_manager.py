@@ -15,6 +15,13 @@ What Redis allows and what it does not, compared with RabbitMQ:
   Use RabbitMQ (:class:`~greensio.KombuManager`) when broadcasts must
   survive a broker restart; Redis Streams could close the gap but would
   not interoperate with python-socketio and is not implemented.
+- What the outbox holds through an outage is not replayed the moment Redis
+  answers again: every worker's listener is reconnecting too, on its own
+  schedule, and a replay that came first would reach none of them.  Redis
+  counts the subscribers each ``PUBLISH`` reached; after a failed publish
+  the replay waits until the channel has as many subscribers as the last
+  publish reached (at most ``RESUBSCRIBE_TIMEOUT`` seconds, for a worker
+  that is gone for good).
 """
 
 from __future__ import annotations
@@ -37,6 +44,15 @@ COMMAND_TIMEOUT = 10.0
 HEALTH_CHECK_INTERVAL = 10
 #: Longest wait for Redis to confirm a SUBSCRIBE.
 SUBSCRIBE_TIMEOUT = 5.0
+#: Longest a replay waits, once Redis answers again after an outage, for the
+#: subscribers the channel had before it: a listener tries again within
+#: ``RETRY_DELAY_MAX`` (5 s), then connects and subscribes; a worker that is
+#: gone for good must not hold the outbox longer than that.
+RESUBSCRIBE_TIMEOUT = 15.0
+
+
+class SubscribersAway(Exception):
+    """The channel has fewer subscribers than before the outage: the replay waits for them."""
 
 
 #: URL schemes of the Redis managers (``+sentinel`` variants included).
@@ -90,11 +106,19 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str | None, dic
 parse_redis_sentinel_url = parse_sentinel_url
 
 
+def _numsub(reply: Any) -> int:
+    """The count in a ``PUBSUB NUMSUB <channel>`` reply, ``[(channel, count)]``."""
+    return int(reply[0][1])
+
+
 class RedisSettings:
     """The constructor, the client and the publisher connection of both Redis managers (green and asyncio)."""
 
     channel: str
     idle_tick: float
+    name: str
+    logger: Any
+    _outbox: Any
 
     def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
                  logger: Any = None, json: Any = None, redis_options: dict | None = None,
@@ -112,6 +136,13 @@ class RedisSettings:
         self._scheme = scheme
         self._pub: Any = None
         self._pub_broken = False
+        #: Subscribers the last publish reached (Redis counts them), or the
+        #: listener found when it subscribed: what a replay waits for.
+        self._audience: int | None = None
+        #: Subscribers the replay waits for since a publish failed, and when
+        #: Redis answered again (the wait is bounded from there).
+        self._awaited: int | None = None
+        self._awaited_since: float | None = None
 
     @property
     def _module(self) -> Any:
@@ -139,6 +170,43 @@ class RedisSettings:
 
     def _client(self) -> Any:
         raise NotImplementedError
+
+    # -- who must get a replay ----------------------------------------------------------
+
+    def _publisher_lost(self) -> None:
+        """A publish failed: what the outbox holds waits for the channel's subscribers of now."""
+        if self._awaited is None and self._audience:
+            self._awaited, self._awaited_since = self._audience, None
+
+    def _subscribed(self, subscribers: int) -> None:
+        """The listener subscribed; the channel has ``subscribers`` (this one included)."""
+        if self._awaited is None:
+            self._audience = max(self._audience or 0, subscribers)
+
+    def _reached(self, receivers: int) -> None:
+        """A publish reached ``receivers`` subscribers."""
+        self._audience = receivers
+
+    def _check_subscribers(self, subscribers: int) -> None:
+        """Raise :class:`SubscribersAway` while fewer than the awaited subscribers are back (bounded)."""
+        awaited = self._awaited
+        if awaited is None:
+            return
+        if subscribers >= awaited:
+            self._awaited = None
+            return
+        now = time.monotonic()
+        if self._awaited_since is None:
+            self._awaited_since = now
+            self.logger.warning('%s: holding the replay of %d message(s) until the channel has its %d '
+                                'subscriber(s) of before the outage again (%d now; at most %.0f s)',
+                                self.name, len(self._outbox), awaited, subscribers, RESUBSCRIBE_TIMEOUT)
+        elif now - self._awaited_since >= RESUBSCRIBE_TIMEOUT:
+            self.logger.warning('%s: %d subscriber(s) did not come back within %.0f s; replaying to the %d '
+                                'there are', self.name, awaited - subscribers, RESUBSCRIBE_TIMEOUT, subscribers)
+            self._awaited = None
+            return
+        raise SubscribersAway(f'{subscribers} of the {awaited} subscriber(s) of before the outage are back')
 
     def _publisher(self) -> Any:
         if self._pub is None:
@@ -191,6 +259,7 @@ class RedisManager(RedisSettings, PubSubManager):
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError('Redis did not confirm the subscription')
+            self._subscribed(_numsub(client.pubsub_numsub(self.channel)))
             yield None
             channel = self.channel.encode('utf-8')
             while True:
@@ -213,14 +282,20 @@ class RedisManager(RedisSettings, PubSubManager):
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         with self._publisher_guard():
+            client = self._publisher()
+            subscribers = None if self._awaited is None else _numsub(client.pubsub_numsub(self.channel))
+        if subscribers is not None:
+            self._check_subscribers(subscribers)  # outside the guard: the connection is fine
+        with self._publisher_guard():
             if len(batch) == 1:
-                self._publisher().publish(self.channel, batch[0][1])
+                receivers = client.publish(self.channel, batch[0][1])
             else:
-                pipe = self._publisher().pipeline(transaction=False)
+                pipe = client.pipeline(transaction=False)
                 for _message, text in batch:
                     pipe.publish(self.channel, text)
-                pipe.execute()
+                receivers = pipe.execute()[-1]
         self._pub_broken = False
+        self._reached(receivers)
 
     def _heartbeat(self) -> bool:
         if not self._pub_broken:
@@ -233,6 +308,7 @@ class RedisManager(RedisSettings, PubSubManager):
     def _drop_publisher(self) -> None:
         client, self._pub = self._pub, None
         self._pub_broken = True
+        self._publisher_lost()
         if client is not None:
             with contextlib.suppress(Exception):  # the server may be gone already
                 client.close()

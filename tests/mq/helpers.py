@@ -7,11 +7,13 @@ settle".  Channels are unique per test and cleaned up after it.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -48,12 +50,24 @@ def redis_up() -> bool:
 
 
 def delete_exchange(channel: str) -> None:
-    """Remove a test channel's exchange (and any queues left by killed workers)."""
+    """Remove a test channel's exchanges: the channel's own and greensio's durable one."""
+    import kombu
+
+    from greensio.kombu_manager import workers_exchange
+
+    with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
+        conn.connect()
+        for name in (channel, workers_exchange(channel)):
+            kombu.Exchange(name)(conn.channel()).delete()  # RabbitMQ: deleting a missing exchange is fine
+
+
+def declare_python_socketio_exchange(channel: str) -> None:
+    """What an existing python-socketio fleet has on the broker: a non-durable fanout exchange."""
     import kombu
 
     with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
         conn.connect()
-        kombu.Exchange(channel)(conn.channel()).delete()
+        kombu.Exchange(channel, type='fanout', durable=False)(conn.channel()).declare()
 
 
 def delete_queues(names: list[str]) -> None:
@@ -63,6 +77,54 @@ def delete_queues(names: list[str]) -> None:
         conn.connect()
         for name in names:
             kombu.Queue(name)(conn.channel()).delete()
+
+
+class RedisServer:
+    """A private redis-server on a free port: stopped and started again by a test
+    without disturbing anyone else's Redis."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            self.port = sock.getsockname()[1]
+        self.url = f'redis://127.0.0.1:{self.port}/0'
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which('redis-server') is not None
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+                                      '--appendonly', 'no'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+        try:
+            wait_until(answers, 20, f'redis-server on port {self.port}')
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # redis-server closes every client connection and exits
+            self.proc.wait(20)
+        self.proc = None
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
 
 class Recorder:
@@ -159,6 +221,12 @@ class Process:
     def send(self, line: str) -> None:
         self.proc.stdin.write(line + '\n')
         self.proc.stdin.flush()
+
+    def ask(self, command: str, key: str, timeout: float = 20.0) -> str:
+        """Send ``command`` and return the value of the ``KEY value`` line it answers with."""
+        nth = sum(line.startswith(key + ' ') for line in self.lines)
+        self.send(command)
+        return self.value(key, timeout, nth=nth)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:

@@ -4,7 +4,8 @@
 
 Serves on 127.0.0.1, port 0, and prints ``PORT <n>``, ``HOST <host id>``
 and (kombu) ``QUEUE <name>``.  Commands on stdin, one per line: ``state``
-(prints ``STATE <healthy|degraded>``); end of input stops the worker cleanly.
+(prints ``STATE <healthy|degraded>``), ``outbox`` (prints ``OUTBOX <messages
+not yet confirmed by the broker>``); end of input stops the worker cleanly.
 Handlers: ``join`` (enter a room), ``blast`` (emit a numbered stream of
 broadcasts from this worker), ``relay_call`` (``call()`` a client that may
 be on another worker and ack its answer).
@@ -54,8 +55,9 @@ def main() -> None:
 
     @sio.on('blast')
     def blast(sid, spec):
-        # a stream of broadcasts numbered from 0, published by this worker
-        for i in range(spec['count']):
+        # a stream of broadcasts numbered from ``start`` (0), published by this worker
+        start = spec.get('start', 0)
+        for i in range(start, start + spec['count']):
             sio.emit(spec['event'], i, room=spec.get('room'))
             if i % 64 == 63:
                 gevent.sleep(0)
@@ -85,6 +87,8 @@ def main() -> None:
     for line in stdin:
         if line.strip() == 'state':
             print(f'STATE {getattr(manager, "state", "unknown")}', flush=True)
+        elif line.strip() == 'outbox':
+            print(f'OUTBOX {getattr(manager, "outbox_length", 0)}', flush=True)
     sio.shutdown()  # greensio's also flushes the outbox and deletes this worker's queue
     server.stop(timeout=1)
 

@@ -1,5 +1,7 @@
 """Faults on real brokers: RabbitMQ stopped mid-stream, a worker SIGKILLed,
-rogue messages on the channel, Redis publisher connections killed.
+rogue messages on the channel, Redis publisher connections killed, a worker's
+outbox replayed before the other worker listens again (RabbitMQ stopped, and
+a private Redis server stopped).
 
 Same fleet as test_multiprocess.py (two worker processes, one write-only
 emitter process, python-socketio clients here); every test counts every
@@ -10,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pickle
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -25,7 +30,9 @@ from .helpers import (
     REDIS_URL,
     Fleet,
     Recorder,
+    RedisServer,
     check_sequence,
+    declare_python_socketio_exchange,
     delete_exchange,
     delete_queues,
     rabbitmq_up,
@@ -41,8 +48,11 @@ def numbers(client: Recorder, event: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def fleet_of(backend: str, **kwargs) -> Iterator[Fleet]:
+def fleet_of(backend: str, prepare: Callable[[str], None] | None = None, **kwargs) -> Iterator[Fleet]:
+    """A Fleet on a fresh channel; ``prepare(channel)`` runs first (e.g. to create its exchange)."""
     channel = unique_channel()
+    if prepare is not None:
+        prepare(channel)
     fleet = Fleet(backend, AMQP_URL if backend == 'kombu' else REDIS_URL, channel, **kwargs)
     try:
         yield fleet
@@ -234,3 +244,92 @@ def test_redis_publisher_connection_killed_mid_stream():
         admin.close()
         for client in clients:
             client.disconnect()
+
+
+def broadcasts_during_outages(fleet: Fleet, outage: Callable[[], Any], replay_attempted: Callable[[], bool]) -> None:
+    """A client's event makes worker a emit to a room while the broker is down:
+    a's members get it at once, b's once the broker is back, after every outage.
+
+    When the broker is back, a's publisher replays its outbox while b's
+    listener reconnects on its own schedule, and either may come first.  In
+    every other outage b is paused (SIGSTOP) until ``replay_attempted()``, so
+    the replay surely comes first there; in the others the two race.
+    """
+    b = fleet.servers[1]
+    on_a = Recorder(fleet.urls[0], 'a0')
+    on_b = [Recorder(fleet.urls[1], f'b{i}') for i in range(2)]
+    outsider = Recorder(fleet.urls[1], 'b-outsider')  # not in the room
+    for client in (on_a, *on_b):
+        assert client.client.call('join', 'r', timeout=10) == 'joined'
+
+    def blast(event: str, start: int) -> None:
+        spec = {'event': event, 'count': 1, 'start': start, 'room': 'r'}
+        assert on_a.client.call('blast', spec, timeout=10) == 1
+
+    blast('before', 0)  # a's publisher is connected when the broker stops
+    for client in on_b:
+        client.wait_for('before', timeout=20)
+    sent = 0
+    for hold_b in (False, True, False, True):
+        paused = False
+        try:
+            with outage():
+                for delay in (0.0, 0.3):  # right after the stop, and once a's publisher may have noticed
+                    gevent.sleep(delay)
+                    blast('during', sent)
+                    sent += 1
+                on_a.wait_for('during', sent, timeout=10)  # a's own members do not wait for the broker
+                assert len(on_b[0].of('during')) == sent - 2  # b's do
+                if hold_b:
+                    os.kill(b.proc.pid, signal.SIGSTOP)
+                    paused = True
+            if paused:
+                wait_until(replay_attempted, 30, "a's publisher replaying its outbox")
+        finally:
+            if paused:
+                os.kill(b.proc.pid, signal.SIGCONT)
+        for client in on_b:
+            client.wait_for('during', sent, timeout=20)
+    blast('end', 0)  # a's outbox is replayed in order: nothing of a's can arrive after this
+    for client in on_b:
+        client.wait_for('end', timeout=20)
+    for client in (on_a, *on_b):
+        assert check_sequence(numbers(client, 'during'), sent) == CLEAN, client.name
+        assert len(client.of('during')) == sent, client.name
+    assert outsider.of('during') == []
+    for client in (on_a, *on_b, outsider):
+        client.disconnect()
+
+
+@needs_rabbitmq
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize('exchange', ['greensio', 'python-socketio'])
+def test_room_broadcasts_from_a_handler_during_rabbitmq_outages_reach_the_other_worker(exchange):
+    """The channel's exchange is greensio's own (durable) or one a python-socketio
+    fleet created before greensio's workers came (non-durable, adopted): a
+    restart deletes that one and whatever is bound to it."""
+    prepare = declare_python_socketio_exchange if exchange == 'python-socketio' else None
+    with fleet_of('kombu', prepare=prepare, emitter=False) as fleet:
+        a = fleet.servers[0]
+        broadcasts_during_outages(fleet, rabbitmq_stopped, lambda: a.ask('outbox', 'OUTBOX') == '0')
+
+
+@needs_redis
+@pytest.mark.skipif(not RedisServer.available(), reason='redis-server is not installed')
+@pytest.mark.timeout(90)
+def test_room_broadcasts_from_a_handler_during_redis_outages_reach_the_other_worker():
+    """Redis keeps nothing for a subscriber that is away: a's replay must wait
+    for the subscribers the channel had before the outage."""
+    server = RedisServer()
+    try:
+        fleet = Fleet('redis', server.url, unique_channel(), emitter=False)
+        try:
+            a = fleet.servers[0]
+            broadcasts_during_outages(
+                fleet, server.stopped,
+                lambda: a.ask('outbox', 'OUTBOX') == '0' or any('holding the replay' in line for line in a.stderr))
+            assert any('holding the replay' in line for line in a.stderr), '\n'.join(a.stderr)
+        finally:
+            fleet.stop()
+    finally:
+        server.stop()

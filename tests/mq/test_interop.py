@@ -17,20 +17,12 @@ from .helpers import (
     Process,
     Recorder,
     check_sequence,
+    declare_python_socketio_exchange,
     delete_exchange,
     unique_channel,
 )
 
 COUNT = 100
-
-
-def declare_python_socketio_exchange(channel: str) -> None:
-    """What an existing python-socketio fleet has on the broker: a non-durable fanout exchange."""
-    import kombu
-
-    with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
-        conn.connect()
-        kombu.Exchange(channel, type='fanout', durable=False)(conn.channel()).declare()
 
 
 @pytest.mark.timeout(90)

@@ -32,6 +32,20 @@ def serve():
         server.stop(timeout=1)
 
 
+@pytest.fixture(autouse=True)
+def _packet_json_restored():
+    """``Server(json=...)`` sets the JSON module of every packet, process-wide, as
+    python-socketio does; a test that passes one must not leave it to the next
+    (a lenient module would let NaN through the hostile-input tests)."""
+    import engineio.packet
+
+    import greensio.packet
+
+    saved = greensio.packet.Packet.json, engineio.packet.Packet.json
+    yield
+    greensio.packet.Packet.json, engineio.packet.Packet.json = saved
+
+
 def _no_skips() -> bool:
     """CI has every dependency (node, uvicorn, RabbitMQ, Redis, Chromium, sphinx):
     there a skip means a broken setup, and it fails instead of passing unnoticed.

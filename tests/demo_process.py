@@ -7,6 +7,7 @@ fd://N``), so no test guesses a free port.  Children are stopped by PID.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROWSER_DIR = os.path.join(ROOT, 'tests', 'browser')
 BROWSER_SOCKETIO_JS = os.path.join(BROWSER_DIR, 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js')
 JS_SOCKETIO_JS = os.path.join(ROOT, 'tests', 'js', 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js')
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+
+
+def browser_skip_reason(needed: str, package: str) -> str | None:
+    """Why a browser test cannot run here (None when it can): Chromium, node,
+    playwright-core and ``needed``, a file of the npm ``package`` in tests/browser."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f'no Chromium at {CHROMIUM}: apt-get install -y chromium'
+    if not shutil.which('node'):
+        return 'node is not installed'
+    if not os.path.isdir(os.path.join(BROWSER_DIR, 'node_modules', 'playwright-core')) or not os.path.isfile(needed):
+        return f'run "npm ci" in tests/browser (playwright-core, {package})'
+    return None
 
 
 def child_env(**extra):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import bcrypt
@@ -24,29 +23,17 @@ from e2e_helpers import wait_until
 import greensio
 
 try:
-    from demo_process import BROWSER_DIR, ROOT
+    from demo_process import BROWSER_DIR, CHROMIUM, ROOT, browser_skip_reason
 except ImportError:  # pragma: no cover
-    from tests.demo_process import BROWSER_DIR, ROOT
+    from tests.demo_process import BROWSER_DIR, CHROMIUM, ROOT, browser_skip_reason
 
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 SCRIPT = os.path.join(BROWSER_DIR, 'admin_ui.js')
 ADMIN_UI = os.path.join(BROWSER_DIR, 'node_modules', '@socket.io', 'admin-ui', 'ui', 'dist')
 ARTIFACTS = os.path.join(ROOT, 'tests', 'artifacts')
 PASSWORD = 'admin-ui-test'
 
-
-def _skip_reason():
-    if not os.access(CHROMIUM, os.X_OK):
-        return f'no Chromium at {CHROMIUM}: apt-get install -y chromium'
-    if not shutil.which('node'):
-        return 'node is not installed'
-    if not os.path.isdir(os.path.join(BROWSER_DIR, 'node_modules', 'playwright-core')) \
-            or not os.path.isfile(os.path.join(ADMIN_UI, 'index.html')):
-        return 'run "npm ci" in tests/browser (playwright-core, @socket.io/admin-ui)'
-    return None
-
-
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or '')
+SKIP = browser_skip_reason(os.path.join(ADMIN_UI, 'index.html'), '@socket.io/admin-ui')
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or '')
 
 
 @pytest.mark.timeout(120)

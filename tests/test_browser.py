@@ -6,33 +6,34 @@ The screenshot lands in tests/artifacts/chat_two_tabs.png.
 """
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
 try:
-    from demo_process import BROWSER_DIR, BROWSER_SOCKETIO_JS, ROOT, chat_demo
+    from demo_process import (
+        BROWSER_DIR,
+        BROWSER_SOCKETIO_JS,
+        CHROMIUM,
+        ROOT,
+        browser_skip_reason,
+        chat_demo,
+    )
 except ImportError:  # pragma: no cover
-    from tests.demo_process import BROWSER_DIR, BROWSER_SOCKETIO_JS, ROOT, chat_demo
+    from tests.demo_process import (
+        BROWSER_DIR,
+        BROWSER_SOCKETIO_JS,
+        CHROMIUM,
+        ROOT,
+        browser_skip_reason,
+        chat_demo,
+    )
 
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 SCRIPT = os.path.join(BROWSER_DIR, 'chat_two_tabs.js')
 ARTIFACTS = os.path.join(ROOT, 'tests', 'artifacts')
 
-
-def _skip_reason():
-    if not os.access(CHROMIUM, os.X_OK):
-        return f'no Chromium at {CHROMIUM}: apt-get install -y chromium'
-    if not shutil.which('node'):
-        return 'node is not installed'
-    if not os.path.isdir(os.path.join(BROWSER_DIR, 'node_modules', 'playwright-core')) \
-            or not os.path.isfile(BROWSER_SOCKETIO_JS):
-        return 'run "npm ci" in tests/browser (playwright-core, socket.io-client)'
-    return None
-
-
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or '')
+SKIP = browser_skip_reason(BROWSER_SOCKETIO_JS, 'socket.io-client')
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or '')
 
 
 @pytest.mark.timeout(90)

@@ -8,17 +8,10 @@
 // the first one with the UI's own button and waits until the UI drops it.
 // Prints one JSON line per step; exits 0 only if every step passed.
 'use strict';
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 
 const [url, username, password, socketsJson, screenshotDir] = process.argv.slice(2);
 const sockets = JSON.parse(socketsJson);
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-// Without the background-networking flags Chromium keeps dialing Google's
-// hosts, which this closed network refuses.
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 const STEP_MS = 15000;
 
 function step(name, extra) {
@@ -26,7 +19,7 @@ function step(name, extra) {
 }
 
 (async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args, timeout: 30000 });
+  const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     // the page links web fonts and icons from CDNs; refuse them at once

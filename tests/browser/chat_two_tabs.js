@@ -4,16 +4,9 @@
 // Prints one JSON line per step; exits 0 only if a message typed in one tab
 // appears in the other (lobby, then a room the two tabs joined).
 'use strict';
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 
 const [url, screenshot] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-// Without the background-networking flags Chromium keeps dialing Google's
-// hosts, which this closed network refuses.
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 const STEP_MS = 10000;
 
 function step(name, extra) {
@@ -46,7 +39,7 @@ async function sees(page, who, text) {
 }
 
 (async () => {
-  const browser = await chromium.launch({ executablePath, headless: true, args, timeout: 30000 });
+  const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
     const alice = await openTab(context, 'alice');

@@ -13,10 +13,29 @@ from typing import Any
 
 import gevent
 import pytest
+from gevent import pywsgi
+from geventwebsocket.handler import WebSocketHandler
 from jsclient import JSClient, skip_reason
+
+import greensio
 
 #: Skip marker for modules that need node and the npm packages.
 needs_node = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or '')
+
+#: How a greensio app is served: on greensio's own server, or on gevent's
+#: pywsgi with gevent-websocket's handler, as python-socketio documents.
+DEPLOYMENTS = ['greensio', 'pywsgi']
+
+
+def start_server(app: Any, deployment: str) -> pywsgi.WSGIServer:
+    """A started server for ``app`` on 127.0.0.1, port 0, of one of :data:`DEPLOYMENTS`."""
+    if deployment == 'greensio':
+        server = greensio.make_server(app, '127.0.0.1', 0)
+    else:
+        server = pywsgi.WSGIServer(('127.0.0.1', 0), app, handler_class=WebSocketHandler, log=None)
+    server.start()
+    return server
+
 
 #: Fast reconnection for tests that drop the transport on purpose.
 FAST_RECONNECT = {'reconnectionDelay': 50, 'reconnectionDelayMax': 100}

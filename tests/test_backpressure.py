@@ -29,9 +29,7 @@ import pytest
 import rawclient as rc
 from async_support import AsyncServerProcess, RemoteApp
 from async_support import skip_reason as async_skip_reason
-from e2e_helpers import needs_node, wait_until
-from gevent import pywsgi
-from geventwebsocket.handler import WebSocketHandler
+from e2e_helpers import DEPLOYMENTS, needs_node, start_server, wait_until
 from jsclient import JSClient, jsclients
 
 import greensio
@@ -320,18 +318,13 @@ def quick_answer(url: str) -> float:
         other.close()
 
 
-@pytest.fixture(params=['greensio', 'pywsgi'])
+@pytest.fixture(params=DEPLOYMENTS)
 def url_of(request: Any) -> Iterator[Any]:
     """Serve on greensio's HTTP server or on gevent pywsgi + gevent-websocket (the drop-in way)."""
     servers = []
 
     def start(sio: greensio.Server) -> str:
-        app = greensio.WSGIApp(sio)
-        if request.param == 'greensio':
-            server = greensio.make_server(app, '127.0.0.1', 0)
-        else:
-            server = pywsgi.WSGIServer(('127.0.0.1', 0), app, handler_class=WebSocketHandler, log=None)
-        server.start()
+        server = start_server(greensio.WSGIApp(sio), request.param)
         servers.append(server)
         return f'http://127.0.0.1:{server.server_port}'
 

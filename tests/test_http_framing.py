@@ -19,8 +19,7 @@ import time
 import gevent
 import pytest
 import rawclient
-from gevent import pywsgi
-from geventwebsocket.handler import WebSocketHandler
+from e2e_helpers import DEPLOYMENTS, start_server
 
 import greensio
 
@@ -35,12 +34,7 @@ class Deployment:
         self.sio = sio = greensio.Server()
         self.handled: list[str] = []
         sio.on('echo', lambda sid, data: self.handled.append(data))
-        app = greensio.WSGIApp(sio)
-        if kind == 'greensio':
-            self.server = greensio.make_server(app, '127.0.0.1', 0)
-        else:
-            self.server = pywsgi.WSGIServer(('127.0.0.1', 0), app, handler_class=WebSocketHandler, log=None)
-        self.server.start()
+        self.server = start_server(greensio.WSGIApp(sio), kind)
         self.port = self.server.server_port
         self.url = f'http://127.0.0.1:{self.port}'
 
@@ -73,7 +67,7 @@ class Deployment:
         return received, False
 
 
-@pytest.fixture(params=['greensio', 'pywsgi'])
+@pytest.fixture(params=DEPLOYMENTS)
 def deployment(request):
     d = Deployment(request.param)
     yield d

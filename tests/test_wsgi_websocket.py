@@ -17,8 +17,7 @@ import gevent
 import pytest
 import rawclient
 import socketio
-from gevent import pywsgi
-from geventwebsocket.handler import WebSocketHandler
+from e2e_helpers import DEPLOYMENTS, start_server
 
 import greensio
 
@@ -48,16 +47,11 @@ class App:
             ws.close()
             self.seen.append(('after', ws.closed))
 
-        app = greensio.WSGIApp(sio)
-        if kind == 'greensio':
-            self.server = greensio.make_server(app, '127.0.0.1', 0)
-        else:
-            self.server = pywsgi.WSGIServer(('127.0.0.1', 0), app, handler_class=WebSocketHandler, log=None)
-        self.server.start()
+        self.server = start_server(greensio.WSGIApp(sio), kind)
         self.url = f'http://127.0.0.1:{self.server.server_port}'
 
 
-@pytest.fixture(params=['greensio', 'pywsgi'])
+@pytest.fixture(params=DEPLOYMENTS)
 def app(request):
     a = App(request.param)
     yield a

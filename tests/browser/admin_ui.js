@@ -8,17 +8,13 @@
 // the first one with the UI's own button and waits until the UI drops it.
 // Prints one JSON line per step; exits 0 only if every step passed.
 'use strict';
-const { launch } = require('./chromium');
+const { launch, run, step } = require('./chromium');
 
 const [url, username, password, socketsJson, screenshotDir] = process.argv.slice(2);
 const sockets = JSON.parse(socketsJson);
 const STEP_MS = 15000;
 
-function step(name, extra) {
-  console.log(JSON.stringify({ step: name, ...extra }));
-}
-
-(async () => {
+run(async () => {
   const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -76,10 +72,4 @@ function step(name, extra) {
   } finally {
     await browser.close();
   }
-})().then(
-  () => step('ok'),
-  (err) => {
-    step('failed', { message: String(err && err.stack || err) });
-    process.exitCode = 1;
-  },
-);
+});

@@ -4,14 +4,10 @@
 // Prints one JSON line per step; exits 0 only if a message typed in one tab
 // appears in the other (lobby, then a room the two tabs joined).
 'use strict';
-const { launch } = require('./chromium');
+const { launch, run, step } = require('./chromium');
 
 const [url, screenshot] = process.argv.slice(2);
 const STEP_MS = 10000;
-
-function step(name, extra) {
-  console.log(JSON.stringify({ step: name, ...extra }));
-}
 
 async function openTab(context, name) {
   const page = await context.newPage();
@@ -38,7 +34,7 @@ async function sees(page, who, text) {
   if (author !== who) throw new Error(`expected ${who} as the author of "${text}", got ${author}`);
 }
 
-(async () => {
+run(async () => {
   const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
@@ -64,10 +60,4 @@ async function sees(page, who, text) {
   } finally {
     await browser.close();
   }
-})().then(
-  () => step('ok'),
-  (err) => {
-    step('failed', { message: String(err && err.stack || err) });
-    process.exitCode = 1;
-  },
-);
+});

@@ -1,4 +1,4 @@
-// How the browser tests launch Debian's Chromium with playwright-core.
+// What the browser tests share: Debian's Chromium launched with playwright-core, and their steps.
 'use strict';
 const { chromium } = require('playwright-core');
 
@@ -14,4 +14,20 @@ function launch() {
   return chromium.launch({ executablePath, headless: true, args: ARGS, timeout: 30000 });
 }
 
-module.exports = { launch };
+// One JSON line per step on stdout, which the Python test reads.
+function step(name, extra) {
+  console.log(JSON.stringify({ step: name, ...extra }));
+}
+
+// Runs the async ``main``, ending with an 'ok' or a 'failed' step (and exit code 1).
+function run(main) {
+  main().then(
+    () => step('ok'),
+    (err) => {
+      step('failed', { message: String(err && err.stack || err) });
+      process.exitCode = 1;
+    },
+  );
+}
+
+module.exports = { launch, run, step };

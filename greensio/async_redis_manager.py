@@ -4,7 +4,9 @@ Shell ring, the asyncio twin of ``redis_manager.py`` on redis-py's asyncio
 client: the same ``PUBLISH``/``SUBSCRIBE`` channel and message format, so
 green, asyncio and python-socketio workers share one channel.  What Redis
 pub/sub does not keep for a disconnected subscriber is said in
-``redis_manager``'s documentation; it applies here too.
+``redis_manager``'s documentation; it applies here too.  ``streams=True``
+shares the green manager's stream, with the same bookkeeping
+(``_redis_streams``): green and asyncio workers can read it together.
 """
 
 from __future__ import annotations
@@ -34,7 +36,29 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
         return self._connect(importlib.import_module(name + '.asyncio'),
                              importlib.import_module(name + '.asyncio.retry').Retry)
 
-    async def _listen(self) -> AsyncIterator[Any]:
+    def _listen(self) -> AsyncIterator[Any]:
+        return self._read_stream() if self.streams else self._subscribe()
+
+    async def _read_stream(self) -> AsyncIterator[Any]:
+        client = self._client()
+        reader = self._reader
+        try:
+            if reader.cursor is None:
+                reader.begin(await client.xrevrange(self.stream_key, '+', '-', count=1))
+            elif reader.needs_check:
+                reader.resume(*await self._check_pipeline(client, reader.cursor).execute(raise_on_error=False))
+            yield None
+            while True:
+                messages = self._read_entries(await self._xread(client))
+                if not messages:
+                    yield None  # idle: lets the manager notice close()
+                for raw in messages:
+                    yield raw
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                await client.aclose()
+
+    async def _subscribe(self) -> AsyncIterator[Any]:
         client = self._client()
         pubsub = client.pubsub()
         try:
@@ -67,6 +91,8 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
         await self._publish_batch([(message, encode(message, self.json))])
 
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        if self.streams:
+            return await self._add_entries(batch)
         try:
             client = self._publisher()
             subscribers = None if self._awaited is None else _numsub(await client.pubsub_numsub(self.channel))
@@ -88,6 +114,23 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
             raise
         self._pub_broken = False
         self._reached(receivers)
+        return None
+
+    async def _add_entries(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        texts = [text for _message, text in batch]
+        tail = self._tail
+        try:
+            client = self._publisher()
+            replay = []
+            if tail.needs_check and tail.last is not None:
+                check = self._check_pipeline(client, tail.last[0])
+                replay = tail.check(*await check.execute(raise_on_error=False))
+            ids = await self._xadd_pipeline(client, replay + texts).execute()
+        except BaseException:
+            await self._drop_publisher()
+            raise
+        self._pub_broken = False
+        tail.confirmed(texts, ids[-1])
 
     async def _heartbeat(self) -> bool:
         if not self._pub_broken:

@@ -12,9 +12,9 @@ What Redis allows and what it does not, compared with RabbitMQ:
   messages published while a worker's listener is reconnecting are lost for
   that worker's clients, and a message published while no worker listens
   reaches nobody.  (There is also no consumer acknowledgement to make.)
-  Use RabbitMQ (:class:`~greensio.KombuManager`) when broadcasts must
-  survive a broker restart; Redis Streams could close the gap but would
-  not interoperate with python-socketio and is not implemented.
+  ``streams=True`` closes that gap with a Redis stream instead of a channel
+  (``_redis_streams`` says how); python-socketio workers cannot read a
+  stream, so pub/sub stays the default.
 - What the outbox holds through an outage is not replayed the moment Redis
   answers again: every worker's listener is reconnecting too, on its own
   schedule, and a replay that came first would reach none of them.  Redis
@@ -34,6 +34,16 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ._core.pubsub import encode
+from ._redis_streams import (
+    FIELD,
+    READ_COUNT,
+    STREAM_MAXLEN,
+    ReplayTail,
+    SenderHighWater,
+    StreamReader,
+    entries_of,
+    stream_key,
+)
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
 #: Seconds before a connection attempt to an unresponsive server gives up.
@@ -122,9 +132,21 @@ class RedisSettings:
 
     def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
                  logger: Any = None, json: Any = None, redis_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT,
+                 streams: bool = False, stream_maxlen: int = STREAM_MAXLEN) -> None:
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,  # type: ignore[call-arg]
                          outbox_size=outbox_size, emit_timeout=emit_timeout)
+        if stream_maxlen < 1:
+            raise ValueError('stream_maxlen must be at least 1')
+        self.streams = streams
+        self.stream_maxlen = stream_maxlen
+        #: The stream's key (``streams=True``); pub/sub uses ``channel`` itself.
+        self.stream_key = stream_key(channel)
+        if streams:
+            self.name += '-streams'
+            self._dedup = SenderHighWater()  # type: ignore[assignment]
+        self._reader = StreamReader(self.stream_key, self.logger, self.name)
+        self._tail = ReplayTail(self.stream_key, self.logger, self.name)
         self.redis_url = url
         self.redis_options = dict(redis_options or {})
         # a bad scheme is a configuration error: say so now; a missing redis
@@ -175,6 +197,7 @@ class RedisSettings:
 
     def _publisher_lost(self) -> None:
         """A publish failed: what the outbox holds waits for the channel's subscribers of now."""
+        self._tail.connection_lost()
         if self._awaited is None and self._audience:
             self._awaited, self._awaited_since = self._audience, None
 
@@ -213,6 +236,37 @@ class RedisSettings:
             self._pub = self._client()
         return self._pub
 
+    # -- streams: the commands both twins send -----------------------------------------
+
+    def _check_pipeline(self, client: Any, at: Any) -> Any:
+        """``XRANGE <at> <at>`` and ``XINFO STREAM``: is the entry we know still there, and if not, why."""
+        pipe = client.pipeline(transaction=False)
+        pipe.xrange(self.stream_key, at, at)
+        pipe.xinfo_stream(self.stream_key)
+        return pipe
+
+    def _xadd_pipeline(self, client: Any, texts: list[str]) -> Any:
+        pipe = client.pipeline(transaction=False)
+        for text in texts:
+            pipe.xadd(self.stream_key, {FIELD: text}, maxlen=self.stream_maxlen, approximate=True)
+        return pipe
+
+    def _xread(self, client: Any) -> Any:
+        """``XREAD`` after the cursor, blocking for at most an idle tick (the reply, or an awaitable of it)."""
+        return client.xread({self.stream_key: self._reader.cursor}, count=READ_COUNT,
+                            block=max(1, int(self.idle_tick * 1000)))
+
+    def _read_entries(self, reply: Any) -> list[Any]:
+        """The messages of an ``XREAD`` reply, in order; entries that are not ours are counted and skipped."""
+        messages = []
+        for entry in entries_of(reply):
+            raw = self._reader.read(entry)
+            if raw is None:
+                self.stats['invalid'] += 1
+            else:
+                messages.append(raw)
+        return messages
+
 
 class RedisManager(RedisSettings, PubSubManager):
     """Cross-worker client manager on Redis pub/sub.
@@ -229,6 +283,12 @@ class RedisManager(RedisSettings, PubSubManager):
     :param redis_options: extra arguments for ``Redis.from_url()`` or ``Sentinel()``.
     :param outbox_size: see :class:`PubSubManager`.
     :param emit_timeout: see :class:`PubSubManager`.
+    :param streams: ``True`` to share a Redis stream, ``greensio:<channel>``,
+        instead of a pub/sub channel: nothing is lost while a listener
+        reconnects or when Redis restarts without its data.  Every worker
+        and emitter on the channel must use it; python-socketio cannot.
+    :param stream_maxlen: entries the stream keeps (approximately, as
+        ``XADD MAXLEN ~``): how far behind a reconnecting listener may fall.
 
     Redis pub/sub does not buffer for a disconnected subscriber: see the
     module documentation for what that means during an outage.
@@ -247,6 +307,27 @@ class RedisManager(RedisSettings, PubSubManager):
     # -- listening ---------------------------------------------------------------------
 
     def _listen(self) -> Iterator[Any]:
+        return self._read_stream() if self.streams else self._subscribe()
+
+    def _read_stream(self) -> Iterator[Any]:
+        client = self._client()
+        reader = self._reader
+        try:
+            if reader.cursor is None:
+                reader.begin(client.xrevrange(self.stream_key, '+', '-', count=1))
+            elif reader.needs_check:
+                reader.resume(*self._check_pipeline(client, reader.cursor).execute(raise_on_error=False))
+            yield None
+            while True:
+                messages = self._read_entries(self._xread(client))
+                if not messages:
+                    yield None  # idle: lets the manager notice close()
+                yield from messages
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                client.close()
+
+    def _subscribe(self) -> Iterator[Any]:
         client = self._client()
         pubsub = client.pubsub()
         try:
@@ -281,6 +362,8 @@ class RedisManager(RedisSettings, PubSubManager):
         self._publish_batch([(message, encode(message, self.json))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        if self.streams:
+            return self._add_entries(batch)
         with self._publisher_guard():
             client = self._publisher()
             subscribers = None if self._awaited is None else _numsub(client.pubsub_numsub(self.channel))
@@ -296,6 +379,19 @@ class RedisManager(RedisSettings, PubSubManager):
                 receivers = pipe.execute()[-1]
         self._pub_broken = False
         self._reached(receivers)
+        return None
+
+    def _add_entries(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        texts = [text for _message, text in batch]
+        tail = self._tail
+        with self._publisher_guard():
+            client = self._publisher()
+            replay = []
+            if tail.needs_check and tail.last is not None:
+                replay = tail.check(*self._check_pipeline(client, tail.last[0]).execute(raise_on_error=False))
+            ids = self._xadd_pipeline(client, replay + texts).execute()
+        self._pub_broken = False
+        tail.confirmed(texts, ids[-1])
 
     def _heartbeat(self) -> bool:
         if not self._pub_broken:

@@ -14,6 +14,7 @@ from .helpers import (
     AMQP_URL,
     REDIS_URL,
     delete_exchange,
+    delete_stream,
     rabbitmq_up,
     redis_up,
     unique_channel,
@@ -28,6 +29,7 @@ BACKENDS = [
     pytest.param('memory', id='memory'),
     pytest.param('kombu', id='kombu', marks=needs_rabbitmq),
     pytest.param('redis', id='redis', marks=needs_redis),
+    pytest.param('redis-streams', id='redis-streams', marks=needs_redis),
 ]
 
 
@@ -38,7 +40,7 @@ class Broker:
         self.backend = backend
         self.channel = unique_channel()
         self.bus = InMemoryBus()
-        self.url = {'kombu': AMQP_URL, 'redis': REDIS_URL}.get(backend)
+        self.url = {'kombu': AMQP_URL, 'redis': REDIS_URL, 'redis-streams': REDIS_URL}.get(backend)
         self.managers: list[Any] = []
 
     def manager(self, write_only: bool = False, **kwargs: Any) -> Any:
@@ -47,6 +49,8 @@ class Broker:
         elif self.backend == 'kombu':
             mgr = greensio.KombuManager(self.url, channel=self.channel, write_only=write_only, **kwargs)
         else:
+            if self.backend == 'redis-streams':
+                kwargs['streams'] = True
             mgr = greensio.RedisManager(self.url, channel=self.channel, write_only=write_only, **kwargs)
         self.managers.append(mgr)
         return mgr
@@ -56,6 +60,8 @@ class Broker:
             mgr.close(timeout=2)
         if self.backend == 'kombu':
             delete_exchange(self.channel)
+        elif self.backend == 'redis-streams':
+            delete_stream(self.channel)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -61,6 +61,19 @@ def delete_exchange(channel: str) -> None:
             kombu.Exchange(name)(conn.channel()).delete()  # RabbitMQ: deleting a missing exchange is fine
 
 
+def delete_stream(channel: str, url: str = REDIS_URL) -> None:
+    """Remove a test channel's Redis stream (``streams=True``)."""
+    import redis
+
+    from greensio._redis_streams import stream_key
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.delete(stream_key(channel))
+    finally:
+        client.close()
+
+
 def declare_python_socketio_exchange(channel: str) -> None:
     """What an existing python-socketio fleet has on the broker: a non-durable fanout exchange."""
     import kombu

@@ -1,6 +1,6 @@
 """An external write-only emitter process (plain threads, no gevent), as a cron job would be.
 
-    python mq_emitter.py --backend kombu|redis --url URL --channel NAME [--impl greensio|socketio]
+    python mq_emitter.py --backend kombu|redis|redis-streams --url URL --channel NAME [--impl greensio|socketio]
 
 Commands on stdin, one per line:
 
@@ -20,7 +20,7 @@ import time
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument('--backend', choices=['kombu', 'redis'], required=True)
+    parser.add_argument('--backend', choices=['kombu', 'redis', 'redis-streams'], required=True)
     parser.add_argument('--url', required=True)
     parser.add_argument('--channel', required=True)
     parser.add_argument('--impl', choices=['greensio', 'socketio'], default='greensio')
@@ -36,7 +36,9 @@ def main() -> None:
         manager = socketio.KombuManager(args.url, channel=args.channel, write_only=True)
     else:
         options = {'client_name': args.client_name} if args.client_name else None
-        manager = socketio.RedisManager(args.url, channel=args.channel, write_only=True, redis_options=options)
+        streams = {'streams': True} if args.backend == 'redis-streams' else {}
+        manager = socketio.RedisManager(args.url, channel=args.channel, write_only=True, redis_options=options,
+                                        **streams)
     print(f'HOST {manager.host_id}', flush=True)
 
     for line in sys.stdin:

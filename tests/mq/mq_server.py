@@ -1,6 +1,6 @@
 """A Socket.IO worker on a message queue, for the multi-process tests and the benchmark.
 
-    python mq_server.py --backend kombu|redis --url URL --channel NAME [--impl greensio|socketio]
+    python mq_server.py --backend kombu|redis|redis-streams --url URL --channel NAME [--impl greensio|socketio]
 
 Serves on 127.0.0.1, port 0, and prints ``PORT <n>``, ``HOST <host id>``
 and (kombu) ``QUEUE <name>``.  Commands on stdin, one per line: ``state``
@@ -25,11 +25,12 @@ from gevent.fileobject import FileObjectPosix
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument('--backend', choices=['kombu', 'redis'], required=True)
+    parser.add_argument('--backend', choices=['kombu', 'redis', 'redis-streams'], required=True)
     parser.add_argument('--url', required=True)
     parser.add_argument('--channel', required=True)
     parser.add_argument('--impl', choices=['greensio', 'socketio'], default='greensio')
     parser.add_argument('--exchange-durable', choices=['default', 'yes', 'no'], default='default')
+    parser.add_argument('--client-name', default=None, help='Redis CLIENT SETNAME of the connections')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f'[{args.impl} %(process)d] %(name)s %(levelname)s %(message)s')
@@ -45,7 +46,10 @@ def main() -> None:
             options['exchange_options'] = {'durable': args.exchange_durable == 'yes'}
         manager = socketio.KombuManager(args.url, channel=args.channel, **options)
     else:
-        manager = socketio.RedisManager(args.url, channel=args.channel)
+        options = {'redis_options': {'client_name': args.client_name}} if args.client_name else {}
+        if args.backend == 'redis-streams':
+            options['streams'] = True  # greensio only: python-socketio cannot read a stream
+        manager = socketio.RedisManager(args.url, channel=args.channel, **options)
     sio = socketio.Server(client_manager=manager, async_mode='gevent')
 
     @sio.on('join')

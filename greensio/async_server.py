@@ -50,8 +50,8 @@ class AsyncServer(BaseServer):
         different clients run concurrently.
     :param namespaces: namespaces accepted besides those with handlers;
         ``'*'`` accepts any.
-    :param kwargs: ``serializer``, ``always_connect`` and
-        ``max_events_in_flight`` (how many events of one client may wait for
+    :param kwargs: ``serializer``, ``always_connect``,
+        ``connection_state_recovery`` and ``max_events_in_flight`` (how many events of one client may wait for
         a handler or run at once, default 100; at the bound the server stops
         reading that client until one of its handlers finishes) as for
         :class:`greensio.Server`, and the Engine.IO options

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from . import exceptions
 from ._core import packet as pk
 from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
+from ._core.recovery import RECOVERABLE_REASONS, RecoveryLog
 from ._core.session import ServerConnection
 from ._twins import SharedDocs
 from .engine import MESSAGE, OutPacket
@@ -47,6 +49,24 @@ def _setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
         default.setLevel(logging.INFO if logger else logging.ERROR)
         default.addHandler(logging.StreamHandler())
     return default
+
+
+#: ``connection_state_recovery`` options and their defaults.
+RECOVERY_DEFAULTS = {'max_disconnection_duration': 120.0, 'skip_handlers': True}
+
+
+def _recovery_options(options: Any) -> dict[str, Any] | None:
+    if options is None or options is False:
+        return None
+    if options is True:
+        return dict(RECOVERY_DEFAULTS)
+    if not isinstance(options, dict):
+        raise TypeError(f'connection_state_recovery must be a dict of options, not {options!r}')
+    unknown = set(options) - set(RECOVERY_DEFAULTS)
+    if unknown:
+        raise ValueError(f'unknown connection_state_recovery options: {", ".join(sorted(unknown))} '
+                         f'(known: {", ".join(RECOVERY_DEFAULTS)})')
+    return {**RECOVERY_DEFAULTS, **options}
 
 
 def _packet_class(serializer: Any) -> type[pk.Packet]:
@@ -103,6 +123,7 @@ class BaseServer(SharedDocs):
                  json: Any = None, async_handlers: Any = True, always_connect: bool = False,
                  namespaces: Any = None, **kwargs: Any) -> None:
         engineio_options = dict(kwargs)
+        recovery = _recovery_options(engineio_options.pop('connection_state_recovery', None))
         if 'engineio_logger' in engineio_options:
             engineio_options['logger'] = engineio_options.pop('engineio_logger')
         self.packet_class = _packet_class(serializer)
@@ -126,6 +147,12 @@ class BaseServer(SharedDocs):
         self.async_mode = self.eio.async_mode
         self.manager = client_manager if client_manager is not None else self._default_manager()
         self.manager_initialized = False
+        self._recovery: RecoveryLog | None = None
+        self._skip_handlers_on_recovery = False
+        if recovery is not None:
+            heartbeat = self.eio.ping_interval + self.eio.ping_timeout
+            self._recovery = RecoveryLog(recovery['max_disconnection_duration'], heartbeat)
+            self._skip_handlers_on_recovery = bool(recovery['skip_handlers'])
 
     def _create_engine(self, options: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -274,6 +301,14 @@ class BaseServer(SharedDocs):
         """Rooms the client is in, including the room named by its sid."""
         return self.manager.get_rooms(sid, namespace or '/')
 
+    def recovered(self, sid: str, namespace: str | None = None) -> bool:
+        """Whether the client's connection restored an earlier session (connection state recovery).
+
+        ``True`` from the moment the session is restored, so a connect
+        handler that runs on recovery (``skip_handlers=False``) can tell.
+        """
+        return (namespace or '/') in self._connection_of(sid, namespace).recovered
+
     def transport(self, sid: str, namespace: str | None = None) -> str:
         """``'polling'`` or ``'websocket'``."""
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
@@ -363,7 +398,14 @@ class BaseServer(SharedDocs):
             self._send_packet(eio_sid, self.packet_class(
                 pk.CONNECT_ERROR, data={'message': 'Invalid namespace'}, namespace=namespace))
             return
-        sid = yield (self.manager.pre_connect, eio_sid, namespace)
+        restored = None
+        if self._recovery is not None:
+            restored = self._recovery.restore(namespace, auth, time.monotonic())
+            auth = self._recovery.handler_auth(auth)
+        if restored is not None:
+            sid = self.manager.basic_restore(eio_sid, namespace, restored.sid, restored.rooms)
+        else:
+            sid = yield (self.manager.pre_connect, eio_sid, namespace)
         if sid is None:
             self._send_packet(eio_sid, self.packet_class(
                 pk.CONNECT_ERROR, data={'message': 'Unable to connect'}, namespace=namespace))
@@ -373,8 +415,18 @@ class BaseServer(SharedDocs):
         # manager too; a refusal disconnects it below
         yield (self.manager.connect, sid, namespace)
         conn.namespaces[namespace] = sid
+        answer = {'sid': sid}
+        if self._recovery is not None:
+            answer['pid'] = conn.pids[namespace] = restored.pid if restored else self.eio.generate_id()
+        if restored is not None:
+            conn.sessions[namespace] = restored.data
+            conn.recovered.add(namespace)
+            self.logger.info('%s: session %s recovered [%s]', eio_sid, sid, namespace)
+            if self._skip_handlers_on_recovery:
+                self._send_connected(conn, namespace, answer, restored)
+                return
         if self.always_connect:
-            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
+            self._send_connected(conn, namespace, answer, restored)
         refusal: Any = None
         try:
             accepted = yield (self._trigger_event, 'connect', namespace, sid, self.environ[eio_sid], auth or None)
@@ -392,7 +444,14 @@ class BaseServer(SharedDocs):
             yield (self._manager_disconnect, sid, namespace)
             conn.namespaces.pop(namespace, None)
         elif not self.always_connect:
-            self._send_packet(eio_sid, self.packet_class(pk.CONNECT, {'sid': sid}, namespace=namespace))
+            self._send_connected(conn, namespace, answer, restored)
+
+    def _send_connected(self, conn: ServerConnection, namespace: str, answer: dict, restored: Any) -> None:
+        """The CONNECT answer and, for a recovered session, the events it missed."""
+        self._send_packet(conn.eio_sid, self.packet_class(pk.CONNECT, answer, namespace=namespace))
+        if restored is not None:
+            for payload in self._recovery.missed(restored):  # type: ignore[union-attr]
+                self._send_packet(conn.eio_sid, self.packet_class(pk.EVENT, payload, namespace=namespace))
 
     def _manager_disconnect(self, sid: str, namespace: str) -> Any:
         return self.manager.disconnect(sid, namespace, ignore_queue=True)
@@ -436,10 +495,22 @@ class BaseServer(SharedDocs):
         conn = self._connections.get(eio_sid)
         if conn is not None:
             conn.forget_pending()
+            if self._recovery is not None and reason in RECOVERABLE_REASONS:
+                self._save_sessions(conn)
             for namespace in list(conn.namespaces):
                 yield from self._client_disconnect_flow(conn, namespace, reason or self.reason.CLIENT_DISCONNECT)
             self._connections.pop(eio_sid, None)
         self.environ.pop(eio_sid, None)
+
+    def _save_sessions(self, conn: ServerConnection) -> None:
+        """Keep the state of a connection that ended without the client choosing to."""
+        now = time.monotonic()
+        for namespace, sid in conn.namespaces.items():
+            pid = conn.pids.get(namespace)
+            if pid is not None and self.manager.is_connected(sid, namespace):
+                self._recovery.save(pid=pid, sid=sid, namespace=namespace,  # type: ignore[union-attr]
+                                    rooms=self.manager.get_rooms(sid, namespace),
+                                    data=conn.sessions.get(namespace, {}), now=now)
 
     def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
         raise NotImplementedError

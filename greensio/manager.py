@@ -11,7 +11,8 @@ The message-queue managers subclass it and override only what crosses workers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._core import packet as pk
@@ -88,6 +89,17 @@ class BaseManager(SharedDocs):
         Engine.IO connection is in the namespace already.
         """
         raise NotImplementedError
+
+    def basic_restore(self, eio_sid: str, namespace: str, sid: str, rooms: Iterable[Any]) -> str | None:
+        """Pre-connect a client under the sid and in the rooms of a session it recovers (storage only).
+
+        None if that Engine.IO connection is in the namespace already.
+        """
+        if self._registry.pre_connect(eio_sid, namespace, sid) is None:
+            return None
+        for room in rooms:
+            self._registry.enter_room(sid, namespace, room, eio_sid)
+        return sid
 
     def _confirm_connect(self, sid: str | None, namespace: str) -> str | None:
         if sid is not None:
@@ -181,11 +193,16 @@ class BaseManager(SharedDocs):
         # Sending only queues packets, in both twins, so the delivery loop is
         # plain code that the green and the asyncio manager share.
         room = to or room
-        if namespace not in self._registry.rooms:
-            return 0
-        payload = [event, *to_args(data)]
-        skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
         server = self.server
+        recovery = server._recovery
+        if recovery is not None and callback is None:
+            # logged even with no client to send it to: a disconnected one may come back for it
+            payload = recovery.record(namespace, room, skip_sid, [event, *to_args(data)], time.monotonic())
+        elif namespace not in self._registry.rooms:
+            return 0
+        else:
+            payload = [event, *to_args(data)]
+        skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
         send = server._send_eio_packet
         delivered = 0
         if callback is None:

@@ -52,6 +52,12 @@ class Server(BaseServer):
         connect handler runs (a refusal then becomes a disconnect).
     :param namespaces: namespaces accepted besides those with handlers;
         ``'*'`` accepts any.
+    :param connection_state_recovery: ``True`` or a dict of options to let a
+        client whose connection dropped come back within
+        ``max_disconnection_duration`` seconds (default 120) with its sid,
+        rooms and session, and receive every event it missed, in order;
+        ``skip_handlers`` (default ``True``) skips the connect handler on
+        recovery (otherwise :meth:`recovered` tells it).  Off by default.
     :param kwargs: Engine.IO options (``ping_interval``, ``ping_timeout``,
         ``max_http_buffer_size``, ``cors_allowed_origins``, ``transports``,
         ``engineio_logger``, ...); ``async_mode`` defaults to ``'gevent'``.

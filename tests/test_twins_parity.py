@@ -103,7 +103,8 @@ def test_twins_have_the_same_signatures(green: str, asyncio_: str) -> None:
     theirs_async = public_methods(cls_of(socketio, asyncio_))
     checked = 0
     for name in sorted(set(ours_green) & set(ours_async) - EXTRAS.get(green, set())):
-        if parameters(theirs_green[name]) == parameters(theirs_async[name]):
+        # greensio's own methods (not in python-socketio) must match between the twins
+        if name not in theirs_green or parameters(theirs_green[name]) == parameters(theirs_async[name]):
             assert parameters(ours_green[name]) == parameters(ours_async[name]), name
             checked += 1
         else:  # python-socketio's twins differ here: each of ours follows its python-socketio class
@@ -165,7 +166,7 @@ def test_one_docstring_per_method(green: str, asyncio_: str) -> None:
         if name in EXTRAS.get(green, set()):
             assert inspect.getdoc(ours_green[name]) and inspect.getdoc(ours_async[name]), name
             continue
-        if parameters(theirs_green[name]) != parameters(theirs_async[name]):
+        if name in theirs_green and parameters(theirs_green[name]) != parameters(theirs_async[name]):
             continue  # a method python-socketio's twins differ on documents its difference
 
         green_doc, async_doc = inspect.getdoc(ours_green[name]), inspect.getdoc(ours_async[name])

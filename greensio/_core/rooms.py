@@ -31,19 +31,19 @@ class RoomRegistry:
 
     # -- connections ----------------------------------------------------------
 
-    def connect(self, eio_sid: str, namespace: str) -> str | None:
-        """Register a client in a namespace; None if that eio_sid is in it already."""
+    def connect(self, eio_sid: str, namespace: str, sid: str | None = None) -> str | None:
+        """Register a client in a namespace (under a new sid unless given); None if that eio_sid is in it already."""
         if eio_sid in self.eio_to_sid.get(namespace, ()):
             return None
-        sid = self._generate_id()
+        sid = sid or self._generate_id()
         self.eio_to_sid.setdefault(namespace, {})[eio_sid] = sid
         self.enter_room(sid, namespace, None, eio_sid)
         self.enter_room(sid, namespace, sid, eio_sid)
         return sid
 
-    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+    def pre_connect(self, eio_sid: str, namespace: str, sid: str | None = None) -> str | None:
         """Register a pre-connected client; None if that eio_sid is in the namespace already."""
-        sid = self.connect(eio_sid, namespace)
+        sid = self.connect(eio_sid, namespace, sid)
         if sid is not None:
             self.pending_connect.setdefault(namespace, set()).add(sid)
         return sid

@@ -36,6 +36,10 @@ class ServerConnection:
         self.packet_class = packet_class
         self.namespaces: dict[str, str] = {}  # namespace -> sid
         self.sessions: dict[str, dict[str, Any]] = {}  # namespace -> user session
+        # With connection state recovery: each namespace's private session id,
+        # and the namespaces this connection recovered rather than opened.
+        self.pids: dict[str, str] = {}
+        self.recovered: set[str] = set()
         self._pending: pk.Packet | None = None
         # Events handed to handlers and not finished yet.  The shell counts
         # them and stops reading the client while it is at the server's bound;

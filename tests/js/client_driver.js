@@ -144,7 +144,7 @@ const commands = {
     sockets.set(name, entry);
 
     socket.on("connect", () => {
-      report({ type: "connect", sock: name, id: socket.id, transport: transportName(socket) });
+      report({ type: "connect", sock: name, id: socket.id, transport: transportName(socket), recovered: socket.recovered });
     });
     socket.on("connect_error", (err) => {
       report({

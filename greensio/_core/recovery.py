@@ -1,0 +1,231 @@
+"""Connection state recovery: what a client that dropped for a moment gets back.
+
+Core ring: no I/O, no clock (``now`` is passed in), no randomness (the
+shell makes the private ids).
+
+How it works.  With recovery on, every event a server sends without an ack
+is *recorded* in a ``RecoveryLog`` before it goes out, under an offset (a
+counter, sent as a decimal string), and the offset travels as the event's
+last argument; socket.io-client 4.6+ remembers the last one it saw.  The
+CONNECT answer gives each session a private id (``pid``) besides its sid.
+When a session ends for a reason that is not deliberate (the transport
+closed or failed, the heartbeat timed out, the server shut down), the shell
+*saves* it: sid, rooms, session data, and which part of the log it still
+needs.  A client that reconnects within ``max_disconnection_duration`` sends
+``pid`` and ``offset`` in its CONNECT auth; ``restore`` hands back its
+state and the events it missed, filtered by its rooms and exclusions, in
+order; or ``None``, and the client gets a normal new session.
+
+What a session needs from the log.  The client's offset says exactly what it
+received; but a client that received nothing has no offset, and Node's
+socket.io then refuses to recover.  Here the session also remembers, when it
+is saved, the first log entry recorded less than ``IN_FLIGHT_MARGIN``
+seconds (plus the heartbeat) before the disconnect: anything older was
+either delivered while the connection was alive or not addressed to it.
+Recovery succeeds when the log still holds every entry from there on.
+
+The log is bounded by time (entries older than the recovery window plus the
+margin are of no use to any saved session) and by count; saved sessions by
+time and by count.  Nothing a client sends can make either grow.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+#: Engine.IO disconnect reasons after which a session is kept: the client
+#: did not choose to leave, so it will be back.
+RECOVERABLE_REASONS = frozenset({'transport close', 'transport error', 'ping timeout', 'server shutting down'})
+
+#: Seconds before a disconnect during which an event may have been written to
+#: a connection that was already dead (its TCP buffers, a long-polling
+#: response that never arrived), on top of the heartbeat's own delay in
+#: noticing; such events are replayed rather than presumed delivered.
+IN_FLIGHT_MARGIN = 5.0
+
+#: Events kept for replay, at most: the log's memory must not depend on how
+#: fast the application emits.  An event older than the newest this many is
+#: forgotten, and a session that still needed it is not recovered.
+MAX_LOG_ENTRIES = 100_000
+
+#: Disconnected sessions kept at once, at most; the oldest go first.
+MAX_SAVED_SESSIONS = 100_000
+
+#: Longest ``pid`` or ``offset`` string a client may send: ours are far
+#: shorter, and a forged one must not cost a large dictionary lookup.
+MAX_TOKEN_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedSession:
+    """A session kept after a disconnect that was not deliberate."""
+
+    pid: str
+    sid: str
+    namespace: str
+    rooms: frozenset[Any]  # includes the sid's own room
+    data: Any  # the server's per-namespace session dict
+    needed_from: int  # the first log entry the session may still need
+    expires: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restored:
+    """A recovered session: who it was, and from where in the log it needs events."""
+
+    pid: str
+    sid: str
+    namespace: str
+    rooms: frozenset[Any]
+    data: Any
+    needed_from: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    counter: int
+    time: float
+    namespace: str
+    rooms: frozenset[Any] | None  # None: the whole namespace
+    skip: frozenset[Any]
+    payload: list[Any]  # with its offset as the last argument
+
+
+def _targets(room: Any) -> frozenset[Any] | None:
+    if room is None:
+        return None
+    return frozenset(room) if isinstance(room, (list, tuple, set, frozenset)) else frozenset((room,))
+
+
+class RecoveryLog:
+    """The replay log and the disconnected sessions of one server."""
+
+    def __init__(self, max_disconnection_duration: float, heartbeat: float, *,
+                 max_entries: int = MAX_LOG_ENTRIES, max_sessions: int = MAX_SAVED_SESSIONS) -> None:
+        if max_disconnection_duration <= 0:
+            raise ValueError('max_disconnection_duration must be a positive number of seconds')
+        self.max_disconnection_duration = max_disconnection_duration
+        self.margin = heartbeat + IN_FLIGHT_MARGIN
+        self.max_entries = max_entries
+        self.max_sessions = max_sessions
+        self._entries: deque[_Entry] = deque()
+        self._counter = 0
+        self._sessions: dict[str, SavedSession] = {}
+
+    # -- the log ----------------------------------------------------------------
+
+    @property
+    def last_offset(self) -> str:
+        """The offset of the newest entry (``'0'`` before the first)."""
+        return str(self._counter)
+
+    def record(self, namespace: str, room: Any, skip: Any, payload: list[Any], now: float) -> list[Any]:
+        """Log an event going to ``room`` (None: everyone) except ``skip``; the payload to send.
+
+        The returned payload is ``payload`` with the new offset appended: the
+        same list for every recipient, so the broadcast is still encoded once.
+        """
+        self._counter += 1
+        offset_payload = [*payload, str(self._counter)]
+        if skip is None:
+            skipped: frozenset[Any] = frozenset()
+        else:
+            skipped = _targets(skip) or frozenset()
+        self._entries.append(_Entry(self._counter, now, namespace, _targets(room), skipped, offset_payload))
+        self._trim(now)
+        return offset_payload
+
+    def _trim(self, now: float) -> None:
+        entries = self._entries
+        horizon = now - self.max_disconnection_duration - self.margin
+        while entries and (entries[0].time < horizon or len(entries) > self.max_entries):
+            entries.popleft()
+
+    # -- sessions -----------------------------------------------------------------
+
+    def save(self, *, pid: str, sid: str, namespace: str, rooms: Any, data: Any, now: float) -> None:
+        """Keep a session whose connection ended without the client choosing to leave."""
+        self._expire(now)
+        if len(self._sessions) >= self.max_sessions:
+            del self._sessions[next(iter(self._sessions))]  # oldest first: dicts keep insertion order
+        entries = self._entries
+        first = bisect_left(entries, now - self.margin, key=lambda e: e.time)
+        needed_from = entries[first].counter if first < len(entries) else self._counter + 1
+        self._sessions.pop(pid, None)
+        self._sessions[pid] = SavedSession(pid=pid, sid=sid, namespace=namespace, rooms=frozenset(rooms),
+                                           data=data, needed_from=needed_from,
+                                           expires=now + self.max_disconnection_duration)
+
+    def _expire(self, now: float) -> None:
+        sessions = self._sessions
+        while sessions:
+            pid = next(iter(sessions))
+            if sessions[pid].expires > now:
+                return
+            del sessions[pid]
+
+    def __len__(self) -> int:
+        """How many sessions are kept."""
+        return len(self._sessions)
+
+    def restore(self, namespace: str, auth: Any, now: float) -> Restored | None:
+        """The state of the session named by ``auth['pid']``, if it can be recovered exactly.
+
+        ``None`` (a new session) for anything else: no pid, a pid that is
+        unknown, expired, already used or of another namespace, an offset
+        that is malformed or from the future, or a log that lost events the
+        session needed.  A session is restored once at most.
+        """
+        self._expire(now)
+        if not isinstance(auth, dict):
+            return None
+        pid, offset = auth.get('pid'), auth.get('offset')
+        if not isinstance(pid, str) or len(pid) > MAX_TOKEN_LENGTH:
+            return None
+        saved = self._sessions.get(pid)
+        if saved is None or saved.namespace != namespace:
+            return None
+        del self._sessions[pid]  # whatever happens next, a pid recovers once
+        needed_from = saved.needed_from
+        if offset is not None:
+            if not (isinstance(offset, str) and len(offset) <= MAX_TOKEN_LENGTH and offset.isascii() and offset.isdigit()):
+                return None
+            received = int(offset)
+            if received > self._counter:
+                return None
+            # Everything up to the offset arrived.  Between it and the margin,
+            # nothing was for this client: the connection was alive and in
+            # order, so had something been, the offset would be later.
+            needed_from = max(needed_from, received + 1)
+        entries = self._entries
+        first = entries[0].counter if entries else self._counter + 1
+        if needed_from < first:
+            return None  # trimmed: the client would silently miss events
+        return Restored(pid=pid, sid=saved.sid, namespace=namespace, rooms=saved.rooms, data=saved.data,
+                        needed_from=needed_from)
+
+    def missed(self, restored: Restored) -> list[list[Any]]:
+        """The payloads a restored session missed, oldest first, up to now.
+
+        The shell calls this when the client is back in its rooms, with no
+        switch to other work in between: what is emitted later reaches it
+        live, what was emitted before is here, and nothing is in both.
+        """
+        namespace, rooms, entries = restored.namespace, restored.rooms, self._entries
+        start = max(0, restored.needed_from - entries[0].counter) if entries else 0  # counters have no gaps
+        return [
+            entry.payload for entry in islice(entries, start, None)
+            if entry.namespace == namespace
+            and (entry.rooms is None or not entry.rooms.isdisjoint(rooms)) and entry.skip.isdisjoint(rooms)
+        ]
+
+    def handler_auth(self, auth: Any) -> Any:
+        """The CONNECT auth without the recovery fields, as the connect handler should see it."""
+        if isinstance(auth, dict) and ('pid' in auth or 'offset' in auth):
+            auth = {k: v for k, v in auth.items() if k not in ('pid', 'offset')}
+            return auth or None
+        return auth

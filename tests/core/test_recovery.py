@@ -1,0 +1,163 @@
+"""The recovery log: offsets, saved sessions, what a returning client gets back."""
+
+from __future__ import annotations
+
+import pytest
+
+from greensio._core.recovery import IN_FLIGHT_MARGIN, RecoveryLog
+
+HEARTBEAT = 45.0
+MARGIN = HEARTBEAT + IN_FLIGHT_MARGIN
+
+
+def log(window: float = 120.0, **kwargs) -> RecoveryLog:
+    return RecoveryLog(window, HEARTBEAT, **kwargs)
+
+
+def save(rec: RecoveryLog, now: float, pid: str = 'p1', sid: str = 's1', rooms=('s1', 'room'), ns: str = '/',
+         data=None) -> None:
+    rec.save(pid=pid, sid=sid, namespace=ns, rooms=rooms, data=data if data is not None else {}, now=now)
+
+
+def test_offsets_count_up_and_ride_as_the_last_argument():
+    rec = log()
+    assert rec.last_offset == '0'
+    assert rec.record('/', None, None, ['news', 1], now=0) == ['news', 1, '1']
+    assert rec.record('/', 'room', 's2', ['news', 2], now=0) == ['news', 2, '2']
+    assert rec.last_offset == '2'
+
+
+def test_a_client_gets_what_it_missed_in_order_and_nothing_else():
+    rec = log()
+    rec.record('/', None, None, ['seen'], now=100)
+    save(rec, now=101, data={'user': 'ann'})
+    rec.record('/', None, None, ['everyone'], now=102)
+    rec.record('/', 'room', None, ['in room'], now=103)
+    rec.record('/', 'other', None, ['other room'], now=104)
+    rec.record('/', 's1', None, ['direct'], now=105)
+    rec.record('/', 'room', 's1', ['skipped me'], now=106)
+    rec.record('/', 'room', ['x', 'room'], ['skipped my room'], now=107)
+    rec.record('/chat', None, None, ['other namespace'], now=108)
+    rec.record('/', ['other', 'room'], None, ['one of my rooms'], now=109)
+    restored = rec.restore('/', {'pid': 'p1', 'offset': '1'}, now=110)
+    assert restored is not None
+    assert restored.sid == 's1' and restored.data == {'user': 'ann'} and restored.rooms == {'s1', 'room'}
+    assert rec.missed(restored) == [['everyone', '2'], ['in room', '3'], ['direct', '5'], ['one of my rooms', '9']]
+
+
+def test_a_pid_recovers_once():
+    rec = log()
+    save(rec, now=0)
+    assert rec.restore('/', {'pid': 'p1'}, now=1) is not None
+    assert rec.restore('/', {'pid': 'p1'}, now=1) is None
+    assert len(rec) == 0
+
+
+def test_a_client_that_received_nothing_still_recovers():
+    rec = log()
+    save(rec, now=0)
+    rec.record('/', None, None, ['after'], now=1)
+    restored = rec.restore('/', {'pid': 'p1'}, now=2)
+    assert restored is not None and rec.missed(restored) == [['after', '1']]
+
+
+def test_events_near_the_drop_are_replayed_when_the_client_has_no_offset():
+    rec = log()
+    rec.record('/', None, None, ['long before'], now=0)
+    rec.record('/', None, None, ['maybe lost in flight'], now=1000 - MARGIN + 1)
+    save(rec, now=1000)
+    restored = rec.restore('/', {'pid': 'p1'}, now=1001)
+    assert restored is not None and rec.missed(restored) == [['maybe lost in flight', '2']]
+
+
+def test_an_offset_means_nothing_before_it_is_replayed():
+    rec = log()
+    rec.record('/', None, None, ['a'], now=999)
+    rec.record('/', None, None, ['b'], now=999)
+    save(rec, now=1000)
+    restored = rec.restore('/', {'pid': 'p1', 'offset': '1'}, now=1001)
+    assert restored is not None and rec.missed(restored) == [['b', '2']]
+
+
+def test_an_old_offset_still_recovers_when_the_log_was_trimmed_long_before_the_drop():
+    rec = log(window=10)
+    rec.record('/', None, None, ['received'], now=0)
+    rec.record('/', 'elsewhere', None, ['not for it'], now=1)
+    rec.record('/', 'elsewhere', None, ['not for it either'], now=500)  # trims both
+    save(rec, now=1000)
+    rec.record('/', None, None, ['after'], now=1001)
+    restored = rec.restore('/', {'pid': 'p1', 'offset': '1'}, now=1002)
+    assert restored is not None and rec.missed(restored) == [['after', '4']]
+
+
+def test_a_session_that_needed_a_trimmed_event_is_not_recovered():
+    rec = log(max_entries=3)
+    save(rec, now=0)
+    for i in range(4):
+        rec.record('/', None, None, ['e', i], now=1)
+    assert rec.restore('/', {'pid': 'p1'}, now=2) is None
+
+
+def test_sessions_expire_after_the_window():
+    rec = log(window=10)
+    save(rec, now=0)
+    assert rec.restore('/', {'pid': 'p1'}, now=10) is None
+    assert len(rec) == 0
+
+
+def test_saved_sessions_are_bounded_oldest_first():
+    rec = log(max_sessions=2)
+    for i in range(3):
+        save(rec, now=i, pid=f'p{i}')
+    assert len(rec) == 2
+    assert rec.restore('/', {'pid': 'p0'}, now=3) is None
+    assert rec.restore('/', {'pid': 'p2'}, now=3) is not None
+
+
+def test_the_log_is_bounded_by_time_and_count():
+    rec = log(window=10, max_entries=5)
+    for i in range(20):
+        rec.record('/', None, None, ['e'], now=i)
+    assert len(rec._entries) == 5
+    rec.record('/', None, None, ['e'], now=1000)
+    assert len(rec._entries) == 1
+
+
+@pytest.mark.parametrize('auth', [
+    None, 'p1', ['p1'], {}, {'pid': 1}, {'pid': None}, {'pid': 'x' * 65}, {'pid': 'unknown'},
+    {'pid': 'p1', 'offset': 7}, {'pid': 'p1', 'offset': 'abc'}, {'pid': 'p1', 'offset': '-1'},
+    {'pid': 'p1', 'offset': '99'}, {'pid': 'p1', 'offset': '1' * 65}, {'pid': 'p1', 'offset': '١'},
+])
+def test_hostile_or_unknown_recovery_fields_give_a_new_session(auth):
+    rec = log()
+    rec.record('/', None, None, ['e'], now=0)
+    save(rec, now=0)
+    assert rec.restore('/', auth, now=1) is None
+
+
+def test_a_pid_of_another_namespace_recovers_nothing():
+    rec = log()
+    save(rec, now=0, ns='/chat')
+    assert rec.restore('/', {'pid': 'p1'}, now=1) is None
+
+
+def test_saving_a_pid_again_replaces_the_earlier_session():
+    rec = log()
+    save(rec, now=0, sid='old')
+    save(rec, now=1, sid='new')
+    assert len(rec) == 1
+    restored = rec.restore('/', {'pid': 'p1'}, now=2)
+    assert restored is not None and restored.sid == 'new'
+
+
+def test_the_connect_handler_sees_auth_without_the_recovery_fields():
+    rec = log()
+    assert rec.handler_auth({'pid': 'p', 'offset': '3', 'token': 't'}) == {'token': 't'}
+    assert rec.handler_auth({'pid': 'p'}) is None
+    assert rec.handler_auth({'token': 't'}) == {'token': 't'}
+    assert rec.handler_auth(['text']) == ['text']
+
+
+def test_the_window_must_be_positive():
+    with pytest.raises(ValueError):
+        RecoveryLog(0, HEARTBEAT)

@@ -147,6 +147,8 @@ class BaseServer(SharedDocs):
         self.async_mode = self.eio.async_mode
         self.manager = client_manager if client_manager is not None else self._default_manager()
         self.manager_initialized = False
+        self._server_handlers: dict[str, Callable] = {}  # on_server()
+        self._handshakes: dict[str, tuple[Any, float]] = {}  # sid -> (auth, connect time), for fetch_sockets
         self._recovery: RecoveryLog | None = None
         self._skip_handlers_on_recovery = False
         if recovery is not None:
@@ -222,6 +224,78 @@ class BaseServer(SharedDocs):
     def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
         """Put a client in a room."""
         raise NotImplementedError
+
+    # -- the cluster as one server ----------------------------------------------------
+
+    #: Session keys a client's server shares in ``fetch_sockets()`` answers
+    #: (``RemoteSocket.data``); values must be JSON.  Nothing is shared by default.
+    shared_session_keys: tuple[str, ...] = ()
+
+    def fetch_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                      timeout: float = 5) -> Any:
+        """The clients in ``to`` (a room, a sid, a list of them, or everyone) on every worker.
+
+        Returns :class:`~greensio.cluster.RemoteSocket` objects (on the asyncio
+        server :class:`~greensio.cluster.AsyncRemoteSocket`): ``sid``,
+        ``namespace``, ``rooms``, ``handshake`` and the ``data`` of the session
+        keys listed in ``shared_session_keys``, with ``emit``, ``call``,
+        ``enter_room``, ``leave_room`` and ``disconnect``.  ``skip`` excludes
+        sids and the members of rooms.  Raises
+        :class:`~greensio.cluster.BroadcastTimeoutError` (its ``answers`` are
+        the sockets found) when a live worker did not answer in ``timeout``
+        seconds; a worker that died is not waited for.
+        """
+        raise NotImplementedError
+
+    def sockets_join(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        """Put the clients in ``to`` (not in ``skip``) on every worker in ``room`` (a name or a list)."""
+        raise NotImplementedError
+
+    def sockets_leave(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        """Take the clients in ``to`` (not in ``skip``) on every worker out of ``room`` (a name or a list)."""
+        raise NotImplementedError
+
+    def disconnect_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                           close: bool = False) -> Any:
+        """Disconnect the clients in ``to`` (not in ``skip``) on every worker from the namespace.
+
+        ``close=True`` closes their whole connection (every namespace).
+        """
+        raise NotImplementedError
+
+    def server_side_emit(self, event: str, data: Any = None, callback: Callable | None = None,
+                         timeout: float | None = None) -> Any:
+        """Run the :meth:`on_server` handlers for ``event`` on every other worker.
+
+        Each handler receives ``data`` (a tuple for several arguments).  With
+        ``callback`` (``timeout`` is then required) the handlers' return
+        values are collected: ``callback(answers, missing)`` runs once every
+        worker answered, or at the timeout with ``missing`` the number of
+        workers that did not.
+        """
+        raise NotImplementedError
+
+    def server_side_call(self, event: str, data: Any = None, timeout: float = 5) -> Any:
+        """:meth:`server_side_emit` and wait: the list of the other workers' answers.
+
+        Raises :class:`~greensio.cluster.BroadcastTimeoutError` when some did
+        not answer in ``timeout`` seconds.
+        """
+        raise NotImplementedError
+
+    def on_server(self, event: str, handler: Callable | None = None) -> Any:
+        """Register a handler for server-side emits from other workers (a decorator, or with ``handler``).
+
+        ``@sio.on_server('reload')`` then ``def reload(data): ...``; its
+        return value is the worker's answer (JSON).  On the asyncio server it
+        may be a coroutine function.  It runs on its own task, never on the
+        queue's listener.
+        """
+        def register(fn: Callable) -> Callable:
+            self._server_handlers[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
 
     def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> Any:
         """Take a client out of a room."""
@@ -325,6 +399,54 @@ class BaseServer(SharedDocs):
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('emitting event "%s" to %s [%s]', event, room or 'all', namespace)
 
+    def _broadcast_acks(self, room: Any, callback: Callable | None, timeout: float | None) -> bool:
+        """Whether an emit collects every ack (``timeout`` given); refuses a broadcast ack without one."""
+        if timeout is not None:
+            if callback is None:
+                raise ValueError('emit(timeout=...) collects acknowledgements: give a callback too')
+            if timeout <= 0:
+                raise ValueError('timeout must be positive')
+            return True
+        if callback is not None and (room is None or isinstance(room, (list, tuple, set))):
+            raise ValueError('a broadcast with a callback waits for many clients: give a timeout, '
+                             'emit(..., callback=cb, timeout=seconds); cb(answers, missing) runs once')
+        return False
+
+    def _call_is_broadcast(self, target: Any, namespace: str, timeout: float | None, ignore_queue: bool) -> Any:
+        """How ``call()`` treats ``target``: False (one client), True (a room: a list), or None (ask the workers)."""
+        if isinstance(target, (list, tuple, set)):
+            return True
+        if self.manager.is_connected(target, namespace) or timeout is None:
+            return False
+        if ignore_queue or not self.manager._expected_workers():
+            return self.manager._room_has_members(namespace, target)
+        return None
+
+    @staticmethod
+    def _call_result(gathering: Any, broadcast: Any) -> Any:
+        """``call()``'s answer from a finished (or expired) gathering."""
+        from ._core.cluster import UNKNOWN
+        from .cluster import BroadcastTimeoutError
+
+        counted = sum(gathering.counts.values())
+        if broadcast is None and (gathering.client or (counted == 0 and UNKNOWN in gathering.answered)):
+            broadcast = False  # the target was one client's sid (on a greensio or a python-socketio worker)
+        if broadcast is False or (broadcast is None and counted == 0):
+            if gathering.answers:
+                return gathering.answers[0]
+            raise exceptions.TimeoutError()
+        if gathering.missing or gathering.silent - gathering.lost:
+            raise BroadcastTimeoutError(list(gathering.answers), gathering.missing)
+        return list(gathering.answers)
+
+    @staticmethod
+    def _replies_result(gathering: Any) -> list:
+        from .cluster import BroadcastTimeoutError
+
+        if gathering.missing:
+            raise BroadcastTimeoutError(list(gathering.answers), gathering.missing)
+        return list(gathering.answers)
+
     @staticmethod
     def _check_call(to: str | None, sid: str | None, async_handlers: Any) -> None:
         if to is None and sid is None:
@@ -415,6 +537,7 @@ class BaseServer(SharedDocs):
         # manager too; a refusal disconnects it below
         yield (self.manager.connect, sid, namespace)
         conn.namespaces[namespace] = sid
+        self._handshakes[sid] = (auth, time.time())
         answer = {'sid': sid}
         if self._recovery is not None:
             answer['pid'] = conn.pids[namespace] = restored.pid if restored else self.eio.generate_id()
@@ -454,6 +577,7 @@ class BaseServer(SharedDocs):
                 self._send_packet(conn.eio_sid, self.packet_class(pk.EVENT, payload, namespace=namespace))
 
     def _manager_disconnect(self, sid: str, namespace: str) -> Any:
+        self._handshakes.pop(sid, None)
         return self.manager.disconnect(sid, namespace, ignore_queue=True)
 
     def _server_disconnect_flow(self, sid: str, namespace: str | None, ignore_queue: bool) -> Flow:

@@ -1,0 +1,880 @@
+"""Engine.IO v4, server side, without I/O: request routing, sessions, heartbeats, upgrade, close.
+
+Core ring.  A shell (gevent, asyncio; WSGI, ASGI, aiohttp, tornado) owns the
+sockets, the timers and the greenlets or tasks; this module decides.  Time
+comes in as ``now`` (seconds, any monotonic clock); nothing here reads a
+clock, does I/O or calls user code.
+
+How a shell drives it:
+
+1. Every HTTP request goes to :meth:`EngineCore.route` with its method, raw
+   query string and headers.  The answer is one of :class:`Refusal`,
+   :class:`Preflight`, :class:`Handshake`, :class:`Poll`, :class:`Post`,
+   :class:`WebSocketRequest`; each carries the response headers (CORS) and
+   builds its own :class:`Response`.
+2. A handshake: the shell picks a sid, calls :meth:`EngineCore.open`, runs
+   the application's connect handler, then :meth:`EngineCore.discard` (refused)
+   or answers with :meth:`ServerSession.poll` (polling: the OPEN packet is the
+   first thing buffered) or writes the returned OPEN packet (websocket).
+3. Outbound packets go through :meth:`ServerSession.send`.  It returns
+   ``True`` when the shell must write the packet on the session's websocket
+   now (``packet.frame()`` or ``packet.message()``), ``False`` when the core
+   buffered it for long-polling (or dropped it: the session is closed).
+4. Inbound websocket messages go through :meth:`ServerSession.receive_ws`,
+   which returns the MESSAGE payload (``str`` or ``bytes``) or ``None`` when
+   it handled a control packet itself.  POST bodies go through
+   :meth:`ServerSession.receive_post`.
+5. Deadlines: ``session.deadline`` is the one time the shell must call
+   :meth:`ServerSession.handle_deadline`.  It may move later without notice
+   (the shell re-arms when the call finds it early); it moves earlier only
+   in calls that say so in their docstring.
+
+Three effects cross from one request to another, so they reach the shell
+through a :class:`ServerListener` it provides (one per core, never user
+code): ``message`` (MESSAGE payloads of a POST, in order), ``wake_poll`` (a
+waiting GET can take its body with :meth:`ServerSession.finish_poll`) and
+``closed`` (exactly once per session that was opened and not discarded,
+after the core's state is final: the shell closes the websocket, if any,
+and schedules the application's disconnect handler; it must not block).
+
+The websocket per-message path allocates nothing: ``receive_ws`` is a state
+compare and a slice compare returning the payload, and ``send`` returns a
+bool; an :class:`OutPacket` caches its encodings, so a broadcast encodes
+once for all recipients.
+
+Session states (``ServerSession.state``), every legal move:
+
+=========  ==================================  =========  ======================================
+state      event                               next       effect
+=========  ==================================  =========  ======================================
+POLLING    GET, packets buffered               POLLING    body now
+POLLING    GET, nothing buffered               POLLING    the GET waits (``wake_poll`` later)
+POLLING    GET while a GET waits               CLOSED     waiting GET gets ``1``; this one 400
+POLLING    POST while a POST is read           CLOSED     400
+POLLING    websocket with this sid             POLLING    upgrade reserved (a second one: 400)
+POLLING    ``2probe`` on that websocket        PROBING    ``3probe``; waiting GET gets ``6``
+PROBING    GET                                 PROBING    ``6`` now
+PROBING    ``5``                               WEBSOCKET  buffered packets go to the websocket
+PROBING    anything else, probe ws lost        POLLING    buffered packets stay for polling
+WEBSOCKET  GET or POST                         WEBSOCKET  400
+any open   CLOSE from the peer                 CLOSED     ``client disconnect``; waiting GET ``6``
+any open   PONG missing at the deadline        CLOSED     ``ping timeout``; waiting GET ``1``
+any open   bad packet, oversize POST           CLOSED     ``transport error``
+any open   websocket ends                      CLOSED     ``transport close``
+POLLING    server closes, no GET waits         CLOSING    ``1`` buffered for the next GET
+CLOSING    GET, or the drain deadline          CLOSED     buffered packets and ``1``
+=========  ==================================  =========  ======================================
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import safejson
+from .eio_codec import (
+    CLOSE,
+    CLOSE_PACKET,
+    MESSAGE,
+    NOOP_PACKET,
+    OK_BODY,
+    OPEN,
+    PING_PACKET,
+    PONG,
+    PONG_PROBE,
+    PROTOCOL_VERSION,
+    OutPacket,
+    decode_binary_body,
+    decode_payload,
+    encode_payload,
+    handshake,
+    jsonp_wrap,
+)
+from .errors import LocalProtocolError, RemoteProtocolError
+
+
+class Reason:
+    """Why a session ended: python-engineio's ``Server.reason`` strings."""
+
+    SERVER_DISCONNECT = 'server disconnect'
+    CLIENT_DISCONNECT = 'client disconnect'
+    PING_TIMEOUT = 'ping timeout'
+    TRANSPORT_CLOSE = 'transport close'
+    TRANSPORT_ERROR = 'transport error'
+
+
+# The spec's error codes, with the reference server's messages.
+UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_PROTOCOL_VERSION = range(6)
+ERROR_MESSAGES = ('Transport unknown', 'Session ID unknown', 'Bad handshake method', 'Bad request', 'Forbidden',
+                  'Unsupported protocol version')
+
+POLLING, PROBING, WEBSOCKET, CLOSING, CLOSED = 'polling', 'probing', 'websocket', 'closing', 'closed'
+TRANSPORTS = ('polling', 'websocket')
+
+#: Packets buffered for a long-polling client before the session is closed:
+#: a client that stopped polling is found by the heartbeat only after
+#: ping_interval + ping_timeout, and a busy broadcast must not grow the
+#: server's memory without end meanwhile.
+MAX_BUFFERED_PACKETS = 10_000
+#: Seconds a reserved websocket upgrade may take to complete its probe
+#: (the reference server's ``upgradeTimeout``); past it the probing
+#: websocket is closed and the session stays on long-polling.
+UPGRADE_TIMEOUT = 10.0
+#: Longest ``sid`` query parameter looked up: generated ids are 20
+#: characters, and a longer one cannot name a session.
+MAX_SID_LENGTH = 64
+#: Longest ``j`` (JSONP index) accepted: it is echoed into a script.
+MAX_JSONP_INDEX_DIGITS = 9
+
+STATUS_LINES = {200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized',
+                403: '403 Forbidden', 413: '413 Payload Too Large'}
+_TEXT = ('Content-Type', 'text/plain; charset=UTF-8')
+_JSON = ('Content-Type', 'application/json')
+_INF = float('inf')
+
+
+def generate_sid() -> str:
+    """A fresh session id: 120 random bits, URL-safe (20 characters, as the reference server's)."""
+    return secrets.token_urlsafe(15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """The Engine.IO server options (python-engineio's names in seconds; see ``Server``)."""
+
+    ping_interval: float = 25.0
+    #: python-engineio's second element of ``ping_interval=(interval, grace)``
+    ping_interval_grace_period: float = 0.0
+    ping_timeout: float = 20.0
+    #: python-engineio's ``max_http_buffer_size``
+    max_payload: int = 1_000_000
+    transports: tuple[str, ...] = TRANSPORTS
+    allow_upgrades: bool = True
+    #: None: same origin only; '*': any; a str or a sequence of str; [] turns CORS off;
+    #: a callable is asked by the shell (user code), whose verdict goes to ``route``
+    cors_allowed_origins: Any = None
+    cors_credentials: bool = True
+    #: python-engineio's ``cookie``: a name, or a dict of cookie attributes (``name`` among them)
+    cookie: str | dict[str, Any] | None = None
+    max_buffered_packets: int = MAX_BUFFERED_PACKETS
+    upgrade_timeout: float = UPGRADE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.transports or any(t not in TRANSPORTS for t in self.transports):
+            raise LocalProtocolError(f'transports must be among {TRANSPORTS}, not {self.transports!r}')
+        if self.ping_interval <= 0 or self.ping_timeout <= 0 or self.max_payload <= 0:
+            raise LocalProtocolError('ping_interval, ping_timeout and max_payload must be positive')
+
+
+# -- requests and answers -----------------------------------------------------------------------------
+
+
+class Headers(Protocol):
+    """Request headers, looked up by lower-case name (a dict, or a server's own header object)."""
+
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    #: end the TCP connection after this answer (its request body was not read)
+    close_connection: bool = False
+
+    @property
+    def status_line(self) -> str:
+        return STATUS_LINES.get(self.status, str(self.status))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """Answer and forget.  ``closed`` is a session this request ended (already reported to ``closed``)."""
+
+    status: int
+    code: int | None
+    message: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    close_connection: bool = False
+    closed: ServerSession | None = None
+
+    def response(self) -> Response:
+        if self.code is None:
+            body = self.message.encode('utf-8')
+            headers = [*self.headers, ('Content-Type', 'text/plain')]
+        else:
+            body = safejson.dumps({'code': self.code, 'message': self.message}, separators=(',', ':')).encode()
+            headers = [*self.headers, _JSON]
+        return Response(status=self.status, headers=headers, body=body, close_connection=self.close_connection)
+
+
+class HttpRefused(RemoteProtocolError):
+    """A session refused the peer's request (raised by ``poll``/``receive_post``); answer ``refusal``."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Preflight:
+    """A CORS preflight (OPTIONS): answer at once."""
+
+    headers: list[tuple[str, str]]
+
+    def response(self) -> Response:
+        return Response(status=204, headers=self.headers, body=b'')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PollingAnswer:
+    headers: list[tuple[str, str]]
+    jsonp_index: int | None
+
+    def response(self, body: str) -> Response:
+        """A 200 answer carrying a long-polling body (from ``poll``/``finish_poll``)."""
+        if self.jsonp_index is not None:
+            body = jsonp_wrap(body, self.jsonp_index)
+            return Response(status=200, headers=[*self.headers, ('Content-Type', 'text/javascript; charset=UTF-8')],
+                            body=body.encode('utf-8'))
+        return Response(status=200, headers=[*self.headers, _TEXT], body=body.encode('utf-8'))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handshake(_PollingAnswer):
+    """A new session: ``open()`` it (the transport is given), then answer or ``discard()``."""
+
+    transport: str
+    #: the sid cookie's attributes (``cookie`` option), or None
+    cookie: dict[str, Any] | None
+
+    def response_for(self, session: ServerSession, body: str) -> Response:
+        """The 200 answer with the session's first long-polling body (and its cookie)."""
+        r = self.response(body)
+        if self.cookie is None:
+            return r
+        return Response(status=200, headers=[*r.headers, ('Set-Cookie', sid_cookie(session.sid, self.cookie))],
+                        body=r.body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Poll(_PollingAnswer):
+    """A long-polling GET: ``session.poll(now)``, and if that says wait, ``finish_poll()`` once woken."""
+
+    session: ServerSession
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Post(_PollingAnswer):
+    """A long-polling POST: read at most ``max_body`` bytes, then ``session.receive_post``.
+
+    ``content_length`` is None for a chunked body: read ``max_body + 1``
+    bytes at the most, and ``receive_post`` refuses it if they all came.
+    """
+
+    session: ServerSession
+    content_length: int | None
+    max_body: int
+    binary: bool
+
+    def ok(self) -> Response:
+        return Response(status=200, headers=[*self.headers, ('Content-Type', 'text/plain')], body=OK_BODY)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketRequest:
+    """Accept the websocket upgrade (HTTP 101).
+
+    ``session`` None: a websocket-only session, ``open()`` it once accepted.
+    Otherwise the upgrade of that polling session is reserved: feed the
+    websocket's messages to ``session.receive_probe`` until it says done,
+    or call ``session.abort_probe()`` if the websocket fails first.
+    """
+
+    headers: list[tuple[str, str]]
+    session: ServerSession | None
+
+
+Route = Refusal | Preflight | Handshake | Poll | Post | WebSocketRequest
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """A query string as a dict; the first of repeated names wins (as python-engineio reads it)."""
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    plain = '%' not in query and '+' not in query
+    for part in query.split('&'):
+        name, _, value = part.partition('=')
+        if not plain:
+            name, value = urllib.parse.unquote_plus(name), urllib.parse.unquote_plus(value)
+        params.setdefault(name, value)
+    return params
+
+
+def sid_cookie(sid: str, attributes: dict[str, Any]) -> str:
+    """The ``Set-Cookie`` value carrying the sid (python-engineio's format; values may be callables)."""
+    cookie = f"{attributes.get('name', 'io')}={sid}"
+    for name, value in attributes.items():
+        if name == 'name':
+            continue
+        if callable(value):
+            value = value()
+        cookie += f'; {name}' if value is True else f'; {name}={value}'
+    return cookie
+
+
+def _has_bad_header_char(value: str) -> bool:
+    # what the reference server refuses in an Origin: controls other than tab, and non-Latin-1
+    return any((ord(c) < 32 and c != '\t') or ord(c) == 127 or ord(c) > 255 for c in value)
+
+
+class _Cors:
+    """The CORS and origin policy of ``cors_allowed_origins``, decided once per server."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        origins = config.cors_allowed_origins
+        self.enabled = not (isinstance(origins, (list, tuple)) and not origins)
+        self.callable = callable(origins)
+        self.any = origins == '*' or (isinstance(origins, (list, tuple, set, frozenset)) and '*' in origins)
+        self.same_origin = origins is None
+        self.allowed: frozenset[str] = frozenset()
+        if isinstance(origins, str):
+            self.allowed = frozenset([origins])
+        elif isinstance(origins, (list, tuple, set, frozenset)):
+            self.allowed = frozenset(o for o in origins if isinstance(o, str))
+        self.credentials = config.cors_credentials
+
+    def allows(self, origin: str, headers: Headers, scheme: str, verdict: bool | None) -> bool:
+        if not self.enabled or self.any:
+            return True
+        if self.callable:
+            if verdict is None:
+                raise LocalProtocolError('a callable cors_allowed_origins: pass its verdict as origin_verdict')
+            return verdict
+        if self.same_origin:
+            host = headers.get('host')
+            if host is None:
+                return False
+            if origin == f'{scheme}://{host}':
+                return True
+            proto, fhost = headers.get('x-forwarded-proto'), headers.get('x-forwarded-host')
+            if proto is None and fhost is None:
+                return False
+            proto = (proto or scheme).split(',')[0].strip()
+            fhost = (fhost or host).split(',')[0].strip()
+            return origin == f'{proto}://{fhost}'
+        return origin in self.allowed
+
+    def headers(self, origin: str | None, method: str, headers: Headers) -> list[tuple[str, str]]:
+        if not self.enabled:
+            return []
+        out = [] if origin is None else [('Access-Control-Allow-Origin', origin)]
+        if method == 'OPTIONS':
+            out.append(('Access-Control-Allow-Methods', 'OPTIONS, GET, POST'))
+            asked = headers.get('access-control-request-headers')
+            if asked is not None:
+                out.append(('Access-Control-Allow-Headers', asked))
+        if self.credentials:
+            out.append(('Access-Control-Allow-Credentials', 'true'))
+        return out
+
+
+class ServerListener(Protocol):
+    """What the shell provides: three effects that cross requests (see the module docstring)."""
+
+    def message(self, session: ServerSession, data: str | bytes) -> None: ...
+
+    def wake_poll(self, session: ServerSession) -> None: ...
+
+    def closed(self, session: ServerSession, reason: str) -> None: ...
+
+
+class EngineCore:
+    """The sessions of one Engine.IO server, and the routing of its requests."""
+
+    def __init__(self, config: ServerConfig, listener: ServerListener, *, websocket_available: bool = True) -> None:
+        self.config = config
+        self.listener = listener
+        #: the shell can serve websockets (its server does the HTTP upgrade)
+        self.websocket_available = websocket_available
+        self.sessions: dict[str, ServerSession] = {}
+        self._cors = _Cors(config)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def route(self, method: str, query: str, headers: Headers, *, scheme: str = 'http',
+              origin_verdict: bool | None = None) -> Route:
+        """What to do with an HTTP request to the Engine.IO path.
+
+        ``headers.get`` takes lower-case names.  ``scheme`` is the request's
+        (``wsgi.url_scheme``), for the same-origin check.  With a callable
+        ``cors_allowed_origins`` the shell calls it (user code) when an
+        Origin header is present and passes the answer as ``origin_verdict``.
+        A websocket upgrade of an existing session reserves it here (a
+        second one is refused at once).
+        """
+        config = self.config
+        origin = headers.get('origin')
+        cors = self._cors
+        if origin is not None:
+            if _has_bad_header_char(origin):
+                return self._refuse(BAD_REQUEST)
+            if not cors.allows(origin, headers, scheme, origin_verdict):
+                return self._refuse(FORBIDDEN, 403, 'Not an accepted origin')
+        cors_headers = cors.headers(origin, method, headers)
+        if method == 'OPTIONS':
+            return Preflight(headers=cors_headers)
+        params = parse_query(query)
+        transport = params.get('transport')
+        if transport not in config.transports:
+            return self._refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
+        upgrade = (headers.get('upgrade') or '').lower() == 'websocket'
+        if transport == 'websocket' and not self.websocket_available:
+            return self._refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
+        jsonp_index = None
+        j = params.get('j')
+        if j is not None:
+            if not (j.isascii() and j.isdigit() and len(j) <= MAX_JSONP_INDEX_DIGITS) or transport != 'polling':
+                return self._refuse(BAD_REQUEST, headers=cors_headers)
+            jsonp_index = int(j)
+        sid = params.get('sid')
+        if sid is None:
+            if method != 'GET':
+                return self._refuse(BAD_HANDSHAKE_METHOD, headers=cors_headers)
+            if params.get('EIO') != PROTOCOL_VERSION:
+                return self._refuse(UNSUPPORTED_PROTOCOL_VERSION, headers=cors_headers)
+            if transport == 'websocket':
+                if not upgrade:
+                    return self._refuse(BAD_REQUEST, headers=cors_headers)
+                return WebSocketRequest(headers=cors_headers, session=None)
+            return Handshake(headers=cors_headers, jsonp_index=jsonp_index, transport=transport,
+                             cookie=_cookie_attributes(config.cookie))
+        session = self.sessions.get(sid) if len(sid) <= MAX_SID_LENGTH else None
+        if session is None:
+            return self._refuse(UNKNOWN_SID, headers=cors_headers)
+        if transport == 'websocket':
+            if method != 'GET' or not upgrade:
+                return self._refuse(BAD_REQUEST, headers=cors_headers)
+            if not session.reserve_upgrade():
+                return self._refuse(BAD_REQUEST, headers=cors_headers)
+            return WebSocketRequest(headers=cors_headers, session=session)
+        if method == 'GET':
+            return Poll(headers=cors_headers, jsonp_index=jsonp_index, session=session)
+        if method != 'POST':
+            return self._refuse(BAD_REQUEST, headers=cors_headers)
+        if session.state != POLLING and session.state != PROBING:
+            # after the upgrade (the spec), or after the server closed it
+            return self._refuse(BAD_REQUEST if session.state == WEBSOCKET else UNKNOWN_SID, headers=cors_headers)
+        length = _content_length(headers.get('content-length'))
+        if length is None and headers.get('transfer-encoding') is None and headers.get('content-length') is not None:
+            return self._refuse(BAD_REQUEST, headers=cors_headers, close_connection=True)
+        if length is not None and length > config.max_payload:
+            # answered from the headers: the body is never read
+            session._close(Reason.TRANSPORT_ERROR)
+            return Refusal(status=413, code=None, message='Payload Too Large', headers=cors_headers,
+                           close_connection=True, closed=session)
+        if session._post_pending:
+            # the spec: more than one POST at a time ends the session
+            session._close(Reason.TRANSPORT_ERROR)
+            return self._refuse(BAD_REQUEST, headers=cors_headers, closed=session)
+        session._post_pending = True
+        content_type = (headers.get('content-type') or '').split(';')[0].strip().lower()
+        return Post(headers=cors_headers, jsonp_index=jsonp_index, session=session, content_length=length,
+                    max_body=config.max_payload, binary=content_type == 'application/octet-stream')
+
+    @staticmethod
+    def _refuse(code: int, status: int = 400, message: str | None = None, *, headers: list[tuple[str, str]] | None = None,
+                close_connection: bool = False, closed: ServerSession | None = None) -> Refusal:
+        return Refusal(status=status, code=code, message=message or ERROR_MESSAGES[code], headers=headers or [],
+                       close_connection=close_connection, closed=closed)
+
+    @staticmethod
+    def unauthorized(message: Any = None) -> Response:
+        """The answer to a handshake the application refused (python-engineio's 401 with a JSON body)."""
+        body = safejson.dumps('Unauthorized' if message is None else message).encode('utf-8')
+        return Response(status=401, headers=[_JSON], body=body)
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    def upgrades(self, transport: str) -> list[str]:
+        """The ``upgrades`` a new session on ``transport`` is offered."""
+        if (transport == 'polling' and self.config.allow_upgrades and self.websocket_available
+                and 'websocket' in self.config.transports):
+            return ['websocket']
+        return []
+
+    def open(self, sid: str, transport: str, now: float) -> tuple[ServerSession, OutPacket]:
+        """Start a session; returns it and its OPEN packet.
+
+        On long-polling the OPEN packet is buffered already (the handshake
+        GET's ``poll`` returns it); on a websocket the shell writes it.
+        """
+        if sid in self.sessions:
+            raise LocalProtocolError(f'sid {sid!r} is in use')
+        if transport not in self.config.transports:
+            raise LocalProtocolError(f'transport {transport!r} is not enabled')
+        config = self.config
+        packet = OutPacket(OPEN, handshake(sid, self.upgrades(transport), config.ping_interval,
+                                           config.ping_interval_grace_period, config.ping_timeout,
+                                           config.max_payload))
+        session = ServerSession(self, sid, transport, now)
+        self.sessions[sid] = session
+        if transport == 'polling':
+            session._buffer.append(packet)
+        return session, packet
+
+    def discard(self, session: ServerSession) -> None:
+        """Forget a session the application refused at its handshake (no ``closed`` report)."""
+        session.state = CLOSED
+        session.deadline = _INF
+        session._buffer.clear()
+        self.sessions.pop(session.sid, None)
+
+    def close(self, session: ServerSession, reason: str = Reason.SERVER_DISCONNECT) -> bool:
+        """End a session from this side; False if it had ended already.
+
+        The peer is told with a CLOSE packet: on a websocket ``send`` says to
+        write it (the shell does so before closing the websocket, in its
+        ``closed`` hook); on long-polling a waiting GET gets it with what is
+        buffered, or the next GET does (the session lingers, CLOSING, until
+        then or until ``deadline``: the only call that moves it earlier).
+        """
+        return session._close(reason, tell_peer=True)
+
+    def close_all(self) -> None:
+        """Shutdown: end every session as a server disconnect."""
+        for session in list(self.sessions.values()):
+            session._close(Reason.SERVER_DISCONNECT, tell_peer=True)
+
+
+def _cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if not cookie:
+        return None
+    return cookie if isinstance(cookie, dict) else {'name': cookie, 'path': '/', 'SameSite': 'Lax'}
+
+
+def _content_length(value: str | None) -> int | None:
+    # int() would take '+5', ' 5' and '5_0'
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+class ServerSession:
+    """One Engine.IO session, as the server sees it (see the module docstring for the states)."""
+
+    __slots__ = ('_buffer', '_get_pending', '_holds', '_pong_due', '_post_pending', '_release', '_upgrade_reserved',
+                 '_woken', 'close_packet_due', 'close_reason', 'context', 'core', 'deadline', 'probe_deadline', 'sid',
+                 'state', 'transport')
+
+    def __init__(self, core: EngineCore, sid: str, transport: str, now: float) -> None:
+        self.core = core
+        self.sid = sid
+        #: the transport carrying packets now: 'polling' until an upgrade completes
+        self.transport = transport
+        self.state = WEBSOCKET if transport == 'websocket' else POLLING
+        #: when ``handle_deadline`` is due (seconds, the shell's clock)
+        self.deadline = now + core.config.ping_interval
+        self.close_reason: str | None = None
+        #: free for the shell: its own per-session object (the websocket, the GET's event...)
+        self.context: Any = None
+        self._buffer: list[OutPacket] = []
+        self._get_pending = False
+        self._woken = False
+        self._release: str | None = None  # what a waiting GET gets instead of the buffer
+        self._post_pending = False
+        self._upgrade_reserved = False
+        #: when a reserved upgrade must have completed (the shell's read timeout on the probing websocket)
+        self.probe_deadline = _INF
+        self._pong_due = False
+        self._holds = 0
+        #: the session ended by ``close()`` on a websocket: write ``CLOSE_PACKET`` before closing it
+        self.close_packet_due = False
+
+    def __repr__(self) -> str:
+        return f'<ServerSession {self.sid} {self.state}>'
+
+    # -- outbound ---------------------------------------------------------------------------------
+
+    def send(self, packet: OutPacket) -> bool:
+        """Queue ``packet`` for the peer; True: the shell writes it on the websocket now.
+
+        On long-polling it is buffered (a waiting GET is woken); a closed
+        session drops it.  A client that does not poll while the buffer
+        reaches ``max_buffered_packets`` is closed (``transport error``).
+        """
+        state = self.state
+        if state == WEBSOCKET:
+            return True
+        if state == POLLING or state == PROBING:
+            buffer = self._buffer
+            if len(buffer) >= self.core.config.max_buffered_packets:
+                self._close(Reason.TRANSPORT_ERROR)
+                return False
+            buffer.append(packet)
+            if self._get_pending and not self._woken and state == POLLING:
+                self._woken = True
+                self.core.listener.wake_poll(self)
+        return False
+
+    # -- long-polling -----------------------------------------------------------------------------
+
+    def poll(self, now: float) -> str | None:
+        """A GET arrived: its body now, or None to wait for ``wake_poll``, then ``finish_poll()``.
+
+        Raises :class:`HttpRefused` (answer its refusal; if ``closed`` is
+        set the GET ended the session: a second GET while one waits).
+        """
+        state = self.state
+        if state == POLLING:
+            if self._get_pending:
+                self._close(Reason.TRANSPORT_ERROR)
+                raise HttpRefused(EngineCore._refuse(BAD_REQUEST, closed=self))
+            if self._buffer:
+                return self._take_buffer()
+            self._get_pending = True
+            self._woken = False
+            return None
+        if state == PROBING:
+            return NOOP_PACKET.text()  # the client is moving to the websocket: end this poll cleanly
+        if state == CLOSING:
+            body = self._take_buffer()
+            self._forget()
+            return body
+        code = UNKNOWN_SID if state == CLOSED else BAD_REQUEST
+        raise HttpRefused(EngineCore._refuse(code))
+
+    def finish_poll(self) -> str:
+        """The body of the GET that waited, once ``wake_poll`` came (or the shell's wait ended)."""
+        self._get_pending = False
+        release, self._release = self._release, None
+        if release is not None:
+            return release
+        return self._take_buffer()
+
+    def abandon_poll(self) -> None:
+        """The waiting GET's connection is gone: nothing was taken, the next GET gets the packets."""
+        self._get_pending = False
+        self._release = None
+
+    def _take_buffer(self) -> str:
+        buffer = self._buffer
+        if len(buffer) == 1:
+            body = buffer[0].text()
+        else:
+            body = encode_payload(buffer)
+        buffer.clear()
+        return body
+
+    def receive_post(self, body: bytes, now: float, *, post: Post | None = None) -> None:
+        """The body of a POST (read after ``route`` said :class:`Post`).
+
+        MESSAGE payloads go to ``listener.message`` in order; heartbeats and
+        CLOSE are handled here.  ``post`` (the route) tells a binary body
+        and the announced length: a shorter body was cut, and is never
+        decoded (its last packet would arrive truncated).  Raises
+        :class:`HttpRefused` (400, the session ended: ``transport error``)
+        on anything malformed.  The shell answers ``post.ok()`` otherwise.
+        """
+        self._post_pending = False
+        if self.state not in (POLLING, PROBING):
+            raise HttpRefused(EngineCore._refuse(UNKNOWN_SID if self.state in (CLOSED, CLOSING) else BAD_REQUEST))
+        limit = self.core.config.max_payload
+        try:
+            if post is not None and post.content_length is not None and len(body) < post.content_length:
+                raise RemoteProtocolError('POST body shorter than its Content-Length')
+            if len(body) > limit:
+                raise RemoteProtocolError('POST body over maxPayload')
+            if post is not None and post.binary:
+                packets = decode_binary_body(body)
+            else:
+                try:
+                    text = body.decode('utf-8')
+                except UnicodeDecodeError:
+                    raise RemoteProtocolError('POST body is not UTF-8') from None
+                packets = decode_payload(text)
+        except RemoteProtocolError as exc:
+            self._close(Reason.TRANSPORT_ERROR)
+            refusal = EngineCore._refuse(BAD_REQUEST, message=f'Bad request: {exc}', closed=self)
+            raise HttpRefused(refusal) from None
+        listener = self.core.listener
+        for packet_type, data in packets:
+            if self.state not in (POLLING, PROBING):
+                break
+            if packet_type == MESSAGE:
+                listener.message(self, data)
+            else:
+                self._control(packet_type, data, now)
+
+    # -- websocket --------------------------------------------------------------------------------
+
+    def receive_ws(self, msg: str | bytes, now: float) -> str | bytes | None:
+        """A websocket message: the MESSAGE payload, or None (a control packet, handled here).
+
+        A CLOSE ends the session (``closed`` is reported, then None
+        returned); a malformed packet too (``transport error``).  After a
+        PONG ``deadline`` may be earlier than armed (when ping_interval <
+        ping_timeout).  Messages after the end are dropped (None).
+        """
+        if self.state == WEBSOCKET:
+            if type(msg) is str:
+                if msg[:1] == '4':
+                    return msg[1:]
+                head = msg[:1]
+                if head and head in '0123456':
+                    self._control(ord(head) - 48, msg[1:], now)
+                else:
+                    self._close(Reason.TRANSPORT_ERROR)
+                return None
+            return msg
+        return None
+
+    def _control(self, packet_type: int, data: str | bytes, now: float) -> None:
+        if packet_type == PONG:
+            if self._pong_due:
+                self._pong_due = False
+                self.deadline = now + self.core.config.ping_interval
+        elif packet_type == CLOSE:
+            self._close(Reason.CLIENT_DISCONNECT)
+        # OPEN, PING, UPGRADE and NOOP mean nothing from a v4 client outside a
+        # probe: ignored, as the reference server does
+
+    def reserve_upgrade(self) -> bool:
+        """A websocket arrived for this polling session; False refuses it (one already, or upgraded)."""
+        if self.state != POLLING or self._upgrade_reserved or not self.core.upgrades('polling'):
+            return False
+        self._upgrade_reserved = True
+        self.probe_deadline = _INF  # set from the shell's clock at the first probe message
+        return True
+
+    def receive_probe(self, msg: str | bytes, now: float) -> tuple[bool, list[OutPacket]] | None:
+        """A message on the reserved websocket before the upgrade completed.
+
+        Returns ``(done, packets)``: write ``packets`` on the websocket, in
+        order, before any other write (``send`` returns True for this session
+        from now on); once ``done`` the websocket carries the session and
+        further messages go to ``receive_ws``.  None: the probe failed, close
+        that websocket (the session carries on over long-polling; if it has
+        ended meanwhile, ``closed`` was reported already).  The shell reads
+        the first message with a timeout of ``config.upgrade_timeout`` and
+        the others until ``probe_deadline`` (set at the first), and calls
+        ``abort_probe`` when that runs out.
+        """
+        if not self._upgrade_reserved or self.state not in (POLLING, PROBING):
+            self._upgrade_reserved = False
+            return None
+        if self.probe_deadline == _INF:
+            self.probe_deadline = now + self.core.config.upgrade_timeout
+        if self.state == POLLING and msg == '2probe':
+            self.state = PROBING
+            if self._get_pending:
+                self._release_poll(NOOP_PACKET.text())
+            return False, [PONG_PROBE]
+        if self.state == PROBING and msg == '5':
+            self.state = WEBSOCKET
+            self.transport = 'websocket'
+            self._upgrade_reserved = False
+            self.probe_deadline = _INF
+            packets, self._buffer = self._buffer, []
+            return True, packets
+        self.abort_probe()
+        return None
+
+    def abort_probe(self) -> None:
+        """The reserved websocket failed or timed out before the upgrade: back to long-polling."""
+        self._upgrade_reserved = False
+        self.probe_deadline = _INF
+        if self.state == PROBING:
+            self.state = POLLING
+
+    def transport_closed(self, error: bool = False) -> bool:
+        """The websocket carrying the session ended (``transport close``, or ``transport error``)."""
+        if self.state != WEBSOCKET:
+            return False
+        return self._close(Reason.TRANSPORT_ERROR if error else Reason.TRANSPORT_CLOSE)
+
+    # -- heartbeats -------------------------------------------------------------------------------
+
+    def handle_deadline(self, now: float) -> bool:
+        """The shell's timer fired; True: write ``PING_PACKET`` on the websocket now.
+
+        Re-arm at ``deadline`` afterwards (infinite once the session ended:
+        drop the timer).  A ping on long-polling is buffered here, a missing
+        PONG ends the session (``ping timeout``), a CLOSING session that no
+        GET drained is forgotten.
+        """
+        if now < self.deadline:
+            return False
+        state = self.state
+        if state == CLOSING:
+            self._forget()
+            return False
+        if state == CLOSED:
+            return False
+        config = self.core.config
+        if self._pong_due and not self._holds:
+            self._close(Reason.PING_TIMEOUT)
+            return False
+        # held: the peer's PONG may wait unread behind its other packets, so
+        # it cannot time out, and it is pinged anyway so it does not time us out
+        self._pong_due = True
+        self.deadline = now + (config.ping_interval if self._holds else config.ping_timeout)
+        return self.send(PING_PACKET)
+
+    def hold_heartbeat(self, held: bool, now: float) -> None:
+        """The shell stops (True) or resumes (False) reading this peer, for back-pressure.
+
+        While held the peer cannot time out.  When the last hold ends, a
+        pending ping gets a full ``ping_timeout`` from now (``deadline`` may
+        move earlier).
+        """
+        self._holds += 1 if held else -1
+        if not self._holds and self._pong_due and self.state not in (CLOSING, CLOSED):
+            self.deadline = now + self.core.config.ping_timeout
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def _release_poll(self, body: str) -> None:
+        if self._get_pending:
+            self._release = body
+            if not self._woken:
+                self._woken = True
+                self.core.listener.wake_poll(self)
+
+    def _close(self, reason: str, tell_peer: bool = False) -> bool:
+        if self.state in (CLOSING, CLOSED):
+            return False
+        self.close_reason = reason
+        self._upgrade_reserved = False
+        self.probe_deadline = _INF
+        if tell_peer and self.state == POLLING and not self._get_pending:
+            # keep the session until a GET takes the CLOSE (the peer learns it was closed)
+            # until the heartbeat deadline at the most: a polling client polls again at once
+            self._buffer.append(CLOSE_PACKET)
+            self.state = CLOSING
+        else:
+            if self.state == WEBSOCKET:
+                self.close_packet_due = tell_peer  # send() refuses it from now on: the shell writes it
+            elif self._get_pending:
+                if reason == Reason.CLIENT_DISCONNECT:
+                    self._release_poll(NOOP_PACKET.text())
+                elif tell_peer:
+                    self._buffer.append(CLOSE_PACKET)
+                    self._release_poll(encode_payload(self._buffer))
+                else:
+                    self._release_poll(CLOSE_PACKET.text())
+            self._forget()
+        self.core.listener.closed(self, reason)
+        return True
+
+    def _forget(self) -> None:
+        self.state = CLOSED
+        self.deadline = _INF
+        self._buffer = []
+        core = self.core
+        if core.sessions.get(self.sid) is self:
+            del core.sessions[self.sid]
+
+

@@ -44,6 +44,9 @@ SERVER_START_TIMEOUT_S = 30.0  # python + gevent + socketio import and bind
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL
 NPM_CI_TIMEOUT_S = 300.0
 IDLE_SETTLE_S = 1.0  # let the server finish per-connection work before reading RSS
+#: greensio+metrics is greensio with greensio.metrics on: --impls greensio+metrics,greensio
+#: shows the metrics' cost as ratios of the same run.
+IMPLS = frozenset({'greensio', 'greensio+metrics', 'socketio'})
 LOADGEN_BOUND_PCT = 90.0  # loadgen busier than this: rates may measure the client, not the server
 BUSY_MACHINE_PCT = 15.0  # other processes (or the hypervisor) took this much: rates are suspect
 
@@ -396,6 +399,15 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
         ratio = f'{f:.2f}x' if f is not None else ('n/a' if m.ratio else '')
         print(f'  {m.label:34} {fmt(va):>12} {fmt(vb):>12} {ratio:>8}  {target:16} {verdict}')
         summary[m.key] = {a: va, b: vb, 'factor': f, 'target': m.target, 'verdict': verdict}
+    main = scen.metrics[0]
+    paired = {r['run']: r.get(main.key) for r in rb}
+    factors = sorted(f for f in (main.factor(r.get(main.key), paired.get(r['run'])) for r in ra)
+                     if f is not None)
+    if factors:
+        # Noise shared by both sides of one run cancels out in its ratio.
+        print(f'  {main.label}, ratio run by run: median {statistics.median(factors):.3f}x, '
+              f'min {factors[0]:.3f}x, max {factors[-1]:.3f}x ({len(factors)} runs)')
+        summary['run_factors'] = factors
     for label in labels:
         busy = median_of(results[label], 'other_cpu_pct')
         if busy is not None and busy > BUSY_MACHINE_PCT:
@@ -419,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--scenarios', default=','.join(SCENARIOS),
                     help=f'comma-separated subset of {",".join(SCENARIOS)}')
     ap.add_argument('--impls', default=os.environ.get('BENCH_IMPLS', 'greensio,socketio'),
-                    help='two of greensio,socketio: the first is compared against the '
-                         'second (env BENCH_IMPLS)')
+                    help='two of greensio,greensio+metrics,socketio: the first is compared '
+                         'against the second (env BENCH_IMPLS)')
     ap.add_argument('--json', metavar='PATH', help='also write raw and median results here')
     ap.add_argument('--no-pin', action='store_true', help='do not use taskset')
     for field in dataclasses.fields(Params):
@@ -438,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     params = dataclasses.replace(params, **overrides)
 
     impls = [i.strip() for i in args.impls.split(',') if i.strip()]
-    if len(impls) != 2 or not set(impls) <= {'greensio', 'socketio'}:
-        raise SystemExit('--impls needs exactly two of greensio,socketio')
+    if len(impls) != 2 or not set(impls) <= IMPLS:
+        raise SystemExit(f'--impls needs exactly two of {",".join(sorted(IMPLS))}')
     labels = impls if impls[0] != impls[1] else [f'{impls[0]}#1', f'{impls[1]}#2']
     names = [s.strip() for s in args.scenarios.split(',') if s.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -470,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                         errors.append(f'{tag}: {exc}')
                         print(f'  {tag}: ERROR {exc}', flush=True)
                         continue
+                    r['run'] = run + 1
                     results[name][label].append(r)
                     main_metric = SCENARIOS[name].metrics[0]
                     print(f'  {tag}: {main_metric.label} = {fmt(r.get(main_metric.key))}'

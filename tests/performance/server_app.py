@@ -2,12 +2,14 @@
 
 Run by bench.py (pinned to one core), one fresh process per measurement:
 
-    python server_app.py --impl greensio|socketio --port P [--scenario NAME]
+    python server_app.py --impl greensio|greensio+metrics|socketio --port P [--scenario NAME]
 
 Both implementations get exactly the same app, the same Server options and the same
 environment. The only difference allowed is how the WSGI app is served: python-socketio is
 served the usual way (gevent pywsgi + gevent-websocket's WebSocketHandler); greensio owns its
 websocket path, so its own serving helper is used when it has one (see ``serve_greensio``).
+``greensio+metrics`` is greensio with its Prometheus metrics on (mounted at /metrics, as an
+app would), to measure their cost against plain greensio in the same run.
 
 When listening, one JSON line is printed on stdout:
     {"ready": true, "port": P, "impl": ..., "serving": ..., "pid": ...}
@@ -47,7 +49,7 @@ def raise_fd_limit() -> None:
 
 
 def import_impl(impl: str):
-    if impl == 'greensio':
+    if impl in ('greensio', 'greensio+metrics'):
         return importlib.import_module('greensio')
     if impl == 'socketio':
         return importlib.import_module('socketio')
@@ -169,7 +171,7 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--impl', required=True, choices=['greensio', 'socketio'])
+    parser.add_argument('--impl', required=True, choices=['greensio', 'greensio+metrics', 'socketio'])
     parser.add_argument('--port', type=int, required=True)
     parser.add_argument('--scenario', default='', help='informational only (shown in logs)')
     args = parser.parse_args()
@@ -178,13 +180,14 @@ def main() -> int:
     socketio = import_impl(args.impl)
     sio = build_app(socketio)
     app = socketio.WSGIApp(sio)
-    if args.impl == 'greensio' and os.environ.get('BENCH_GREENSIO_METRICS') == '1':
+    if args.impl == 'greensio+metrics' or (
+            args.impl == 'greensio' and os.environ.get('BENCH_GREENSIO_METRICS') == '1'):
         # greensio's cost with its Prometheus metrics on (mounted at /metrics, as an app would)
         from greensio.metrics import Metrics
 
         app = socketio.WSGIApp(sio, Metrics(sio).wsgi_app())
 
-    if args.impl == 'greensio':
+    if args.impl != 'socketio':
         serving, start = serve_greensio(socketio, app, HOST, args.port)
     else:
         serving, start = serve_pywsgi(app, HOST, args.port)

@@ -193,7 +193,7 @@ def test_unsupported_method_with_a_sid_is_a_bad_request() -> None:
 def test_transports_option() -> None:
     core, _ = make(transports=('polling',))
     assert refusal(route(core, 'GET', 'EIO=4&transport=websocket', upgrade='websocket')) == (400, 0)
-    session, body = handshake(core)
+    _session, body = handshake(core)
     assert json.loads(body[1:])['upgrades'] == []
     core, _ = make(transports=('websocket',))
     assert refusal(route(core, 'GET', Q)) == (400, 0)
@@ -203,7 +203,7 @@ def test_transports_option() -> None:
 
 def test_allow_upgrades_false_offers_none_and_refuses_the_upgrade() -> None:
     core, _ = make(allow_upgrades=False)
-    session, body = handshake(core)
+    _session, body = handshake(core)
     assert json.loads(body[1:])['upgrades'] == []
     assert refusal(route(core, 'GET', 'EIO=4&transport=websocket&sid=S1', upgrade='websocket')) == (400, 3)
 
@@ -632,7 +632,7 @@ def test_non_utf8_post_is_a_transport_error() -> None:
 
 def test_stray_control_packets_are_ignored() -> None:
     core, shell = make()
-    session, _ = handshake(core)
+    _session, _ = handshake(core)
     assert post(core, 'S1', '6\x1e5\x1e2\x1e0') == 200 and shell.ends == []
     ws, _ = ws_session(core)
     for msg in ('6', '5', '2', '0'):

@@ -150,6 +150,7 @@ class BaseServer(SharedDocs):
         self._server_handlers: dict[str, Callable] = {}  # on_server()
         self._handshakes: dict[str, tuple[Any, float]] = {}  # sid -> (auth, connect time), for fetch_sockets
         self._recovery: RecoveryLog | None = None
+        self._live_pids: dict[str, str] = {}  # pid -> eio_sid of each connected recoverable session
         self._skip_handlers_on_recovery = False
         if recovery is not None:
             heartbeat = self.eio.ping_interval + self.eio.ping_timeout
@@ -522,6 +523,7 @@ class BaseServer(SharedDocs):
             return
         restored = None
         if self._recovery is not None:
+            yield from self._end_stale_connection(conn, namespace, auth)
             restored = self._recovery.restore(namespace, auth, time.monotonic())
             auth = self._recovery.handler_auth(auth)
         if restored is not None:
@@ -540,7 +542,9 @@ class BaseServer(SharedDocs):
         self._handshakes[sid] = (auth, time.time())
         answer = {'sid': sid}
         if self._recovery is not None:
-            answer['pid'] = conn.pids[namespace] = restored.pid if restored else self.eio.generate_id()
+            pid = conn.pids[namespace] = restored.pid if restored else self.eio.generate_id()
+            answer['pid'] = pid
+            self._live_pids[pid] = eio_sid
         if restored is not None:
             conn.sessions[namespace] = restored.data
             conn.recovered.add(namespace)
@@ -565,7 +569,7 @@ class BaseServer(SharedDocs):
                 pkt = self.packet_class(pk.CONNECT_ERROR, data=refusal, namespace=namespace)
             self._send_packet(eio_sid, pkt)
             yield (self._manager_disconnect, sid, namespace)
-            conn.namespaces.pop(namespace, None)
+            self._forget_namespace(conn, namespace)
         elif not self.always_connect:
             self._send_connected(conn, namespace, answer, restored)
 
@@ -605,6 +609,29 @@ class BaseServer(SharedDocs):
         self.manager.pre_disconnect(sid, namespace)
         yield from self._finish_disconnect_flow(conn, sid, namespace, reason)
 
+    def _forget_namespace(self, conn: ServerConnection, namespace: str) -> None:
+        conn.namespaces.pop(namespace, None)
+        pid = conn.pids.pop(namespace, None)
+        if pid is not None and self._live_pids.get(pid) == conn.eio_sid:
+            del self._live_pids[pid]
+
+    def _end_stale_connection(self, conn: ServerConnection, namespace: str, auth: Any) -> Flow:
+        """End the connection a returning client left, if the server still takes it for alive.
+
+        A long-polling client whose network dropped is only noticed by the
+        heartbeat, which may take longer than the client takes to come back;
+        its pid (known to that client alone) shows that the old connection
+        is dead, so it ends now, as a transport close, and can be recovered.
+        """
+        pid = auth.get('pid') if isinstance(auth, dict) else None
+        stale = self._live_pids.get(pid) if isinstance(pid, str) else None
+        old = self._connections.get(stale) if stale is not None and stale != conn.eio_sid else None
+        if old is None or old.pids.get(namespace) != pid:
+            return
+        self.logger.info('%s: its client is back on %s, closing it', stale, conn.eio_sid)
+        yield from self._eio_disconnect_flow(stale, self.reason.TRANSPORT_CLOSE)
+        yield (self.eio.disconnect, stale)
+
     def _finish_disconnect_flow(self, conn: ServerConnection | None, sid: str, namespace: str, reason: str) -> Flow:
         try:
             yield (self._trigger_event, 'disconnect', namespace, sid, reason)
@@ -612,7 +639,7 @@ class BaseServer(SharedDocs):
             self.logger.exception('disconnect handler error [%s]', namespace)
         yield (self._manager_disconnect, sid, namespace)
         if conn is not None:
-            conn.namespaces.pop(namespace, None)
+            self._forget_namespace(conn, namespace)
 
     def _eio_disconnect_flow(self, eio_sid: str, reason: str | None) -> Flow:
         """The Engine.IO connection ended: every namespace of it disconnects."""

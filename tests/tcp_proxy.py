@@ -28,6 +28,7 @@ class CuttableProxy:
     def __init__(self, target_port: int) -> None:
         self.target = ('127.0.0.1', target_port)
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._silent: list[socket.socket] = []
         self.cuts = 0
         self._server = StreamServer(('127.0.0.1', 0), self._handle)
         self._server.start()
@@ -56,17 +57,27 @@ class CuttableProxy:
         except OSError:
             return
 
-    def cut(self) -> int:
-        """Reset every open connection; returns how many."""
+    def cut(self, tell_server: bool = True) -> int:
+        """Reset every open connection; returns how many.
+
+        With ``tell_server=False`` only the client sees the reset: the
+        server's side stays open and silent, as when a network drops
+        without a packet reaching the server, until :meth:`close`.
+        """
         pairs, self._pairs = self._pairs, []
         for client, upstream in pairs:
             _reset(client)
-            _reset(upstream)
+            if tell_server:
+                _reset(upstream)
+            else:
+                self._silent.append(upstream)
         self.cuts += len(pairs)
         return len(pairs)
 
     def close(self) -> None:
         self.cut()
+        for upstream in self._silent:
+            _reset(upstream)
         self._server.stop()
 
     def __enter__(self) -> CuttableProxy:  # noqa: PYI034

@@ -12,6 +12,8 @@ from typing import Any
 
 import gevent
 import pytest
+from async_support import RemoteApp
+from async_support import skip_reason as async_skip_reason
 from e2e_helpers import FAST_RECONNECT, needs_node, start_server, wait_until
 from jsclient import JSClient
 from tcp_proxy import CuttableProxy
@@ -148,3 +150,62 @@ def test_after_the_window_a_client_gets_a_new_session(js):
         assert again['recovered'] is False and again['id'] != first['id']
     finally:
         app.close()
+
+
+def test_a_dropped_long_polling_client_recovers(app, js):
+    first = js.connect(app.url, transports=['polling'], wait=True, **FAST_RECONNECT)
+    sid = first['id']
+    assert js.call('join', 'room') == ['joined']
+    emit_round(app.sio, sid, 0)
+    wait_until(lambda: js.events(event='direct'), what='the first emit')
+    app.proxy.cut()
+    for i in range(1, 6):
+        emit_round(app.sio, sid, i)
+    again = js.wait_for('connect', timeout=10)
+    assert again['recovered'] is True and again['id'] == sid
+    assert len(app.disconnects) == 1
+    emit_round(app.sio, sid, 6)
+    wait_until(lambda: len(js.events(event='direct')) == 7, what='every direct emit')
+    assert values(js, 'tick') == values(js, 'direct') == list(range(7))
+    assert js.events(event='elsewhere') == []
+
+
+def test_a_client_back_before_the_server_noticed_the_drop_recovers(app, js):
+    # the server's side of the old connection stays open and silent: only the
+    # heartbeat would notice, later; the client's return with its pid ends it
+    first = js.connect(app.url, transports=['websocket'], wait=True, **FAST_RECONNECT)
+    sid = first['id']
+    assert js.call('join', 'room') == ['joined']
+    app.proxy.cut(tell_server=False)
+    emit_round(app.sio, sid, 0)  # written to the dead connection
+    again = js.wait_for('connect', timeout=10)
+    assert again['recovered'] is True and again['id'] == sid
+    assert app.disconnects == [(sid, 'transport close')]
+    emit_round(app.sio, sid, 1)
+    wait_until(lambda: len(js.events(event='direct')) == 2, what='every direct emit')
+    assert values(js, 'tick') == values(js, 'direct') == [0, 1]
+    assert sorted(app.sio.rooms(sid)) == sorted([sid, 'room'])
+
+
+@pytest.mark.skipif(async_skip_reason() is not None, reason=async_skip_reason() or '')
+def test_the_asyncio_server_recovers_a_dropped_client_too(async_server, js):
+    app = RemoteApp(async_server, 'e2e', connection_state_recovery={'max_disconnection_duration': 30})
+    remote = app._remote
+    with CuttableProxy(async_server.port) as proxy:
+        first = js.connect(f'http://127.0.0.1:{proxy.port}', transports=['websocket'], wait=True, **FAST_RECONNECT)
+        sid = first['id']
+        assert js.call('join', 'room') == [sorted([sid, 'room'])]
+        remote("sio.emit('tick', 0, to='room')")
+        wait_until(lambda: js.events(event='tick'), what='the first emit')
+        proxy.cut()
+        wait_until(lambda: app.disconnects, what='the server to see the drop')
+        for i in range(1, 4):
+            remote("sio.emit('tick', i, to='room')", i=i)
+            remote("sio.emit('elsewhere', i, to='other room')", i=i)
+        again = js.wait_for('connect', timeout=10)
+        assert again['recovered'] is True and again['id'] == sid
+        remote("sio.emit('tick', 4, to='room')")
+        wait_until(lambda: len(js.events(event='tick')) == 5, what='every emit')
+        assert values(js, 'tick') == list(range(5))
+        assert js.events(event='elsewhere') == []
+        assert remote('sorted(sio.rooms(sid))', sid=sid) == sorted([sid, 'room'])

@@ -38,8 +38,12 @@ from itertools import islice
 from typing import Any
 
 #: Engine.IO disconnect reasons after which a session is kept: the client
-#: did not choose to leave, so it will be back.
-RECOVERABLE_REASONS = frozenset({'transport close', 'transport error', 'ping timeout', 'server shutting down'})
+#: did not choose to leave, so it will be back.  A client that leaves on
+#: purpose leaves each namespace first (a Socket.IO DISCONNECT), so nothing
+#: is left to keep; an Engine.IO CLOSE alone ('client disconnect') is what
+#: socket.io-client sends when its long-polling transport failed.
+RECOVERABLE_REASONS = frozenset({'client disconnect', 'transport close', 'transport error', 'ping timeout',
+                                 'server shutting down'})
 
 #: Seconds before a disconnect during which an event may have been written to
 #: a connection that was already dead (its TCP buffers, a long-polling

@@ -238,10 +238,17 @@ class EngineClient:
             raise LocalProtocolError('one GET at a time, and none while pausing or upgraded')
         self._get_in_flight = True
 
-    def receive_poll(self, body: str | bytes, now: float) -> None:
-        """A GET's 200 body: messages go to ``listener.message`` in order; bad data ends the connection."""
+    def receive_poll(self, body: str | bytes, now: float, *, binary: bool = False) -> None:
+        """A GET's 200 body: messages go to ``listener.message`` in order; bad data ends the connection.
+
+        ``binary``: the answer's Content-Type is ``application/octet-stream``,
+        which the spec lets a sender use for one raw binary message.
+        """
         self._get_in_flight = False
         if self.state not in _OPEN_STATES:
+            return
+        if binary and isinstance(body, bytes):
+            self.listener.message(body)
             return
         try:
             text = body.decode('utf-8') if isinstance(body, bytes) else body

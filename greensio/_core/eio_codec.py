@@ -161,8 +161,7 @@ def jsonp_unwrap(body: str) -> str:
     values = urllib.parse.parse_qs(body, keep_blank_values=True).get('d')
     if not values:
         raise RemoteProtocolError('JSONP body without d=')
-    # the reference JSONP client escapes newlines in the form field
-    return values[0].replace('\\n', '\n')
+    return values[0]
 
 
 def jsonp_wrap(payload: str, index: int) -> str:

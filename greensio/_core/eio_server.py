@@ -50,6 +50,7 @@ state      event                               next       effect
 POLLING    GET, packets buffered               POLLING    body now
 POLLING    GET, nothing buffered               POLLING    the GET waits (``wake_poll`` later)
 POLLING    GET while a GET waits               CLOSED     waiting GET gets ``1``; this one 400
+POLLING    the GET's connection is lost        CLOSED     ``transport error``
 POLLING    POST while a POST is read           CLOSED     400
 POLLING    websocket with this sid             POLLING    upgrade reserved (a second one: 400)
 POLLING    ``2probe`` on that websocket        PROBING    ``3probe``; waiting GET gets ``6``
@@ -68,8 +69,11 @@ CLOSING    GET, or the drain deadline          CLOSED     buffered packets and `
 
 from __future__ import annotations
 
+import gzip
 import secrets
 import urllib.parse
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -313,6 +317,28 @@ def parse_query(query: str) -> dict[str, str]:
             name, value = urllib.parse.unquote_plus(name), urllib.parse.unquote_plus(value)
         params.setdefault(name, value)
     return params
+
+
+#: Response bodies shorter than this are sent as they are: compressing them
+#: costs more time than the bytes it saves (python-engineio's default).
+COMPRESSION_THRESHOLD = 1024
+_COMPRESSORS = {'gzip': lambda body: gzip.compress(body, 6, mtime=0), 'deflate': zlib.compress}
+
+
+def compress(body: bytes, accept_encoding: str | None, methods: Sequence[str] = ('gzip', 'deflate'),
+             threshold: int = COMPRESSION_THRESHOLD) -> tuple[bytes, str | None]:
+    """A polling body compressed for a client that accepts it: ``(body, Content-Encoding or None)``.
+
+    python-engineio's ``http_compression``: the first of ``methods`` the
+    request's Accept-Encoding names, for bodies of ``threshold`` bytes or more.
+    """
+    if len(body) < threshold or not accept_encoding:
+        return body, None
+    accepted = {part.split(';')[0].strip().lower() for part in accept_encoding.split(',')}
+    for method in methods:
+        if method in accepted and method in _COMPRESSORS:
+            return _COMPRESSORS[method](body), method
+    return body, None
 
 
 def sid_cookie(sid: str, attributes: dict[str, Any]) -> str:
@@ -654,10 +680,15 @@ class ServerSession:
             return release
         return self._take_buffer()
 
-    def abandon_poll(self) -> None:
-        """The waiting GET's connection is gone: nothing was taken, the next GET gets the packets."""
+    def poll_aborted(self) -> None:
+        """The GET's connection was lost (while it waited, or writing its body): the session ends.
+
+        The reference server does the same (``transport error``): what the
+        GET carried, or was about to, cannot be told apart from what arrived.
+        """
         self._get_pending = False
         self._release = None
+        self._close(Reason.TRANSPORT_ERROR)
 
     def _take_buffer(self) -> str:
         buffer = self._buffer

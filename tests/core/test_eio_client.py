@@ -110,6 +110,13 @@ def test_polling_receive_messages_ping_noop_and_binary() -> None:
     assert client.state == POLLING
 
 
+def test_polling_binary_body() -> None:
+    client, shell = connected()
+    client.poll_started()
+    client.receive_poll(b'\x00\x01', 0.0, binary=True)
+    assert shell.messages == [b'\x00\x01']
+
+
 def test_polling_bad_body_or_failed_request_is_a_transport_error() -> None:
     for feed in (lambda c: c.receive_poll('abc', 0.0), lambda c: c.receive_poll(b'\xff', 0.0),
                  lambda c: c.transport_failed(), lambda c: c.post_done(ok=False)):

@@ -7,7 +7,9 @@ is a number passed in; a shell is a recorder.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from greensio._core.eio_server import (
     ServerConfig,
     ServerSession,
     WebSocketRequest,
+    compress,
     generate_sid,
     parse_query,
 )
@@ -662,13 +665,23 @@ def test_buffered_packets_are_batched_into_one_poll_and_wake_once() -> None:
     assert get(core, 'S1') is None
 
 
-def test_an_abandoned_poll_keeps_the_packets_for_the_next() -> None:
-    core, _ = make()
+def test_a_cancelled_poll_closes_the_session() -> None:
+    core, shell = make()
     session, _ = handshake(core)
     assert get(core, 'S1') is None
-    session.abandon_poll()
-    session.send(OutPacket(MESSAGE, 'kept'))
-    assert get(core, 'S1') == '4kept'
+    session.poll_aborted()
+    assert shell.ends == [('S1', Reason.TRANSPORT_ERROR)]
+    assert refusal(route(core, 'GET', f'{Q}&sid=S1')) == (400, 1)
+
+
+def test_compression() -> None:
+    body = b'4' + b'x' * 2000
+    packed, encoding = compress(body, 'br, gzip;q=1.0, deflate')
+    assert encoding == 'gzip' and gzip.decompress(packed) == body
+    packed, encoding = compress(body, 'deflate', methods=('gzip', 'deflate'))
+    assert encoding == 'deflate' and zlib.decompress(packed) == body
+    assert compress(b'4x', 'gzip') == (b'4x', None)
+    assert compress(body, None) == (body, None) and compress(body, 'br') == (body, None)
 
 
 def test_a_broadcast_packet_is_encoded_once_for_every_recipient() -> None:

@@ -32,13 +32,14 @@ from collections.abc import AsyncIterator, Callable
 from itertools import islice
 from typing import Any
 
-from ._core import pubsub
-from ._twins import adopt_docstrings
+from ._core import cluster, pubsub
+from ._twins import adopt_docstrings, drive_async
 from .async_manager import AsyncManager
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
     DEGRADED,
     HEALTHY,
+    HEARTBEAT_MIN_GAP,
     LISTEN_READY_TIMEOUT,
     PUBLISH_BATCH,
     BasePubSubManager,
@@ -57,8 +58,11 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
     """
 
     name = 'asyncpubsub'
+    _run_flow = staticmethod(drive_async)
 
     def _init_runtime(self) -> None:
+        self._announce_event = asyncio.Event()  # publish a heartbeat now
+        self._handler_tasks: set[asyncio.Task] = set()  # server-side handlers, referenced until done
         self._wake = asyncio.Event()  # the outbox has work
         self._room = asyncio.Event()  # the outbox has room (or was drained)
         self._stop = asyncio.Event()  # close()
@@ -77,11 +81,14 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
     async def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         if self._closed:
             return True
+        if self._heartbeat_task is not None:  # the others stop counting this worker at once
+            self._heartbeat_due = self._heartbeat_message(leaving=True)
+            self._wake_publisher()
         flushed = await self.flush(timeout)
         self._mark_closed(flushed)
-        for event in (self._stop, self._wake, self._room):
+        for event in (self._stop, self._wake, self._room, self._announce_event):
             event.set()
-        for task in (self._publisher_task, self.thread):
+        for task in (self._publisher_task, self.thread, self._heartbeat_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -98,6 +105,7 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         super().initialize()
         if not self.write_only:
             self.thread = asyncio.ensure_future(self._listener_loop())
+            self._heartbeat_task = asyncio.ensure_future(self._heartbeat_loop())
         self.logger.info('%s backend initialized.', self.name)
 
     async def wait_listening(self, timeout: float = LISTEN_READY_TIMEOUT) -> bool:
@@ -112,6 +120,53 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
             return route
         await self._send(*route)
         return None
+
+    async def _emit_gathering(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
+                              timeout: float, ignore_queue: bool = False) -> cluster.Gathering:
+        if ignore_queue:
+            return super()._emit_gathering(event, data, namespace, room, skip_sid, timeout, ignore_queue)
+        with self._sending(self._new_gathering(cluster.ACKS, timeout)) as gathering:
+            await self._send(*self._gathering_emit(gathering, event, data, namespace, room, skip_sid))
+        return gathering
+
+    async def _start_request(self, op: str, namespace: str, timeout: float | None, **fields: Any) -> Any:
+        with self._sending(None if timeout is None else self._new_gathering(cluster.REPLIES, timeout)) as gathering:
+            await self._send(self._request_message(gathering, op, namespace, **fields))
+        return gathering
+
+    def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
+        task = asyncio.ensure_future(self._run_server_handler(message))
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_tasks.discard)
+
+    async def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
+        handler = self.server._server_handlers.get(message.event)
+        result = None
+        if handler is not None:
+            try:
+                result = handler(*message.args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                self.logger.exception('server-side event handler error: "%s"', message.event)
+                return
+        answer = self._server_answer(message, handler is not None, result)
+        if answer is not None:
+            await self._send(answer)
+
+    def _announce(self) -> None:
+        self._announce_event.set()
+
+    async def _heartbeat_loop(self) -> None:
+        hello = True
+        while not self._closed:
+            if self._heartbeat_due is None or hello:
+                self._heartbeat_due = self._heartbeat_message(hello=hello)
+                hello = False
+                self._wake_publisher()
+            self._announce_event.clear()
+            await _wait(self._announce_event, self.heartbeat_interval)
+            await _wait(self._stop, HEARTBEAT_MIN_GAP)  # many hellos at once: one heartbeat
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
@@ -206,10 +261,22 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         delay = self.retry_delay_min
         outbox = self._outbox
         while not self._closed:
+            heartbeat = self._heartbeat_due
+            if heartbeat is not None:
+                # ahead of the outbox, never queued: a late heartbeat is worthless
+                self._heartbeat_due = None
+                try:
+                    await self._publish_batch([heartbeat])
+                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                    self._set_health(publisher=False, error=exc)
+                    await _wait(self._stop, delay)
+                    delay = self._backoff(delay)
+                    continue
             if not outbox:
                 self._wake.clear()
-                await _wait(self._wake, self.idle_tick)
-                if not outbox:
+                if self._heartbeat_due is None:
+                    await _wait(self._wake, self.idle_tick)
+                if not outbox and self._heartbeat_due is None:
                     try:
                         if await self._heartbeat():
                             self._set_health(publisher=True)
@@ -217,6 +284,8 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                         self._set_health(publisher=False, error=exc)
                         await _wait(self._stop, delay)
                         delay = self._backoff(delay)
+                    continue
+                if not outbox:  # woken for a heartbeat only
                     continue
             batch = list(islice(outbox, PUBLISH_BATCH))
             try:

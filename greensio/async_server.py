@@ -12,6 +12,7 @@ plain functions or coroutine functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections import deque
 from collections.abc import Callable
@@ -27,12 +28,20 @@ from ._core.events import (
     EventReceived,
 )
 from ._core.handlers import call_trimmed
-from ._core.payload import from_args
+from ._core.payload import from_args, to_args
+from ._core.pubsub import (
+    DISCONNECT_SOCKETS,
+    FETCH_SOCKETS,
+    SERVER_EMIT,
+    SOCKETS_JOIN,
+    SOCKETS_LEAVE,
+)
 from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive_async
 from .async_engine import AsyncEngineServer
 from .async_manager import AsyncManager
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer
+from .cluster import AsyncRemoteSocket
 from .engine import OutPacket
 
 
@@ -88,10 +97,15 @@ class AsyncServer(BaseServer):
 
     async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable | None = None,
-                   ignore_queue: bool = False) -> None:
+                   ignore_queue: bool = False, *, timeout: float | None = None) -> None:
         namespace = namespace or '/'
         room = to or room
         self._log_emit(event, room, namespace)
+        if self._broadcast_acks(room, callback, timeout):
+            gathering = await settle(self.manager._emit_gathering(event, data, namespace, room, skip_sid, timeout,
+                                                                  ignore_queue))
+            self._keep(asyncio.ensure_future(self._report_gathering(gathering, callback)))
+            return
         await self.manager.emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
                                 ignore_queue=ignore_queue)
 
@@ -104,6 +118,14 @@ class AsyncServer(BaseServer):
     async def call(self, event: str, data: Any = None, to: str | None = None, sid: str | None = None,
                    namespace: str | None = None, timeout: float | None = 60, ignore_queue: bool = False) -> Any:
         self._check_call(to, sid, self.async_handlers)
+        namespace = namespace or '/'
+        broadcast = self._call_is_broadcast(to or sid, namespace, timeout, ignore_queue)
+        if broadcast is not False:
+            gathering = await settle(self.manager._emit_gathering(event, data, namespace, to or sid, None, timeout,
+                                                                  ignore_queue))
+            gathering.want_one = broadcast is None
+            await self._wait_gathering(gathering)
+            return self._call_result(gathering, broadcast)
         answered: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def callback(*args: Any) -> None:
@@ -118,6 +140,64 @@ class AsyncServer(BaseServer):
             self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError() from None
         return from_args(args)
+
+    async def fetch_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                            timeout: float = 5) -> list[AsyncRemoteSocket]:
+        namespace = namespace or '/'
+        gathering = await settle(self.manager._start_request(FETCH_SOCKETS, namespace, timeout, to=to, skip=skip))
+        gathering.reply(self.manager._worker_id, self.manager._local_sockets(namespace, to, skip))
+        await self._wait_gathering(gathering)
+        return [AsyncRemoteSocket.from_description(self, found) for found in self._replies_result(gathering)]
+
+    async def sockets_join(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> None:
+        namespace = namespace or '/'
+        self.manager._local_room_change(True, namespace, room, to, skip)
+        await settle(self.manager._start_request(SOCKETS_JOIN, namespace, None, to=to, skip=skip, room=room))
+
+    async def sockets_leave(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> None:
+        namespace = namespace or '/'
+        self.manager._local_room_change(False, namespace, room, to, skip)
+        await settle(self.manager._start_request(SOCKETS_LEAVE, namespace, None, to=to, skip=skip, room=room))
+
+    async def disconnect_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                                 close: bool = False) -> None:
+        namespace = namespace or '/'
+        await settle(self.manager._start_request(DISCONNECT_SOCKETS, namespace, None, to=to, skip=skip, close=close))
+        await drive_async(self.manager._local_disconnects(namespace, to, skip, close))
+
+    async def server_side_emit(self, event: str, data: Any = None, callback: Callable | None = None,
+                               timeout: float | None = None) -> None:
+        if callback is not None and timeout is None:
+            raise ValueError('server_side_emit(callback=...) waits for every worker: give a timeout too')
+        gathering = await settle(self.manager._start_request(
+            SERVER_EMIT, '/', timeout if callback is not None else None, event=event, args=to_args(data)))
+        if gathering is not None:
+            self._keep(asyncio.ensure_future(self._report_gathering(gathering, callback)))
+
+    async def server_side_call(self, event: str, data: Any = None, timeout: float = 5) -> list:
+        gathering = await settle(self.manager._start_request(SERVER_EMIT, '/', timeout, event=event,
+                                                             args=to_args(data)))
+        await self._wait_gathering(gathering)
+        return self._replies_result(gathering)
+
+    async def _wait_gathering(self, gathering: Any) -> None:
+        wake = asyncio.Event()
+        gathering.on_change = wake.set
+        for wait in self.manager._waits(gathering):
+            wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), wait)
+
+    async def _report_gathering(self, gathering: Any, callback: Callable) -> None:
+        await self._wait_gathering(gathering)
+        try:
+            await settle(callback(list(gathering.answers), gathering.missing))
+        except Exception:
+            self.logger.exception('broadcast ack callback error')
+
+    def _keep(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         await self.manager.enter_room(sid, namespace or '/', room)

@@ -19,11 +19,11 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import exceptions
-from ._core import pubsub, safejson
+from ._core import cluster, pubsub, safejson
 from ._core.payload import from_args, to_args
 from .manager import BaseManager
 
@@ -53,6 +53,12 @@ LISTEN_READY_TIMEOUT = 2.0
 MAX_REMOTE_CALLBACKS = 10_000
 #: ``close()`` waits this long for the outbox to drain by default.
 CLOSE_TIMEOUT = 5.0
+#: Seconds between a worker's heartbeats; it counts as dead after
+#: ``cluster.HEARTBEAT_MISSES`` of them without one, and a request stops
+#: waiting for it then.  Set ``manager.heartbeat_interval`` before the server starts.
+HEARTBEAT_INTERVAL = 2.0
+#: Shortest gap between two heartbeats, however often new workers say hello.
+HEARTBEAT_MIN_GAP = 0.05
 
 #: A message to queue and, optionally, the local delivery to make once the
 #: outbox has room for it (so a full outbox refuses before anyone got it).
@@ -63,6 +69,7 @@ class BasePubSubManager(BaseManager):
     """The queue managers' shared half; a twin adds its waits (see the module docs)."""
 
     name = 'pubsub'
+    heartbeat_interval = HEARTBEAT_INTERVAL
     retry_delay_min = RETRY_DELAY_MIN
     retry_delay_max = RETRY_DELAY_MAX
     idle_tick = IDLE_TICK
@@ -84,9 +91,15 @@ class BasePubSubManager(BaseManager):
         self.emit_timeout = emit_timeout
         self.thread: Any = None  # the listener task (python-socketio's attribute)
         #: Counters: ``published``, ``received``, ``duplicates``, ``invalid``, ``refused``.
-        self.stats = dict.fromkeys(('published', 'received', 'duplicates', 'invalid', 'refused'), 0)
+        #: ``heartbeats`` received, and ``unexpected`` answers to requests this worker is not waiting for.
+        self.stats = dict.fromkeys(('published', 'received', 'duplicates', 'invalid', 'refused', 'heartbeats',
+                                    'unexpected'), 0)
         self._messages = pubsub.MessageFactory(self.host_id)
         self._dedup = pubsub.DedupWindow()
+        self._seen_requests = pubsub.DedupWindow()  # (origin, request id) acted on: a reused id is dropped
+        self._membership = cluster.Membership()
+        self._heartbeat_due: tuple[dict[str, Any], str] | None = None  # published ahead of the outbox
+        self._heartbeat_task: Any = None
         self._outbox: deque[tuple[dict[str, Any], str]] = deque()
         self._reserved = 0
         self._published = 0  # messages confirmed so far (an asyncio write-only emit waits for its own)
@@ -263,15 +276,15 @@ class BasePubSubManager(BaseManager):
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
             return None
-        if type(message) is pubsub.CallbackMessage:
+        if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage):
             if message.host_id != self.host_id:
-                return None  # another worker's ack
+                return None  # addressed to another worker
         elif message.host_id == self.host_id:
             return None  # we applied it locally before publishing
         if message.msg_id is not None and self._dedup.seen(message.msg_id):
             self.stats['duplicates'] += 1
             return None
-        self.stats['received'] += 1
+        self.stats['heartbeats' if type(message) is pubsub.HeartbeatMessage else 'received'] += 1
         return message
 
     def _handle_message(self, message: pubsub.Message) -> Any:
@@ -282,9 +295,19 @@ class BasePubSubManager(BaseManager):
         """
         kind = type(message)
         if kind is pubsub.EmitMessage:
-            self._handle_emit(message)  # type: ignore[arg-type]
-        elif kind is pubsub.CallbackMessage:
+            return self._handle_emit(message)  # type: ignore[arg-type]
+        if kind is pubsub.CallbackMessage:
+            gathering = self._gatherings.get(message.sid)  # type: ignore[union-attr]
+            if gathering is not None:  # an ack of a broadcast that collects every ack
+                gathering.answer(_sender(message.msg_id), from_args(message.args))  # type: ignore[union-attr]
+                return None
             return self.trigger_callback(message.sid, message.ack_id, message.args)  # type: ignore[union-attr]
+        if kind is pubsub.HeartbeatMessage:
+            self._handle_heartbeat(message)  # type: ignore[arg-type]
+        elif kind is pubsub.ResponseMessage:
+            self._handle_response(message)  # type: ignore[arg-type]
+        elif kind is pubsub.RequestMessage:
+            return self._run_flow(self._request_flow(message))  # type: ignore[arg-type]
         elif kind is pubsub.DisconnectMessage:
             if self.server is not None and self.is_connected(message.sid, message.namespace):  # type: ignore[union-attr]
                 return self.server.disconnect(message.sid, namespace=message.namespace,  # type: ignore[union-attr]
@@ -298,15 +321,126 @@ class BasePubSubManager(BaseManager):
             self.basic_close_room(message.room, message.namespace)  # type: ignore[union-attr]
         return None
 
-    def _handle_emit(self, message: pubsub.EmitMessage) -> None:
+    def _handle_emit(self, message: pubsub.EmitMessage) -> Any:
         if self.server is None:
-            return
+            return None
+        if message.request is not None and self._seen_requests.seen(f'{message.host_id}/{message.request}'):
+            self.stats['duplicates'] += 1  # a reused request id: delivered once already
+            return None
         callback = None
         if message.callback is not None:
             sid, namespace, ack_id = message.callback
             callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
         data = from_args(message.args)
-        self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
+        count = self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
+        if message.request is None:
+            return None
+        room = message.room
+        client = isinstance(room, str) and self.is_connected(room, message.namespace)
+        return self._send(self._messages.response(origin_host_id=message.host_id, request=message.request,
+                                                  count=count, client=client))
+
+    # -- the cluster as one server -------------------------------------------------------
+
+    @property
+    def _worker_id(self) -> str:  # type: ignore[override]
+        return self.host_id
+
+    def workers(self) -> list[str]:
+        return [self.host_id, *self._membership.live(time.monotonic())]
+
+    def _expected_workers(self) -> list[str]:
+        return self._membership.live(time.monotonic())
+
+    def _settle(self, gathering: cluster.Gathering) -> bool:
+        gathering.alive([self.host_id, *self._membership.live(time.monotonic())])
+        return super()._settle(gathering)
+
+    def _liveness_tick(self) -> float:
+        """How often a waiter checks that the workers it waits for are alive."""
+        return self.heartbeat_interval / 2
+
+    def _handle_heartbeat(self, message: pubsub.HeartbeatMessage) -> None:
+        if message.leaving:
+            self._membership.left(message.host_id)
+            for gathering in list(self._gatherings.values()):  # their waiters stop waiting for it
+                gathering._changed()
+            return
+        joined = self._membership.heard(message.host_id, message.interval, time.monotonic())
+        if joined or message.hello:
+            self._announce()  # let a new worker know about this one at once
+
+    def _announce(self) -> None:
+        """Publish a heartbeat soon (the twin's heartbeat task wakes up)."""
+
+    def _heartbeat_message(self, hello: bool = False, leaving: bool = False) -> tuple[dict[str, Any], str]:
+        message = self._messages.heartbeat(interval=self.heartbeat_interval, hello=hello, leaving=leaving)
+        return message, pubsub.encode(message, self.json)
+
+    def _handle_response(self, message: pubsub.ResponseMessage) -> None:
+        gathering = self._gatherings.get(message.request)
+        if gathering is None:
+            self.stats['unexpected'] += 1  # late (the request timed out), or forged
+            return
+        if message.count is not None:
+            gathering.count(message.sender, message.count, message.client)
+        elif message.sockets is not None:
+            gathering.reply(message.sender, message.sockets)
+        else:
+            gathering.reply(message.sender, [message.answer] if message.handled else [])
+
+    def _request_flow(self, message: pubsub.RequestMessage) -> Any:
+        """Apply a request to this worker's clients (a flow: disconnects and answers may wait)."""
+        if self._seen_requests.seen(f'{message.host_id}/{message.request}'):
+            self.stats['duplicates'] += 1  # a reused request id is not applied twice
+            return
+        if self.server is None:
+            return
+        namespace, op = message.namespace, message.op
+        answer = None
+        if op == pubsub.FETCH_SOCKETS:
+            answer = {'sockets': self._local_sockets(namespace, message.to, message.skip)}
+        elif op in (pubsub.SOCKETS_JOIN, pubsub.SOCKETS_LEAVE):
+            self._local_room_change(op == pubsub.SOCKETS_JOIN, namespace, message.room, message.to, message.skip)
+        elif op == pubsub.DISCONNECT_SOCKETS:
+            yield from self._local_disconnects(namespace, message.to, message.skip, message.close)
+        else:
+            yield (self._spawn_server_handler, message)
+        if answer is not None and message.reply:
+            yield (self._send, self._messages.response(origin_host_id=message.host_id, request=message.request,
+                                                       **answer))
+
+    @contextlib.contextmanager
+    def _sending(self, gathering: cluster.Gathering | None) -> Iterator[cluster.Gathering | None]:
+        """Forget ``gathering`` if its request could not be queued (a full outbox)."""
+        try:
+            yield gathering
+        except BaseException:
+            if gathering is not None:
+                self._end_gathering(gathering)
+            raise
+
+    def _request_message(self, gathering: cluster.Gathering | None, op: str, namespace: str,
+                         **fields: Any) -> dict[str, Any]:
+        request = gathering.request if gathering is not None else self._messages.request_id()
+        return self._messages.request(op, request=request, namespace=namespace, reply=gathering is not None,
+                                      **fields)
+
+    def _gathering_emit(self, gathering: cluster.Gathering, event: str, data: Any, namespace: str, room: Any,
+                        skip_sid: Any) -> Outgoing:
+        """The emit that collects acks on every worker, and its local delivery."""
+        message = self._messages.emit(event=event, args=to_args(data, none_is_an_argument=True),
+                                      namespace=namespace, room=room, skip_sid=skip_sid,
+                                      callback=(gathering.request, namespace, 0), request=gathering.request)
+        return message, functools.partial(self._gather_locally, gathering, event, data, namespace, room, skip_sid)
+
+    def _server_answer(self, message: pubsub.RequestMessage, handled: bool, result: Any) -> dict[str, Any] | None:
+        if not message.reply:
+            return None
+        if handled:
+            return self._messages.response(origin_host_id=message.host_id, request=message.request,
+                                           handled=True, answer=result)
+        return self._messages.response(origin_host_id=message.host_id, request=message.request, handled=False)
 
     # -- acks across workers -----------------------------------------------------------------
 
@@ -322,3 +456,14 @@ class BasePubSubManager(BaseManager):
     def _return_callback(self, host_id: str, sid: str, namespace: str, ack_id: int, *args: Any) -> Any:
         """A local client acked an event that ``host_id`` emitted: route the ack home."""
         raise NotImplementedError
+
+    def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
+        """Run the ``on_server`` handler of a server-side emit off the listener."""
+        raise NotImplementedError
+
+
+def _sender(msg_id: str | None) -> str:
+    """The worker that sent a message (message ids are ``<host id>.<counter>``)."""
+    if msg_id is None:
+        return cluster.UNKNOWN  # python-socketio numbers nothing
+    return msg_id.rsplit('.', 1)[0]

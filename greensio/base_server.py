@@ -436,7 +436,7 @@ class BaseServer(SharedDocs):
             if gathering.answers:
                 return gathering.answers[0]
             raise exceptions.TimeoutError()
-        if gathering.missing or gathering.silent - gathering.lost:
+        if gathering.missing:
             raise BroadcastTimeoutError(list(gathering.answers), gathering.missing)
         return list(gathering.answers)
 

@@ -10,28 +10,43 @@ The message-queue managers subclass it and override only what crosses workers.
 
 from __future__ import annotations
 
+import functools
+import json as _json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._core import cluster
 from ._core import packet as pk
-from ._core.payload import to_args
+from ._core.payload import from_args, to_args
 from ._core.rooms import RoomRegistry
 from ._twins import SharedDocs
 
 default_logger = logging.getLogger('greensio')
+
+#: A flow step: a callable and its arguments (``_twins.drive`` runs it).
+Flow = Iterator[tuple[Any, ...]]
+
+
+def _answer(gathering: cluster.Gathering, worker: str, *args: Any) -> None:
+    """A local client's ack of a broadcast that collects acks."""
+    gathering.answer(worker, from_args(list(args)))
 
 
 class BaseManager(SharedDocs):
     """Tracks clients and rooms of one server process and delivers emits."""
 
     name = 'memory'
+    #: This worker's name in cluster answers (a queue manager's host id).
+    _worker_id = 'local'
 
     def __init__(self) -> None:
         self.logger = default_logger
         self.server: Any = None
         self._registry = RoomRegistry(self._generate_sid)
+        self._gatherings: dict[str, cluster.Gathering] = {}  # request id -> its answers so far
+        self._requests = 0
 
     # python-socketio exposes these dicts; custom managers read them
     @property
@@ -202,7 +217,7 @@ class BaseManager(SharedDocs):
             return 0
         else:
             payload = [event, *to_args(data)]
-        skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
+        skip = self._skipped(namespace, skip_sid)
         send = server._send_eio_packet
         delivered = 0
         if callback is None:
@@ -219,6 +234,126 @@ class BaseManager(SharedDocs):
                 server._send_packet(eio_sid, server.packet_class(pk.EVENT, payload, namespace, ack_id))
                 delivered += 1
         return delivered
+
+    # -- the cluster as one server: the local half -----------------------------------
+
+    def workers(self) -> list[str]:
+        """The ids of the live workers sharing this server's clients, this one first.
+
+        The in-memory manager is a cluster of one: ``['local']``.
+        """
+        return [self._worker_id]
+
+    def _expected_workers(self) -> list[str]:
+        """The other workers a request waits for (none without a queue)."""
+        return []
+
+    def _skipped(self, namespace: str, skip: Any) -> set[str]:
+        """The local sids a ``skip``/``skip_sid`` excludes: sids, and every member of rooms named there."""
+        if skip is None:
+            return set()
+        names = skip if isinstance(skip, (list, tuple, set)) else [skip]
+        skipped = set(names)  # a sid that is not (yet) in the registry is still skipped
+        skipped.update(sid for sid, _ in self._registry.get_participants(namespace, list(names)))
+        return skipped
+
+    def _selected(self, namespace: str, to: Any, skip: Any) -> list[tuple[str, str]]:
+        """``(sid, eio_sid)`` of the local clients in ``to`` (every one for None) and not in ``skip``."""
+        skipped = self._skipped(namespace, skip)
+        return [(sid, eio_sid) for sid, eio_sid in self.get_participants(namespace, to) if sid not in skipped]
+
+    def _describe_socket(self, sid: str, namespace: str, eio_sid: str) -> dict[str, Any]:
+        """A local client as a JSON object, for ``fetch_sockets``."""
+        from .cluster import handshake
+
+        server = self.server
+        auth, issued = server._handshakes.get(sid, (None, 0.0))
+        conn = server._connections.get(eio_sid)
+        session = conn.sessions.get(namespace, {}) if conn is not None else {}
+        data = {}
+        for key in server.shared_session_keys:
+            if key in session:
+                try:
+                    _json.dumps(session[key])
+                except (TypeError, ValueError):
+                    self.logger.warning('session key %r of %s is not JSON: not shared', key, sid)
+                    continue
+                data[key] = session[key]
+        rooms = [room for room in self.get_rooms(sid, namespace) if isinstance(room, (str, int))]
+        return {'sid': sid, 'namespace': namespace, 'rooms': rooms,
+                'handshake': handshake(server.environ.get(eio_sid) or {}, auth, issued), 'data': data}
+
+    def _local_sockets(self, namespace: str, to: Any, skip: Any) -> list[dict[str, Any]]:
+        return [self._describe_socket(sid, namespace, eio_sid) for sid, eio_sid in self._selected(namespace, to, skip)
+                if self.is_connected(sid, namespace)]
+
+    def _local_room_change(self, join: bool, namespace: str, room: Any, to: Any, skip: Any) -> None:
+        rooms = room if isinstance(room, (list, tuple)) else [room]
+        for sid, eio_sid in self._selected(namespace, to, skip):
+            for name in rooms:
+                if join:
+                    self.basic_enter_room(sid, namespace, name, eio_sid)
+                else:
+                    self.basic_leave_room(sid, namespace, name)
+
+    def _local_disconnects(self, namespace: str, to: Any, skip: Any, close: bool) -> Flow:
+        """Disconnect the local clients selected (a flow: disconnecting runs handlers)."""
+        for sid, eio_sid in self._selected(namespace, to, skip):
+            if close:
+                yield (self.server.eio.disconnect, eio_sid)
+            elif self.is_connected(sid, namespace):
+                yield (self.server.disconnect, sid, namespace, True)
+
+    def _new_gathering(self, kind: str, timeout: float, local_only: bool = False) -> cluster.Gathering:
+        self._requests += 1
+        request = f'{self._worker_id}.g{self._requests}'
+        expected = [] if local_only else self._expected_workers()
+        gathering = cluster.Gathering(request, kind, expected, time.monotonic() + timeout)
+        self._gatherings[request] = gathering
+        return gathering
+
+    def _gather_locally(self, gathering: cluster.Gathering, event: str, data: Any, namespace: str, room: Any,
+                        skip_sid: Any) -> None:
+        """Deliver a broadcast that collects acks to the local clients, and count them."""
+        answer = functools.partial(_answer, gathering, self._worker_id)
+        count = self._emit_local(event, data, namespace, room, skip_sid, answer)
+        gathering.count(self._worker_id, count, isinstance(room, str) and self.is_connected(room, namespace))
+
+    def _emit_gathering(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any, timeout: float,
+                        ignore_queue: bool = False) -> Any:
+        """Start a broadcast that collects every ack; returns its gathering (awaitable on a queue's asyncio twin)."""
+        gathering = self._new_gathering(cluster.ACKS, timeout, local_only=True)
+        self._gather_locally(gathering, event, data, namespace, room, skip_sid)
+        return gathering
+
+    def _start_request(self, op: str, namespace: str, timeout: float | None, **fields: Any) -> Any:
+        """Ask the other workers to apply ``op`` to their clients; a gathering for their answers when
+        ``timeout`` is given (awaitable on a queue's asyncio twin).  Without a queue there is nobody to ask."""
+        return None if timeout is None else self._new_gathering(cluster.REPLIES, timeout, local_only=True)
+
+    def _liveness_tick(self) -> float:
+        """How often a waiter checks that the workers it waits for are alive."""
+        return 3600.0
+
+    def _settle(self, gathering: cluster.Gathering) -> bool:
+        """Whether the waiter of ``gathering`` is done (finished, or past its deadline)."""
+        return gathering.finished or gathering.expired(time.monotonic())
+
+    def _waits(self, gathering: cluster.Gathering) -> Iterator[float]:
+        """How long the waiter of ``gathering`` sleeps each time (woken early by ``on_change``) until it
+        is settled; then the gathering is forgotten.  Bounded: every wait ends by the deadline."""
+        try:
+            while not self._settle(gathering):
+                yield min(max(gathering.deadline - time.monotonic(), 0.0), self._liveness_tick())
+        finally:
+            self._end_gathering(gathering)
+
+    def _end_gathering(self, gathering: cluster.Gathering) -> None:
+        self._gatherings.pop(gathering.request, None)
+        gathering.on_change = None
+
+    def _room_has_members(self, namespace: str, room: Any) -> bool:
+        return any(True for _ in self.get_participants(namespace, room))
 
     def _generate_ack_id(self, sid: str, callback: Callable[..., Any]) -> int:
         return self._registry.add_callback(sid, callback)

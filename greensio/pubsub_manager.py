@@ -40,12 +40,14 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from ._core import pubsub
+from ._core import cluster, pubsub
+from ._twins import drive
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
     DEGRADED,
     EMIT_TIMEOUT,
     HEALTHY,
+    HEARTBEAT_MIN_GAP,
     IDLE_TICK,
     LISTEN_READY_TIMEOUT,
     MAX_REMOTE_CALLBACKS,
@@ -83,9 +85,12 @@ class PubSubManager(BasePubSubManager, Manager):
         outbox before raising; it never waits otherwise.
     """
 
+    _run_flow = staticmethod(drive)
+
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
         self._events: tuple[Any, Any, Any, Any] | None = None
+        self._announce_event: Any = None
 
     def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
         """Wait until every accepted message is confirmed by the broker.
@@ -113,13 +118,18 @@ class PubSubManager(BasePubSubManager, Manager):
         """
         if self._closed:
             return True
+        if self._heartbeat_task is not None:  # the others stop counting this worker at once
+            self._heartbeat_due = self._heartbeat_message(leaving=True)
+            self._wake_publisher()
         flushed = self.flush(timeout)
         self._mark_closed(flushed)
         wake, room, stop, _ready = self._runtime()
         stop.set()
         wake.set()
         room.set()
-        for task in (self._publisher_task, self.thread):
+        if self._announce_event is not None:
+            self._announce_event.set()
+        for task in (self._publisher_task, self.thread, self._heartbeat_task):
             join = getattr(task, 'join', None)
             if join is None:
                 continue
@@ -148,6 +158,7 @@ class PubSubManager(BasePubSubManager, Manager):
             _wake, _room, _stop, ready = self._runtime()
             self.thread = self._spawn(self._listener_loop)
             ready.wait(LISTEN_READY_TIMEOUT)
+            self._heartbeat_task = self._spawn(self._heartbeat_loop)
         self.logger.info('%s backend initialized.', self.name)
 
     def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,  # type: ignore[override]
@@ -164,6 +175,52 @@ class PubSubManager(BasePubSubManager, Manager):
             return route
         self._send(*route)
         return None
+
+    def _emit_gathering(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any, timeout: float,
+                        ignore_queue: bool = False) -> cluster.Gathering:
+        if ignore_queue:
+            return super()._emit_gathering(event, data, namespace, room, skip_sid, timeout, ignore_queue)
+        with self._sending(self._new_gathering(cluster.ACKS, timeout)) as gathering:
+            self._send(*self._gathering_emit(gathering, event, data, namespace, room, skip_sid))
+        return gathering
+
+    def _start_request(self, op: str, namespace: str, timeout: float | None, **fields: Any) -> Any:
+        with self._sending(None if timeout is None else self._new_gathering(cluster.REPLIES, timeout)) as gathering:
+            self._send(self._request_message(gathering, op, namespace, **fields))
+        return gathering
+
+    def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
+        self.server.start_background_task(self._run_server_handler, message)
+
+    def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
+        handler = self.server._server_handlers.get(message.event)
+        result = None
+        if handler is not None:
+            try:
+                result = handler(*message.args)
+            except Exception:
+                self.logger.exception('server-side event handler error: "%s"', message.event)
+                return
+        answer = self._server_answer(message, handler is not None, result)
+        if answer is not None:
+            self._send(answer)
+
+    def _announce(self) -> None:
+        if self._announce_event is not None:
+            self._announce_event.set()
+
+    def _heartbeat_loop(self) -> None:
+        _wake, _room, stop, _ready = self._runtime()
+        announce = self._announce_event = self.server.eio.create_event() if self.server else threading.Event()
+        hello = True
+        while not self._closed:
+            if self._heartbeat_due is None or hello:
+                self._heartbeat_due = self._heartbeat_message(hello=hello)
+                hello = False
+                self._wake_publisher()
+            announce.clear()
+            announce.wait(self.heartbeat_interval)
+            stop.wait(HEARTBEAT_MIN_GAP)  # many hellos at once: one heartbeat
 
     def can_disconnect(self, sid: str, namespace: str) -> bool:
         if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
@@ -308,11 +365,22 @@ class PubSubManager(BasePubSubManager, Manager):
         delay = self.retry_delay_min
         outbox = self._outbox
         while not self._closed:
+            heartbeat = self._heartbeat_due
+            if heartbeat is not None:
+                # ahead of the outbox, never queued: a late heartbeat is worthless
+                self._heartbeat_due = None
+                try:
+                    self._publish_batch([heartbeat])
+                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                    self._set_health(publisher=False, error=exc)
+                    stop.wait(delay)
+                    delay = self._backoff(delay)
+                    continue
             if not outbox:
                 wake.clear()
-                if not outbox:
+                if not outbox and self._heartbeat_due is None:
                     wake.wait(self.idle_tick)
-                if not outbox:
+                if not outbox and self._heartbeat_due is None:
                     try:
                         if self._heartbeat():
                             self._set_health(publisher=True)
@@ -320,6 +388,8 @@ class PubSubManager(BasePubSubManager, Manager):
                         self._set_health(publisher=False, error=exc)
                         stop.wait(delay)
                         delay = self._backoff(delay)
+                    continue
+                if not outbox:  # woken for a heartbeat only
                     continue
             with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
                 batch = list(islice(outbox, PUBLISH_BATCH))

@@ -8,6 +8,7 @@ encoded by the packet class and written through ``EngineServer``.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -21,10 +22,18 @@ from ._core.events import (
     EventReceived,
 )
 from ._core.handlers import call_trimmed
-from ._core.payload import from_args
+from ._core.payload import from_args, to_args
+from ._core.pubsub import (
+    DISCONNECT_SOCKETS,
+    FETCH_SOCKETS,
+    SERVER_EMIT,
+    SOCKETS_JOIN,
+    SOCKETS_LEAVE,
+)
 from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer
+from .cluster import RemoteSocket
 from .engine import EngineServer, OutPacket
 from .manager import Manager
 
@@ -94,14 +103,21 @@ class Server(BaseServer):
     # -- emitting ---------------------------------------------------------------
 
     def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
-             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False,
+             *, timeout: float | None = None) -> None:
         if self._home is not None and self._home.away():
-            return self._home.run(self.emit, event, data, to, room, skip_sid, namespace, callback, ignore_queue)
+            return self._home.run(functools.partial(self.emit, timeout=timeout), event, data, to, room, skip_sid,
+                                  namespace, callback, ignore_queue)
         namespace = namespace or '/'
         room = to or room
         self._log_emit(event, room, namespace)
+        if self._broadcast_acks(room, callback, timeout):
+            gathering = self.manager._emit_gathering(event, data, namespace, room, skip_sid, timeout, ignore_queue)
+            self.start_background_task(self._report_gathering, gathering, callback)
+            return None
         self.manager.emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
                           ignore_queue=ignore_queue)
+        return None
 
     def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
@@ -113,6 +129,13 @@ class Server(BaseServer):
         if self._home is not None and self._home.away():
             return self._home.run(self.call, event, data, to, sid, namespace, timeout, ignore_queue)
         self._check_call(to, sid, self.async_handlers)
+        namespace = namespace or '/'
+        broadcast = self._call_is_broadcast(to or sid, namespace, timeout, ignore_queue)
+        if broadcast is not False:
+            gathering = self.manager._emit_gathering(event, data, namespace, to or sid, None, timeout, ignore_queue)
+            gathering.want_one = broadcast is None
+            self._wait_gathering(gathering)
+            return self._call_result(gathering, broadcast)
         done = self.eio.create_event()
         result: list[tuple] = []
 
@@ -126,6 +149,62 @@ class Server(BaseServer):
             self.manager.discard_callback(to or sid, callback)
             raise exceptions.TimeoutError()
         return from_args(result[0])
+
+    # -- the cluster as one server ---------------------------------------------------
+
+    def fetch_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                      timeout: float = 5) -> list[RemoteSocket]:
+        namespace = namespace or '/'
+        gathering = self.manager._start_request(FETCH_SOCKETS, namespace, timeout, to=to, skip=skip)
+        gathering.reply(self.manager._worker_id, self.manager._local_sockets(namespace, to, skip))
+        self._wait_gathering(gathering)
+        return [RemoteSocket.from_description(self, found) for found in self._replies_result(gathering)]
+
+    def sockets_join(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> None:
+        namespace = namespace or '/'
+        self.manager._local_room_change(True, namespace, room, to, skip)
+        self.manager._start_request(SOCKETS_JOIN, namespace, None, to=to, skip=skip, room=room)
+
+    def sockets_leave(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> None:
+        namespace = namespace or '/'
+        self.manager._local_room_change(False, namespace, room, to, skip)
+        self.manager._start_request(SOCKETS_LEAVE, namespace, None, to=to, skip=skip, room=room)
+
+    def disconnect_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                           close: bool = False) -> None:
+        namespace = namespace or '/'
+        # the others first: the local disconnects below may change the rooms ``to`` and ``skip`` name
+        self.manager._start_request(DISCONNECT_SOCKETS, namespace, None, to=to, skip=skip, close=close)
+        drive(self.manager._local_disconnects(namespace, to, skip, close))
+
+    def server_side_emit(self, event: str, data: Any = None, callback: Callable | None = None,
+                         timeout: float | None = None) -> None:
+        if callback is not None and timeout is None:
+            raise ValueError('server_side_emit(callback=...) waits for every worker: give a timeout too')
+        gathering = self.manager._start_request(SERVER_EMIT, '/', timeout if callback is not None else None,
+                                                event=event, args=to_args(data))
+        if gathering is not None:
+            self.start_background_task(self._report_gathering, gathering, callback)
+
+    def server_side_call(self, event: str, data: Any = None, timeout: float = 5) -> list:
+        gathering = self.manager._start_request(SERVER_EMIT, '/', timeout, event=event, args=to_args(data))
+        self._wait_gathering(gathering)
+        return self._replies_result(gathering)
+
+    def _wait_gathering(self, gathering: Any) -> None:
+        """Block this greenlet until the gathering is finished or past its deadline."""
+        wake = self.eio.create_event()
+        gathering.on_change = wake.set
+        for wait in self.manager._waits(gathering):
+            wake.clear()
+            wake.wait(wait)
+
+    def _report_gathering(self, gathering: Any, callback: Callable) -> None:
+        self._wait_gathering(gathering)
+        try:
+            callback(list(gathering.answers), gathering.missing)
+        except Exception:
+            self.logger.exception('broadcast ack callback error')
 
     # -- rooms and sessions -------------------------------------------------------
 

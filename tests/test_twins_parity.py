@@ -38,14 +38,19 @@ def cls_of(module: Any, name: str) -> type:
 #: Methods python-socketio has that greensio does not have yet, with the issue that brings them.
 NOT_YET: set[str] = set()
 #: greensio's own additions (python-socketio has neither), by class.
+#: The cluster as one server: the same on both twins, coroutines on the asyncio one.
+CLUSTER = {'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_side_emit',
+           'server_side_call'}
 EXTRAS = {
+    'Server': CLUSTER | {'on_server'},
+    'AsyncServer': CLUSTER | {'on_server'},
     # call() forgets its callback when it times out (python-socketio kept it)
-    'Manager': {'discard_callback'},
-    'AsyncManager': {'discard_callback'},
-    'PubSubManager': {'close', 'flush', 'discard_callback'},
+    'Manager': {'discard_callback', 'workers'},
+    'AsyncManager': {'discard_callback', 'workers'},
+    'PubSubManager': {'close', 'flush', 'discard_callback', 'workers'},
     # the green manager waits for its subscription inside initialize(); an
     # asyncio initialize() cannot await, so AsyncServer awaits this instead
-    'AsyncPubSubManager': {'close', 'flush', 'wait_listening', 'discard_callback'},
+    'AsyncPubSubManager': {'close', 'flush', 'wait_listening', 'discard_callback', 'workers'},
 }
 #: Parameter names greensio chose differently, knowingly.
 RENAMED: dict[tuple[str, str], dict[str, str]] = {}
@@ -143,7 +148,7 @@ def test_the_coroutines_are_the_ones_the_reference_lists() -> None:
 
     assert coroutines(greensio.AsyncServer) == {
         'emit', 'send', 'call', 'enter_room', 'leave_room', 'close_room', 'get_session', 'save_session',
-        'disconnect', 'shutdown', 'handle_request', 'sleep'}
+        'disconnect', 'shutdown', 'handle_request', 'sleep'} | CLUSTER
     assert coroutines(greensio.AsyncNamespace) == {
         'trigger_event', 'emit', 'send', 'call', 'enter_room', 'leave_room', 'close_room', 'get_session',
         'save_session', 'disconnect'}

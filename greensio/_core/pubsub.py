@@ -14,6 +14,14 @@ Anything that arrives from the broker is untrusted: ``decode`` turns raw
 bytes into one of the frozen message classes below or raises
 ``InvalidMessage``.  Nothing is ever unpickled.  A message without
 ``version`` is a python-socketio one (schema 0): accepted, never deduplicated.
+
+The cluster kinds (``greensio.request``, ``greensio.response``,
+``greensio.heartbeat``) are greensio's own: python-socketio's listener skips
+methods it does not know, so they share its channel harmlessly.  A broadcast
+that collects acknowledgements is an ordinary ``emit`` with a ``callback``
+(python-socketio workers deliver it and return each ack as a ``callback``)
+plus a ``request`` id, for which a greensio worker also tells the origin how
+many clients it sent the event to (a ``response`` with ``count``).
 """
 
 import base64
@@ -33,7 +41,15 @@ SCHEMA_VERSION = 1
 #: The message kinds (python-socketio's ``method`` values).
 EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM = (
     'emit', 'callback', 'disconnect', 'enter_room', 'leave_room', 'close_room')
-KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM})
+#: greensio's cluster kinds: a request to every worker, an answer to its
+#: origin, and the membership heartbeat.
+REQUEST, RESPONSE, HEARTBEAT = 'greensio.request', 'greensio.response', 'greensio.heartbeat'
+KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM, REQUEST, RESPONSE, HEARTBEAT})
+
+#: What a ``greensio.request`` asks every worker to do with its own clients.
+FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT = (
+    'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_emit')
+OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT})
 
 #: A broadcast may carry files, but a rogue publisher must not make every
 #: worker parse an unbounded document (RabbitMQ's own cap is 128 MiB).
@@ -45,6 +61,15 @@ MAX_ID_LENGTH = 128
 #: the unacknowledged messages (the consumer prefetch) plus what a publisher
 #: replays after an outage (one publish batch): far below this.
 DEDUP_WINDOW = 10_000
+#: Clients one worker may say it sent a broadcast to.  Far above what one
+#: process serves; a forged count above it is refused rather than trusted.
+MAX_COUNT = 1_000_000
+#: Sockets one worker may describe in one answer to ``fetch_sockets``.
+MAX_SOCKETS = 1_000_000
+#: Heartbeat intervals a worker may announce, in seconds: faster would flood
+#: the channel, slower would leave a dead worker counted for too long.
+MIN_HEARTBEAT_INTERVAL = 0.05
+MAX_HEARTBEAT_INTERVAL = 60.0
 
 
 class InvalidMessage(RemoteProtocolError):
@@ -64,6 +89,8 @@ class EmitMessage:
     skip_sid: Any
     #: ``(sid, namespace, ack_id)`` on the origin host, when it wants the ack.
     callback: tuple[str, str, int] | None
+    #: The origin's request id when it collects every ack and wants a count.
+    request: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +132,60 @@ class CloseRoomMessage:
     room: Any
 
 
-Message = EmitMessage | CallbackMessage | DisconnectMessage | RoomMessage | CloseRoomMessage
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestMessage:
+    """An operation every worker applies to its own clients (``OPS``)."""
+
+    host_id: str  # the origin, where answers go
+    msg_id: str | None
+    request: str
+    op: str
+    namespace: str
+    to: Any
+    skip: Any
+    #: The room to join or leave (``sockets_join``/``sockets_leave``).
+    room: Any
+    #: ``disconnect_sockets``: close the whole connection, not only the namespace.
+    close: bool
+    #: ``server_emit``: the event and its arguments.
+    event: str | None
+    args: list[Any]
+    #: Whether the origin waits for an answer from each worker.
+    reply: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseMessage:
+    """One worker's answer to a request; exactly one of the payload fields is set."""
+
+    host_id: str  # the destination: the request's origin
+    msg_id: str | None
+    sender: str
+    request: str
+    #: Broadcast with acks: how many clients this worker sent the event to,
+    #: and whether the target was one of its clients' sid.
+    count: int | None = None
+    client: bool = False
+    #: ``fetch_sockets``: descriptions of this worker's matching sockets.
+    sockets: list[dict[str, Any]] | None = None
+    #: ``server_emit``: whether a handler ran, and its answer.
+    handled: bool = False
+    answer: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatMessage:
+    host_id: str
+    msg_id: str | None
+    interval: float
+    #: The sender just started and wants every worker's heartbeat now.
+    hello: bool
+    #: The sender is shutting down: stop counting it.
+    leaving: bool
+
+
+Message = (EmitMessage | CallbackMessage | DisconnectMessage | RoomMessage | CloseRoomMessage | RequestMessage
+           | ResponseMessage | HeartbeatMessage)
 
 
 # -- building (the sending side) ---------------------------------------------------------
@@ -134,11 +214,52 @@ class MessageFactory:
         }
 
     def emit(self, *, event: str, args: list[Any], namespace: str, room: Any = None, skip_sid: Any = None,
-             callback: tuple[str, str, int] | None = None) -> dict[str, Any]:
+             callback: tuple[str, str, int] | None = None, request: str | None = None) -> dict[str, Any]:
         message = self._base(EMIT)
         data, binary = _pack_args(args)
         message.update(event=event, data=data, binary=binary, namespace=namespace, room=room,
                        skip_sid=skip_sid, callback=list(callback) if callback is not None else None)
+        if request is not None:
+            message['request'] = request
+        return message
+
+    def request_id(self) -> str:
+        """A request id unique to this sender (the next message id)."""
+        return f'{self.host_id}.r{next(self._counter)}'
+
+    def request(self, op: str, *, request: str, namespace: str, to: Any = None, skip: Any = None,
+                room: Any = None, close: bool = False, event: str | None = None, args: list[Any] | None = None,
+                reply: bool = False) -> dict[str, Any]:
+        if op not in OPS:
+            raise ValueError(f'not a request operation: {op!r}')
+        message = self._base(REQUEST)
+        message.update(request=request, op=op, namespace=namespace, to=to, skip=skip, reply=reply)
+        if room is not None:
+            message['room'] = room
+        if close:
+            message['close'] = True
+        if event is not None:
+            data, binary = _pack_args(list(args or []))
+            message.update(event=event, data=data, binary=binary)
+        return message
+
+    def response(self, *, origin_host_id: str, request: str, **payload: Any) -> dict[str, Any]:
+        """An answer to ``origin_host_id``: ``count``/``client``, ``sockets`` or ``handled``/``answer``."""
+        message = self._base(RESPONSE, origin_host_id)
+        message.update(sender=self.host_id, request=request)
+        if 'answer' in payload:
+            data, binary = _pack_args([payload.pop('answer')])
+            message.update(answer=data, binary=binary)
+        message.update(payload)
+        return message
+
+    def heartbeat(self, *, interval: float, hello: bool = False, leaving: bool = False) -> dict[str, Any]:
+        message = self._base(HEARTBEAT)
+        message['interval'] = interval
+        if hello:
+            message['hello'] = True
+        if leaving:
+            message['leaving'] = True
         return message
 
     def callback(self, *, origin_host_id: str, sid: str, namespace: str, ack_id: int,
@@ -219,6 +340,12 @@ def decode(raw: Any, json: Any) -> Message:
                                ack_id=ack_id, args=args)
     if method == DISCONNECT:
         return DisconnectMessage(host_id=host_id, msg_id=msg_id, sid=_sid(data.get('sid')), namespace=namespace)
+    if method == REQUEST:
+        return _decode_request(data, host_id, msg_id, namespace)
+    if method == RESPONSE:
+        return _decode_response(data, host_id, msg_id)
+    if method == HEARTBEAT:
+        return _decode_heartbeat(data, host_id, msg_id)
     if method == CLOSE_ROOM:
         return CloseRoomMessage(host_id=host_id, msg_id=msg_id, namespace=namespace, room=_room(data.get('room')))
     return RoomMessage(kind=method, host_id=host_id, msg_id=msg_id, sid=_sid(data.get('sid')),
@@ -317,9 +444,109 @@ def _decode_emit(data: dict[str, Any], host_id: str, msg_id: str | None, namespa
                 or not isinstance(callback[1], str) or type(callback[2]) is not int):
             raise InvalidMessage('invalid "callback"')
         callback = (callback[0], callback[1], callback[2])
+    request = data.get('request')
+    if request is not None:
+        request = _id(request, 'request')
+        if callback is None:
+            raise InvalidMessage('a "request" emit without a "callback"')
     return EmitMessage(host_id=host_id, msg_id=msg_id, namespace=namespace, event=event, args=args,
                        room=_target(data.get('room'), 'room'), skip_sid=_target(data.get('skip_sid'), 'skip_sid'),
-                       callback=callback)
+                       callback=callback, request=request)
+
+
+def _args(data: dict[str, Any], field: str) -> list[Any]:
+    """A field in the emit's argument form (a list, or base64 attachments when ``binary``)."""
+    payload = data.get(field)
+    binary = data.get('binary', False)
+    if binary is True:
+        if not isinstance(payload, list):
+            raise InvalidMessage(f'binary "{field}" must be a list')
+        return _unpack_binary(payload)
+    if binary not in (False, None):
+        raise InvalidMessage('"binary" must be a boolean')
+    if not isinstance(payload, list):
+        raise InvalidMessage(f'"{field}" must be a list')
+    return payload
+
+
+def _flag(data: dict[str, Any], field: str) -> bool:
+    value = data.get(field, False)
+    if type(value) is not bool:
+        raise InvalidMessage(f'"{field}" must be a boolean')
+    return value
+
+
+def _decode_request(data: dict[str, Any], host_id: str, msg_id: str | None, namespace: str) -> RequestMessage:
+    if msg_id is None:
+        raise InvalidMessage('a request without "msg_id"')
+    op = data.get('op')
+    if op not in OPS:
+        raise InvalidMessage(f'unknown request "op" {str(op)[:40]!r}')
+    room = data.get('room')
+    if op in (SOCKETS_JOIN, SOCKETS_LEAVE):
+        room = _target(room, 'room')
+        if room is None or room == []:
+            raise InvalidMessage(f'{op} without a "room"')
+    event = None
+    args: list[Any] = []
+    if op == SERVER_EMIT:
+        event = data.get('event')
+        if not isinstance(event, str):
+            raise InvalidMessage('server_emit without a string "event"')
+        args = _args(data, 'data')
+    return RequestMessage(host_id=host_id, msg_id=msg_id, request=_id(data.get('request'), 'request'), op=op,
+                          namespace=namespace, to=_target(data.get('to'), 'to'), skip=_target(data.get('skip'), 'skip'),
+                          room=room, close=_flag(data, 'close'), event=event, args=args, reply=_flag(data, 'reply'))
+
+
+def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> ResponseMessage:
+    sender = _id(data.get('sender'), 'sender')
+    request = _id(data.get('request'), 'request')
+    if 'count' in data:
+        count = data['count']
+        if type(count) is not int or not 0 <= count <= MAX_COUNT:
+            raise InvalidMessage(f'"count" must be an integer from 0 to {MAX_COUNT}')
+        return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, count=count,
+                               client=_flag(data, 'client'))
+    if 'sockets' in data:
+        sockets = data['sockets']
+        if not isinstance(sockets, list) or len(sockets) > MAX_SOCKETS:
+            raise InvalidMessage(f'"sockets" must be a list of at most {MAX_SOCKETS}')
+        for socket in sockets:
+            _check_socket(socket)
+        return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, sockets=sockets)
+    handled = _flag(data, 'handled')
+    answer = None
+    if handled:
+        answer = _args(data, 'answer')
+        if len(answer) != 1:
+            raise InvalidMessage('"answer" must hold one value')
+        answer = answer[0]
+    return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, handled=handled,
+                           answer=answer)
+
+
+def _check_socket(socket: Any) -> None:
+    """One socket description of a ``fetch_sockets`` answer."""
+    if not isinstance(socket, dict):
+        raise InvalidMessage('a socket description must be an object')
+    _sid(socket.get('sid'))
+    if not isinstance(socket.get('namespace'), str) or not socket['namespace'].startswith('/'):
+        raise InvalidMessage('a socket description without a valid "namespace"')
+    rooms = socket.get('rooms')
+    if not isinstance(rooms, list) or not all(_is_room_name(r) for r in rooms):
+        raise InvalidMessage('a socket description without a valid "rooms" list')
+    for field in ('handshake', 'data'):
+        if not isinstance(socket.get(field), dict):
+            raise InvalidMessage(f'a socket description without a "{field}" object')
+
+
+def _decode_heartbeat(data: dict[str, Any], host_id: str, msg_id: str | None) -> HeartbeatMessage:
+    interval: Any = data.get('interval')
+    if type(interval) not in (int, float) or not MIN_HEARTBEAT_INTERVAL <= interval <= MAX_HEARTBEAT_INTERVAL:
+        raise InvalidMessage(f'"interval" must be {MIN_HEARTBEAT_INTERVAL} to {MAX_HEARTBEAT_INTERVAL} seconds')
+    return HeartbeatMessage(host_id=host_id, msg_id=msg_id, interval=float(interval), hello=_flag(data, 'hello'),
+                            leaving=_flag(data, 'leaving'))
 
 
 def _unpack_binary(payload: list[Any]) -> list[Any]:

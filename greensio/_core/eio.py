@@ -24,6 +24,7 @@ from .eio_codec import (  # noqa: F401 - the shells import these from here
     handshake,
     jsonp_wrap,
 )
+from .eio_server import cookie_attributes  # noqa: F401 - the shells import it from here
 
 
 def ok_response(encoded_packets: Iterable[str] | None = None, headers: list[tuple[str, str]] | None = None,
@@ -45,13 +46,6 @@ def ok_response(encoded_packets: Iterable[str] | None = None, headers: list[tupl
         'headers': (headers or []) + [('Content-Type', 'text/plain; charset=UTF-8')],
         'response': body.encode('utf-8'),
     }
-
-
-def cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``cookie=`` option as attributes of the session cookie (None: no cookie)."""
-    if not cookie:
-        return None
-    return cookie if isinstance(cookie, dict) else {'name': cookie, 'path': '/', 'SameSite': 'Lax'}
 
 
 #: Does a query string name a transport?  python-engineio assumed polling

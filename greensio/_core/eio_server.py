@@ -173,6 +173,10 @@ class ServerConfig:
 
 
 # -- requests and answers -----------------------------------------------------------------------------
+#
+# The answers to the requests of the polling round trip (Poll, Post, Response)
+# are not frozen: one of each is built per request, and a frozen dataclass
+# costs twice as much to build.  Nothing changes them after ``route``.
 
 
 class Headers(Protocol):
@@ -181,7 +185,7 @@ class Headers(Protocol):
     def get(self, name: str, default: None = None, /) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Response:
     status: int
     headers: list[tuple[str, str]]
@@ -233,7 +237,7 @@ class Preflight:
         return Response(status=204, headers=self.headers, body=b'')
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class _PollingAnswer:
     headers: list[tuple[str, str]]
     jsonp_index: int | None
@@ -247,7 +251,7 @@ class _PollingAnswer:
         return Response(status=200, headers=[*self.headers, _TEXT], body=body.encode('utf-8'))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Handshake(_PollingAnswer):
     """A new session: ``open()`` it (the transport is given), then answer or ``discard()``."""
 
@@ -264,14 +268,14 @@ class Handshake(_PollingAnswer):
                         body=r.body)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Poll(_PollingAnswer):
     """A long-polling GET: ``session.poll(now)``, and if that says wait, ``finish_poll()`` once woken."""
 
     session: ServerSession
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Post(_PollingAnswer):
     """A long-polling POST: read at most ``max_body`` bytes, then ``session.receive_post``.
 
@@ -478,7 +482,7 @@ class EngineCore:
                     return self._refuse(BAD_REQUEST, headers=cors_headers)
                 return WebSocketRequest(headers=cors_headers, session=None)
             return Handshake(headers=cors_headers, jsonp_index=jsonp_index, transport=transport,
-                             cookie=_cookie_attributes(config.cookie))
+                             cookie=cookie_attributes(config.cookie))
         session = self.sessions.get(sid) if len(sid) <= MAX_SID_LENGTH else None
         if session is None:
             return self._refuse(UNKNOWN_SID, headers=cors_headers)
@@ -577,7 +581,8 @@ class EngineCore:
             session._close(Reason.SERVER_DISCONNECT, tell_peer=True)
 
 
-def _cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
+def cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``cookie`` option as attributes of the sid cookie (None: no cookie)."""
     if not cookie:
         return None
     return cookie if isinstance(cookie, dict) else {'name': cookie, 'path': '/', 'SameSite': 'Lax'}

@@ -164,6 +164,7 @@ class BaseClient(SharedDocs):
         self._answered: set[str] = set()
         self._server_broke_protocol = False
         self._lock: Any = contextlib.nullcontext()
+        self._recovered: dict[str, bool] = {}  # namespace -> restored by the server, this connection
 
     def _create_engine(self, options: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -530,8 +531,19 @@ class BaseClient(SharedDocs):
     def _handle_eio_connect(self) -> Any:
         return self._run_flow(self._eio_connect_flow())
 
+    @property
+    def recovered(self) -> bool:
+        """Whether the server restored the earlier session of every namespace of this connection.
+
+        Servers with connection state recovery (greensio's, Node's socket.io
+        4.6+) keep a dropped client's sid, rooms and data for a while and
+        replay what it missed; a reconnection that finds them sets this.
+        """
+        return bool(self._recovered) and all(self._recovered.values())
+
     def _eio_connect_flow(self) -> Flow:
         self.sid = self.eio.sid
+        self._recovered = {}
         auth = yield (_real, self.connection_auth)
         with self._lock:
             for pkt in self._session.open(self.eio.sid, self._attempt_namespaces, auth):
@@ -559,7 +571,9 @@ class BaseClient(SharedDocs):
                 else:
                     self._submit(self._ack_flow(event))
             elif kind is NamespaceConnected:
-                self.logger.info('Namespace %s is connected', event.namespace)
+                self.logger.info('Namespace %s is %s', event.namespace,
+                                 'recovered' if event.recovered else 'connected')
+                self._recovered[event.namespace] = event.recovered
                 self._submit(self._answer_flow('connect', event.namespace, ()))
             elif kind is NamespaceRefused:
                 self.logger.info('Connection to namespace %s was rejected', event.namespace)

@@ -209,3 +209,41 @@ def test_the_asyncio_server_recovers_a_dropped_client_too(async_server, js):
         assert values(js, 'tick') == list(range(5))
         assert js.events(event='elsewhere') == []
         assert remote('sorted(sio.rooms(sid))', sid=sid) == sorted([sid, 'room'])
+
+
+def test_greensios_client_recovers_and_its_handlers_never_see_the_offsets(app):
+    received: list[Any] = []
+    client = greensio.Client(reconnection_delay=0.05, reconnection_delay_max=0.1, randomization_factor=0)
+    client.on('tick', lambda value: received.append(value))
+    client.connect(app.url, transports=['websocket'])
+    try:
+        sid = client.get_sid()
+        assert client.recovered is False
+        assert client.call('join', 'room') == 'joined'
+        emit_round(app.sio, sid, 0)
+        wait_until(lambda: received == [0], what='the first emit')
+        app.proxy.cut()
+        wait_until(lambda: app.disconnects, what='the server to see the drop')
+        for i in range(1, 4):
+            emit_round(app.sio, sid, i)
+        wait_until(lambda: client.connected and client.recovered, what='the recovery')
+        assert client.get_sid() == sid
+        emit_round(app.sio, sid, 4)
+        wait_until(lambda: len(received) == 5, what='every emit')
+        assert received == [0, 1, 2, 3, 4]
+        client.disconnect()
+        client.connect(app.url, transports=['websocket'])
+        assert client.recovered is False and client.get_sid() != sid  # a deliberate leave starts afresh
+    finally:
+        client.disconnect()
+
+
+def test_forged_recovery_fields_get_a_new_session(app, js):
+    first = js.connect(app.url, transports=['websocket'], wait=True, sock='a')
+    js.disconnect(sock='a')
+    for auth in ({'pid': 'forged', 'offset': '1'}, {'pid': first['id']}, {'pid': 12, 'offset': {'x': 1}},
+                 {'pid': 'x' * 10000}, {'offset': '999999'}):
+        msg = js.connect(app.url, transports=['websocket'], wait=True, sock='b', auth=auth)
+        assert msg['type'] == 'connect' and msg['recovered'] is False and msg['id'] != first['id']
+        js.disconnect(sock='b')
+    assert [c[2] for c in app.connects] == [False] * 6

@@ -13,6 +13,7 @@ class NamespaceConnected:
 
     namespace: str
     sid: str
+    recovered: bool = False  # the server restored the earlier session (connection state recovery)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,14 @@ right after it, as the JavaScript client does: python-socketio's and
 greensio's servers run the connect handler (which may emit to the new
 client) before they send CONNECT.  Ack ids count from 1 per namespace and
 restart with each connection, with the callbacks they refer to.
+
+Connection state recovery: a server that offers it answers CONNECT with a
+private id (``pid``) and appends an offset to every event that expects no
+ack.  The session keeps both per namespace across connections (the offset
+is taken off before handlers see the event) and sends them in the next
+CONNECT; the server's answer with the same pid means the namespace was
+recovered.  Leaving on purpose, or being disconnected by the server, forgets
+them.
 """
 
 from typing import Any
@@ -72,6 +80,8 @@ class ClientSession:
         self._last_ack_id: dict[str, int] = {}
         self._early: dict[str, list[EventArrived]] = {}
         self._pending: pk.Packet | None = None
+        self.pids: dict[str, str] = {}  # namespace -> the server's private session id
+        self.offsets: dict[str, str] = {}  # namespace -> offset of the last event received
 
     # -- the client's side ---------------------------------------------------------
 
@@ -84,7 +94,13 @@ class ClientSession:
         for namespace in namespaces:
             self.states[namespace] = CONNECTING
             # python-socketio sends {} without auth; the JS servers accept both
-            packets.append(self.packet_class(pk.CONNECT, data=auth or {}, namespace=namespace))
+            data = auth or {}
+            pid = self.pids.get(namespace)
+            if pid is not None and isinstance(data, dict):
+                data = {**data, 'pid': pid}
+                if namespace in self.offsets:
+                    data['offset'] = self.offsets[namespace]
+            packets.append(self.packet_class(pk.CONNECT, data=data, namespace=namespace))
         return packets
 
     def emit(self, namespace: str, event: str, data: Any = None, callback: Any = None) -> pk.Packet:
@@ -108,7 +124,12 @@ class ClientSession:
         return self.packet_class(pk.ACK, data=to_args(result), namespace=namespace, id=ack_id)
 
     def disconnect(self) -> list[pk.Packet]:
-        """DISCONNECT packets for every connected namespace (state ends with ``connection_lost``)."""
+        """DISCONNECT packets for every connected namespace (state ends with ``connection_lost``).
+
+        Leaving on purpose: nothing is recovered afterwards.
+        """
+        self.pids.clear()
+        self.offsets.clear()
         return [self.packet_class(pk.DISCONNECT, namespace=ns) for ns in self.namespaces]
 
     def connection_lost(self) -> list[str]:
@@ -160,7 +181,7 @@ class ClientSession:
         if kind == pk.EVENT:
             event = EventArrived(namespace=namespace, event=data[0], args=data[1:], ack_id=pkt.id)
             if state == CONNECTED:
-                return [event]
+                return [self._take_offset(event)]
             early = self._early.setdefault(namespace, [])
             if len(early) >= MAX_EARLY_EVENTS:
                 return [PacketDropped(namespace=namespace, reason='too many events before CONNECT')]
@@ -177,7 +198,18 @@ class ClientSession:
             if not isinstance(sid, str):  # python-socketio falls back to the Engine.IO sid
                 sid = self.eio_sid or ''
             self.namespaces[namespace] = sid
-            return [NamespaceConnected(namespace=namespace, sid=sid), *self._early.pop(namespace, [])]
+            pid = data.get('pid') if isinstance(data, dict) else None
+            recovered = isinstance(pid, str) and pid == self.pids.get(namespace)
+            if not recovered:
+                self.offsets.pop(namespace, None)
+            if isinstance(pid, str):
+                self.pids[namespace] = pid
+            else:
+                self.pids.pop(namespace, None)
+            early = [self._take_offset(event) for event in self._early.pop(namespace, [])]
+            return [NamespaceConnected(namespace=namespace, sid=sid, recovered=recovered), *early]
+        self.pids.pop(namespace, None)  # refused or sent away: a new session next time
+        self.offsets.pop(namespace, None)
         if new_state == FAILED:
             self.failed.append(namespace)
             if kind == pk.DISCONNECT:
@@ -185,6 +217,14 @@ class ClientSession:
             args = tuple(data) if isinstance(data, list) else (() if data is None else (data,))
             return [NamespaceRefused(namespace=namespace, args=args)]
         return [NamespaceDisconnected(namespace=namespace)]
+
+    def _take_offset(self, event: EventArrived) -> EventArrived:
+        """Remember and remove the offset a recovering server put last on an event without ack."""
+        args = event.args
+        if event.ack_id is None and event.namespace in self.pids and args and isinstance(args[-1], str):
+            self.offsets[event.namespace] = args[-1]
+            return EventArrived(namespace=event.namespace, event=event.event, args=args[:-1], ack_id=None)
+        return event
 
     def _leave(self, namespace: str, new_state: str | None) -> None:
         """Enter ``new_state``; a namespace that stops being connected loses its acks."""

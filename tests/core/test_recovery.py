@@ -1,9 +1,12 @@
-"""The recovery log: offsets, saved sessions, what a returning client gets back."""
+"""Connection state recovery in the core: the server's log and saved sessions, the client's pid and offset."""
 
 from __future__ import annotations
 
 import pytest
 
+from greensio._core import packet as pk
+from greensio._core.client_events import EventArrived, NamespaceConnected
+from greensio._core.client_session import ClientSession
 from greensio._core.recovery import IN_FLIGHT_MARGIN, RecoveryLog
 
 HEARTBEAT = 45.0
@@ -161,3 +164,57 @@ def test_the_connect_handler_sees_auth_without_the_recovery_fields():
 def test_the_window_must_be_positive():
     with pytest.raises(ValueError):
         RecoveryLog(0, HEARTBEAT)
+
+
+# -- the client's side ----------------------------------------------------------------
+
+
+def connect_answer(session: ClientSession, answer: dict) -> list:
+    return session.receive(pk.Packet(pk.CONNECT, answer).encode())
+
+
+def test_a_client_keeps_pid_and_offset_and_sends_them_when_it_reconnects():
+    session = ClientSession()
+    assert session.open('e1', ['/'], {'token': 't'})[0].data == {'token': 't'}
+    session.receive(pk.Packet(pk.EVENT, ['early', 1, '4']).encode())  # before CONNECT: held
+    events = connect_answer(session, {'sid': 's1', 'pid': 'p1'})
+    assert events == [NamespaceConnected(namespace='/', sid='s1', recovered=False),
+                      EventArrived(namespace='/', event='early', args=[1], ack_id=None)]
+    assert session.receive(pk.Packet(pk.EVENT, ['news', 'text', '7']).encode()) == [
+        EventArrived(namespace='/', event='news', args=['text'], ack_id=None)]
+    # an event that wants an ack carries no offset
+    assert session.receive(pk.Packet(pk.EVENT, ['ask', 'x'], id=3).encode())[0].args == ['x']
+    session.connection_lost()
+    assert session.open('e2', ['/'], {'token': 't'})[0].data == {'token': 't', 'pid': 'p1', 'offset': '7'}
+    assert connect_answer(session, {'sid': 's1', 'pid': 'p1'})[0].recovered is True
+
+
+def test_a_new_pid_means_a_new_session_and_the_old_offset_is_dropped():
+    session = ClientSession()
+    session.open('e1', ['/'], None)
+    connect_answer(session, {'sid': 's1', 'pid': 'p1'})
+    session.receive(pk.Packet(pk.EVENT, ['news', '7']).encode())
+    session.connection_lost()
+    session.open('e2', ['/'], None)
+    assert connect_answer(session, {'sid': 's2', 'pid': 'p2'})[0].recovered is False
+    session.connection_lost()
+    assert session.open('e3', ['/'], None)[0].data == {'pid': 'p2'}
+
+
+def test_leaving_on_purpose_or_being_sent_away_forgets_the_session():
+    session = ClientSession()
+    session.open('e1', ['/'], None)
+    connect_answer(session, {'sid': 's1', 'pid': 'p1'})
+    session.disconnect()
+    session.connection_lost()
+    assert session.open('e2', ['/'], None)[0].data == {}
+    connect_answer(session, {'sid': 's2', 'pid': 'p2'})
+    session.receive(pk.Packet(pk.DISCONNECT).encode())
+    assert session.open('e3', ['/'], None)[0].data == {}
+
+
+def test_without_recovery_on_the_server_event_arguments_are_untouched():
+    session = ClientSession()
+    session.open('e1', ['/'], None)
+    connect_answer(session, {'sid': 's1'})
+    assert session.receive(pk.Packet(pk.EVENT, ['news', 'last string']).encode())[0].args == ['last string']

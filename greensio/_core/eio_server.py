@@ -256,15 +256,18 @@ class Handshake(_PollingAnswer):
     """A new session: ``open()`` it (the transport is given), then answer or ``discard()``."""
 
     transport: str
-    #: the sid cookie's attributes (``cookie`` option), or None
+    #: the sid cookie's attributes (``cookie`` option), or None.  python-engineio
+    #: lets a value be a callable (user code): the shell calls those and passes
+    #: the result to ``response_for``
     cookie: dict[str, Any] | None
 
-    def response_for(self, session: ServerSession, body: str) -> Response:
+    def response_for(self, session: ServerSession, body: str, cookie: dict[str, Any] | None = None) -> Response:
         """The 200 answer with the session's first long-polling body (and its cookie)."""
         r = self.response(body)
-        if self.cookie is None:
+        attributes = self.cookie if cookie is None else cookie
+        if attributes is None:
             return r
-        return Response(status=200, headers=[*r.headers, ('Set-Cookie', sid_cookie(session.sid, self.cookie))],
+        return Response(status=200, headers=[*r.headers, ('Set-Cookie', sid_cookie(session.sid, attributes))],
                         body=r.body)
 
 
@@ -281,6 +284,8 @@ class Post(_PollingAnswer):
 
     ``content_length`` is None for a chunked body: read ``max_body + 1``
     bytes at the most, and ``receive_post`` refuses it if they all came.
+    Always call ``receive_post``, with what was read (``b''`` when the read
+    failed): until then a second POST counts as overlapping.
     """
 
     session: ServerSession
@@ -346,13 +351,13 @@ def compress(body: bytes, accept_encoding: str | None, methods: Sequence[str] = 
 
 
 def sid_cookie(sid: str, attributes: dict[str, Any]) -> str:
-    """The ``Set-Cookie`` value carrying the sid (python-engineio's format; values may be callables)."""
+    """The ``Set-Cookie`` value carrying the sid (python-engineio's format: ``True`` is a bare flag)."""
     cookie = f"{attributes.get('name', 'io')}={sid}"
     for name, value in attributes.items():
         if name == 'name':
             continue
         if callable(value):
-            value = value()
+            raise LocalProtocolError(f'cookie attribute {name!r} is a callable: the shell calls it')
         cookie += f'; {name}' if value is True else f'; {name}={value}'
     return cookie
 
@@ -571,7 +576,8 @@ class EngineCore:
         write it (the shell does so before closing the websocket, in its
         ``closed`` hook); on long-polling a waiting GET gets it with what is
         buffered, or the next GET does (the session lingers, CLOSING, until
-        then or until ``deadline``: the only call that moves it earlier).
+        then or until its heartbeat ``deadline``: a polling client polls
+        again at once, one that does not would have timed out by then).
         """
         return session._close(reason, tell_peer=True)
 
@@ -678,7 +684,7 @@ class ServerSession:
         raise HttpRefused(EngineCore._refuse(code))
 
     def finish_poll(self) -> str:
-        """The body of the GET that waited, once ``wake_poll`` came (or the shell's wait ended)."""
+        """The body of the GET that waited, once ``wake_poll`` came for it (never before: it may be empty)."""
         self._get_pending = False
         release, self._release = self._release, None
         if release is not None:

@@ -785,7 +785,10 @@ def test_cookie_option() -> None:
     core, _ = make(cookie={'name': 'sid', 'path': '/x', 'HttpOnly': True, 'Max-Age': lambda: '60'})
     r = route(core, 'GET', Q)
     session, _ = core.open('S1', 'polling', 0.0)
-    assert ('Set-Cookie', 'sid=S1; path=/x; HttpOnly; Max-Age=60') in r.response_for(session, '0{}').headers
+    with pytest.raises(LocalProtocolError):  # a callable attribute is user code: the shell calls it
+        r.response_for(session, '0{}')
+    resolved = {k: v() if callable(v) else v for k, v in r.cookie.items()}
+    assert ('Set-Cookie', 'sid=S1; path=/x; HttpOnly; Max-Age=60') in r.response_for(session, '0{}', resolved).headers
     core, _ = make()
     r = route(core, 'GET', Q)
     session, _ = core.open('S1', 'polling', 0.0)
@@ -801,3 +804,57 @@ def test_poll_response_and_post_ok() -> None:
     assert ('Content-Type', 'text/plain; charset=UTF-8') in answer.headers
     p = route(core, 'POST', f'{Q}&sid=S1', content_length='2')
     assert p.ok().body == b'ok'
+
+
+# -- more state-table rows ------------------------------------------------------------------------------
+
+
+def test_posts_still_arrive_while_the_upgrade_probes() -> None:
+    core, shell = make()
+    session, _ = handshake(core)
+    route(core, 'GET', 'EIO=4&transport=websocket&sid=S1', upgrade='websocket')
+    session.receive_probe('2probe', 0.0)
+    assert post(core, 'S1', '4late') == 200 and shell.messages == [('S1', 'late')]
+
+
+def test_a_ping_due_during_the_probe_reaches_the_websocket_after_it() -> None:
+    core, _ = make()
+    session, _ = handshake(core)
+    route(core, 'GET', 'EIO=4&transport=websocket&sid=S1', upgrade='websocket')
+    session.receive_probe('2probe', 0.0)
+    assert session.handle_deadline(INTERVAL) is False  # buffered, not written
+    done, packets = session.receive_probe('5', INTERVAL)  # type: ignore[misc]
+    assert done and [p.message() for p in packets] == ['2']
+    assert session.receive_ws('3', INTERVAL + 0.01) is None and session.deadline == pytest.approx(2 * INTERVAL + 0.01)
+
+
+def test_a_pong_can_move_the_deadline_earlier_when_the_interval_is_short() -> None:
+    core, _ = make(ping_interval=1.0, ping_timeout=5.0)
+    session, _ = ws_session(core)
+    session.handle_deadline(1.0)
+    armed = session.deadline
+    session.receive_ws('3', 1.1)
+    assert armed == 6.0 and session.deadline == pytest.approx(2.1)  # the shell re-arms after a None
+
+
+def test_refusal_bodies() -> None:
+    core, _ = make(max_payload=1)
+    handshake(core)
+    too_large = route(core, 'POST', f'{Q}&sid=S1', content_length='2').response()
+    assert too_large.body == b'Payload Too Large' and too_large.close_connection
+    unknown = route(core, 'GET', f'{Q}&sid=nope').response()
+    assert unknown.status_line == '400 Bad Request'
+    assert json.loads(unknown.body) == {'code': 1, 'message': 'Session ID unknown'}
+    assert ('Content-Type', 'application/json') in unknown.headers
+    forbidden = make(cors_allowed_origins=['http://a.test'])[0].route('GET', Q, {'origin': 'http://b.test'})
+    assert forbidden.response().status_line == '403 Forbidden'
+
+
+def test_a_poll_after_the_close_drained_is_unknown() -> None:
+    core, _ = make()
+    session, _ = handshake(core)
+    core.close(session)
+    get(core, 'S1')
+    with pytest.raises(HttpRefused) as refused:
+        session.poll(0.0)
+    assert refused.value.refusal.code == 1

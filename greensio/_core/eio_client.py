@@ -21,7 +21,9 @@ How a shell drives it:
    ``packet.message()``); otherwise the packet waits for the writer, which
    ``wake_writer`` starts.
 4. Websocket messages go through :meth:`EngineClient.receive_ws`, which
-   returns a MESSAGE payload, or None for a control packet handled here.
+   returns a MESSAGE payload, or None for a control packet handled here
+   (a PING's PONG goes to the outbox: the writer, woken, writes what
+   :meth:`EngineClient.take_ws_packets` returns).
 5. Upgrade (when :meth:`EngineClient.upgrade_possible`): open a websocket on
    ``query('websocket')``, write :meth:`EngineClient.start_probe`'s packet,
    feed replies to :meth:`EngineClient.receive_probe`; then, once

@@ -4,7 +4,8 @@ Core ring: pure functions over strings and bytes.  python-engineio carries
 the transports; these are the parts of its polling codec and handshake that
 greensio replaces, written once so ``engine.py`` (gevent) and
 ``async_engine.py`` (asyncio) cannot drift.  The codec itself lives in
-``eio_codec``; the protocol state machines in ``eio_server`` and ``eio_client``.
+``eio_codec``; the protocol state machines in ``eio_server`` (its HTTP face in
+``eio_http``) and ``eio_client``.
 """
 
 import re
@@ -24,7 +25,7 @@ from .eio_codec import (  # noqa: F401 - the shells import these from here
     handshake,
     jsonp_wrap,
 )
-from .eio_server import cookie_attributes  # noqa: F401 - the shells import it from here
+from .eio_http import cookie_attributes  # noqa: F401 - the shells import it from here
 
 
 def ok_response(encoded_packets: Iterable[str] | None = None, headers: list[tuple[str, str]] | None = None,

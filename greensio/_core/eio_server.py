@@ -10,7 +10,8 @@ How a shell drives it:
 1. Every HTTP request goes to :meth:`EngineCore.route` with its method, raw
    query string and headers.  The answer is one of :class:`Refusal`,
    :class:`Preflight`, :class:`Handshake`, :class:`Poll`, :class:`Post`,
-   :class:`WebSocketRequest`; each carries the response headers (CORS) and
+   :class:`WebSocketRequest` (defined in ``eio_http`` with the options,
+   :class:`ServerConfig`); each carries the response headers (CORS) and
    builds its own :class:`Response`.
 2. A handshake: the shell picks a sid, calls :meth:`EngineCore.open`, runs
    the application's connect handler, then :meth:`EngineCore.discard` (refused)
@@ -69,21 +70,14 @@ CLOSING    GET, or the drain deadline          CLOSED     buffered packets and `
 
 from __future__ import annotations
 
-import gzip
 import secrets
-import urllib.parse
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import safejson
 from .eio_codec import (
     CLOSE,
     CLOSE_PACKET,
     MESSAGE,
     NOOP_PACKET,
-    OK_BODY,
     OPEN,
     PING_PACKET,
     PONG,
@@ -94,7 +88,33 @@ from .eio_codec import (
     decode_payload,
     encode_payload,
     handshake,
-    jsonp_wrap,
+)
+from .eio_http import (
+    BAD_HANDSHAKE_METHOD,
+    BAD_REQUEST,
+    FORBIDDEN,
+    MAX_JSONP_INDEX_DIGITS,
+    MAX_SID_LENGTH,
+    UNKNOWN_SID,
+    UNKNOWN_TRANSPORT,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    CorsPolicy,
+    Handshake,
+    Headers,
+    HttpRefused,
+    Poll,
+    Post,
+    Preflight,
+    Refusal,
+    Route,
+    ServerConfig,
+    WebSocketRequest,
+    bad_header_value,
+    content_length_of,
+    cookie_attributes,
+    parse_query,
+    refuse,
+    unauthorized,
 )
 from .errors import LocalProtocolError, RemoteProtocolError
 
@@ -109,313 +129,13 @@ class Reason:
     TRANSPORT_ERROR = 'transport error'
 
 
-# The spec's error codes, with the reference server's messages.
-UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_PROTOCOL_VERSION = range(6)
-ERROR_MESSAGES = ('Transport unknown', 'Session ID unknown', 'Bad handshake method', 'Bad request', 'Forbidden',
-                  'Unsupported protocol version')
-
 POLLING, PROBING, WEBSOCKET, CLOSING, CLOSED = 'polling', 'probing', 'websocket', 'closing', 'closed'
-TRANSPORTS = ('polling', 'websocket')
-
-#: Packets buffered for a long-polling client before the session is closed:
-#: a client that stopped polling is found by the heartbeat only after
-#: ping_interval + ping_timeout, and a busy broadcast must not grow the
-#: server's memory without end meanwhile.
-MAX_BUFFERED_PACKETS = 10_000
-#: Seconds a reserved websocket upgrade may take to complete its probe
-#: (the reference server's ``upgradeTimeout``); past it the probing
-#: websocket is closed and the session stays on long-polling.
-UPGRADE_TIMEOUT = 10.0
-#: Longest ``sid`` query parameter looked up: generated ids are 20
-#: characters, and a longer one cannot name a session.
-MAX_SID_LENGTH = 64
-#: Longest ``j`` (JSONP index) accepted: it is echoed into a script.
-MAX_JSONP_INDEX_DIGITS = 9
-
-STATUS_LINES = {200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized',
-                403: '403 Forbidden', 413: '413 Payload Too Large'}
-_TEXT = ('Content-Type', 'text/plain; charset=UTF-8')
-_JSON = ('Content-Type', 'application/json')
 _INF = float('inf')
 
 
 def generate_sid() -> str:
     """A fresh session id: 120 random bits, URL-safe (20 characters, as the reference server's)."""
     return secrets.token_urlsafe(15)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerConfig:
-    """The Engine.IO server options (python-engineio's names in seconds; see ``Server``)."""
-
-    ping_interval: float = 25.0
-    #: python-engineio's second element of ``ping_interval=(interval, grace)``
-    ping_interval_grace_period: float = 0.0
-    ping_timeout: float = 20.0
-    #: python-engineio's ``max_http_buffer_size``
-    max_payload: int = 1_000_000
-    transports: tuple[str, ...] = TRANSPORTS
-    allow_upgrades: bool = True
-    #: None: same origin only; '*': any; a str or a sequence of str; [] turns CORS off;
-    #: a callable is asked by the shell (user code), whose verdict goes to ``route``
-    cors_allowed_origins: Any = None
-    cors_credentials: bool = True
-    #: python-engineio's ``cookie``: a name, or a dict of cookie attributes (``name`` among them)
-    cookie: str | dict[str, Any] | None = None
-    max_buffered_packets: int = MAX_BUFFERED_PACKETS
-    upgrade_timeout: float = UPGRADE_TIMEOUT
-
-    def __post_init__(self) -> None:
-        if not self.transports or any(t not in TRANSPORTS for t in self.transports):
-            raise LocalProtocolError(f'transports must be among {TRANSPORTS}, not {self.transports!r}')
-        if self.ping_interval <= 0 or self.ping_timeout <= 0 or self.max_payload <= 0:
-            raise LocalProtocolError('ping_interval, ping_timeout and max_payload must be positive')
-
-
-# -- requests and answers -----------------------------------------------------------------------------
-#
-# The answers to the requests of the polling round trip (Poll, Post, Response)
-# are not frozen: one of each is built per request, and a frozen dataclass
-# costs twice as much to build.  Nothing changes them after ``route``.
-
-
-class Headers(Protocol):
-    """Request headers, looked up by lower-case name (a dict, or a server's own header object)."""
-
-    def get(self, name: str, default: None = None, /) -> str | None: ...
-
-
-@dataclass(slots=True, kw_only=True)
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    #: end the TCP connection after this answer (its request body was not read)
-    close_connection: bool = False
-
-    @property
-    def status_line(self) -> str:
-        return STATUS_LINES.get(self.status, str(self.status))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Refusal:
-    """Answer and forget.  ``closed`` is a session this request ended (already reported to ``closed``)."""
-
-    status: int
-    code: int | None
-    message: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close_connection: bool = False
-    closed: ServerSession | None = None
-
-    def response(self) -> Response:
-        if self.code is None:
-            body = self.message.encode('utf-8')
-            headers = [*self.headers, ('Content-Type', 'text/plain')]
-        else:
-            body = safejson.dumps({'code': self.code, 'message': self.message}, separators=(',', ':')).encode()
-            headers = [*self.headers, _JSON]
-        return Response(status=self.status, headers=headers, body=body, close_connection=self.close_connection)
-
-
-class HttpRefused(RemoteProtocolError):
-    """A session refused the peer's request (raised by ``poll``/``receive_post``); answer ``refusal``."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.message)
-        self.refusal = refusal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Preflight:
-    """A CORS preflight (OPTIONS): answer at once."""
-
-    headers: list[tuple[str, str]]
-
-    def response(self) -> Response:
-        return Response(status=204, headers=self.headers, body=b'')
-
-
-@dataclass(slots=True, kw_only=True)
-class _PollingAnswer:
-    headers: list[tuple[str, str]]
-    jsonp_index: int | None
-
-    def response(self, body: str) -> Response:
-        """A 200 answer carrying a long-polling body (from ``poll``/``finish_poll``)."""
-        if self.jsonp_index is not None:
-            body = jsonp_wrap(body, self.jsonp_index)
-            return Response(status=200, headers=[*self.headers, ('Content-Type', 'text/javascript; charset=UTF-8')],
-                            body=body.encode('utf-8'))
-        return Response(status=200, headers=[*self.headers, _TEXT], body=body.encode('utf-8'))
-
-
-@dataclass(slots=True, kw_only=True)
-class Handshake(_PollingAnswer):
-    """A new session: ``open()`` it (the transport is given), then answer or ``discard()``."""
-
-    transport: str
-    #: the sid cookie's attributes (``cookie`` option), or None.  python-engineio
-    #: lets a value be a callable (user code): the shell calls those and passes
-    #: the result to ``response_for``
-    cookie: dict[str, Any] | None
-
-    def response_for(self, session: ServerSession, body: str, cookie: dict[str, Any] | None = None) -> Response:
-        """The 200 answer with the session's first long-polling body (and its cookie)."""
-        r = self.response(body)
-        attributes = self.cookie if cookie is None else cookie
-        if attributes is None:
-            return r
-        return Response(status=200, headers=[*r.headers, ('Set-Cookie', sid_cookie(session.sid, attributes))],
-                        body=r.body)
-
-
-@dataclass(slots=True, kw_only=True)
-class Poll(_PollingAnswer):
-    """A long-polling GET: ``session.poll(now)``, and if that says wait, ``finish_poll()`` once woken."""
-
-    session: ServerSession
-
-
-@dataclass(slots=True, kw_only=True)
-class Post(_PollingAnswer):
-    """A long-polling POST: read at most ``max_body`` bytes, then ``session.receive_post``.
-
-    ``content_length`` is None for a chunked body: read ``max_body + 1``
-    bytes at the most, and ``receive_post`` refuses it if they all came.
-    Always call ``receive_post``, with what was read (``b''`` when the read
-    failed): until then a second POST counts as overlapping.
-    """
-
-    session: ServerSession
-    content_length: int | None
-    max_body: int
-    binary: bool
-
-    def ok(self) -> Response:
-        return Response(status=200, headers=[*self.headers, ('Content-Type', 'text/plain')], body=OK_BODY)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WebSocketRequest:
-    """Accept the websocket upgrade (HTTP 101).
-
-    ``session`` None: a websocket-only session, ``open()`` it once accepted.
-    Otherwise the upgrade of that polling session is reserved: feed the
-    websocket's messages to ``session.receive_probe`` until it says done,
-    or call ``session.abort_probe()`` if the websocket fails first.
-    """
-
-    headers: list[tuple[str, str]]
-    session: ServerSession | None
-
-
-Route = Refusal | Preflight | Handshake | Poll | Post | WebSocketRequest
-
-
-def parse_query(query: str) -> dict[str, str]:
-    """A query string as a dict; the first of repeated names wins (as python-engineio reads it)."""
-    params: dict[str, str] = {}
-    if not query:
-        return params
-    plain = '%' not in query and '+' not in query
-    for part in query.split('&'):
-        name, _, value = part.partition('=')
-        if not plain:
-            name, value = urllib.parse.unquote_plus(name), urllib.parse.unquote_plus(value)
-        params.setdefault(name, value)
-    return params
-
-
-#: Response bodies shorter than this are sent as they are: compressing them
-#: costs more time than the bytes it saves (python-engineio's default).
-COMPRESSION_THRESHOLD = 1024
-_COMPRESSORS = {'gzip': lambda body: gzip.compress(body, 6, mtime=0), 'deflate': zlib.compress}
-
-
-def compress(body: bytes, accept_encoding: str | None, methods: Sequence[str] = ('gzip', 'deflate'),
-             threshold: int = COMPRESSION_THRESHOLD) -> tuple[bytes, str | None]:
-    """A polling body compressed for a client that accepts it: ``(body, Content-Encoding or None)``.
-
-    python-engineio's ``http_compression``: the first of ``methods`` the
-    request's Accept-Encoding names, for bodies of ``threshold`` bytes or more.
-    """
-    if len(body) < threshold or not accept_encoding:
-        return body, None
-    accepted = {part.split(';')[0].strip().lower() for part in accept_encoding.split(',')}
-    for method in methods:
-        if method in accepted and method in _COMPRESSORS:
-            return _COMPRESSORS[method](body), method
-    return body, None
-
-
-def sid_cookie(sid: str, attributes: dict[str, Any]) -> str:
-    """The ``Set-Cookie`` value carrying the sid (python-engineio's format: ``True`` is a bare flag)."""
-    cookie = f"{attributes.get('name', 'io')}={sid}"
-    for name, value in attributes.items():
-        if name == 'name':
-            continue
-        if callable(value):
-            raise LocalProtocolError(f'cookie attribute {name!r} is a callable: the shell calls it')
-        cookie += f'; {name}' if value is True else f'; {name}={value}'
-    return cookie
-
-
-def _has_bad_header_char(value: str) -> bool:
-    # what the reference server refuses in an Origin: controls other than tab, and non-Latin-1
-    return any((ord(c) < 32 and c != '\t') or ord(c) == 127 or ord(c) > 255 for c in value)
-
-
-class _Cors:
-    """The CORS and origin policy of ``cors_allowed_origins``, decided once per server."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        origins = config.cors_allowed_origins
-        self.enabled = not (isinstance(origins, (list, tuple)) and not origins)
-        self.callable = callable(origins)
-        self.any = origins == '*' or (isinstance(origins, (list, tuple, set, frozenset)) and '*' in origins)
-        self.same_origin = origins is None
-        self.allowed: frozenset[str] = frozenset()
-        if isinstance(origins, str):
-            self.allowed = frozenset([origins])
-        elif isinstance(origins, (list, tuple, set, frozenset)):
-            self.allowed = frozenset(o for o in origins if isinstance(o, str))
-        self.credentials = config.cors_credentials
-
-    def allows(self, origin: str, headers: Headers, scheme: str, verdict: bool | None) -> bool:
-        if not self.enabled or self.any:
-            return True
-        if self.callable:
-            if verdict is None:
-                raise LocalProtocolError('a callable cors_allowed_origins: pass its verdict as origin_verdict')
-            return verdict
-        if self.same_origin:
-            host = headers.get('host')
-            if host is None:
-                return False
-            if origin == f'{scheme}://{host}':
-                return True
-            proto, fhost = headers.get('x-forwarded-proto'), headers.get('x-forwarded-host')
-            if proto is None and fhost is None:
-                return False
-            proto = (proto or scheme).split(',')[0].strip()
-            fhost = (fhost or host).split(',')[0].strip()
-            return origin == f'{proto}://{fhost}'
-        return origin in self.allowed
-
-    def headers(self, origin: str | None, method: str, headers: Headers) -> list[tuple[str, str]]:
-        if not self.enabled:
-            return []
-        out = [] if origin is None else [('Access-Control-Allow-Origin', origin)]
-        if method == 'OPTIONS':
-            out.append(('Access-Control-Allow-Methods', 'OPTIONS, GET, POST'))
-            asked = headers.get('access-control-request-headers')
-            if asked is not None:
-                out.append(('Access-Control-Allow-Headers', asked))
-        if self.credentials:
-            out.append(('Access-Control-Allow-Credentials', 'true'))
-        return out
 
 
 class ServerListener(Protocol):
@@ -437,7 +157,7 @@ class EngineCore:
         #: the shell can serve websockets (its server does the HTTP upgrade)
         self.websocket_available = websocket_available
         self.sessions: dict[str, ServerSession] = {}
-        self._cors = _Cors(config)
+        self._cors = CorsPolicy(config)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -456,57 +176,57 @@ class EngineCore:
         origin = headers.get('origin')
         cors = self._cors
         if origin is not None:
-            if _has_bad_header_char(origin):
-                return self._refuse(BAD_REQUEST)
+            if bad_header_value(origin):
+                return refuse(BAD_REQUEST)
             if not cors.allows(origin, headers, scheme, origin_verdict):
-                return self._refuse(FORBIDDEN, 403, 'Not an accepted origin')
+                return refuse(FORBIDDEN, 403, 'Not an accepted origin')
         cors_headers = cors.headers(origin, method, headers)
         if method == 'OPTIONS':
             return Preflight(headers=cors_headers)
         params = parse_query(query)
         transport = params.get('transport')
         if transport not in config.transports:
-            return self._refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
+            return refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
         upgrade = (headers.get('upgrade') or '').lower() == 'websocket'
         if transport == 'websocket' and not self.websocket_available:
-            return self._refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
+            return refuse(UNKNOWN_TRANSPORT, headers=cors_headers)
         jsonp_index = None
         j = params.get('j')
         if j is not None:
             if not (j.isascii() and j.isdigit() and len(j) <= MAX_JSONP_INDEX_DIGITS) or transport != 'polling':
-                return self._refuse(BAD_REQUEST, headers=cors_headers)
+                return refuse(BAD_REQUEST, headers=cors_headers)
             jsonp_index = int(j)
         sid = params.get('sid')
         if sid is None:
             if method != 'GET':
-                return self._refuse(BAD_HANDSHAKE_METHOD, headers=cors_headers)
+                return refuse(BAD_HANDSHAKE_METHOD, headers=cors_headers)
             if params.get('EIO') != PROTOCOL_VERSION:
-                return self._refuse(UNSUPPORTED_PROTOCOL_VERSION, headers=cors_headers)
+                return refuse(UNSUPPORTED_PROTOCOL_VERSION, headers=cors_headers)
             if transport == 'websocket':
                 if not upgrade:
-                    return self._refuse(BAD_REQUEST, headers=cors_headers)
+                    return refuse(BAD_REQUEST, headers=cors_headers)
                 return WebSocketRequest(headers=cors_headers, session=None)
             return Handshake(headers=cors_headers, jsonp_index=jsonp_index, transport=transport,
                              cookie=cookie_attributes(config.cookie))
         session = self.sessions.get(sid) if len(sid) <= MAX_SID_LENGTH else None
         if session is None:
-            return self._refuse(UNKNOWN_SID, headers=cors_headers)
+            return refuse(UNKNOWN_SID, headers=cors_headers)
         if transport == 'websocket':
             if method != 'GET' or not upgrade:
-                return self._refuse(BAD_REQUEST, headers=cors_headers)
+                return refuse(BAD_REQUEST, headers=cors_headers)
             if not session.reserve_upgrade():
-                return self._refuse(BAD_REQUEST, headers=cors_headers)
+                return refuse(BAD_REQUEST, headers=cors_headers)
             return WebSocketRequest(headers=cors_headers, session=session)
         if method == 'GET':
             return Poll(headers=cors_headers, jsonp_index=jsonp_index, session=session)
         if method != 'POST':
-            return self._refuse(BAD_REQUEST, headers=cors_headers)
+            return refuse(BAD_REQUEST, headers=cors_headers)
         if session.state != POLLING and session.state != PROBING:
             # after the upgrade (the spec), or after the server closed it
-            return self._refuse(BAD_REQUEST if session.state == WEBSOCKET else UNKNOWN_SID, headers=cors_headers)
-        length = _content_length(headers.get('content-length'))
+            return refuse(BAD_REQUEST if session.state == WEBSOCKET else UNKNOWN_SID, headers=cors_headers)
+        length = content_length_of(headers.get('content-length'))
         if length is None and headers.get('transfer-encoding') is None and headers.get('content-length') is not None:
-            return self._refuse(BAD_REQUEST, headers=cors_headers, close_connection=True)
+            return refuse(BAD_REQUEST, headers=cors_headers, close_connection=True)
         if length is not None and length > config.max_payload:
             # answered from the headers: the body is never read
             session._close(Reason.TRANSPORT_ERROR)
@@ -515,23 +235,14 @@ class EngineCore:
         if session._post_pending:
             # the spec: more than one POST at a time ends the session
             session._close(Reason.TRANSPORT_ERROR)
-            return self._refuse(BAD_REQUEST, headers=cors_headers, closed=session)
+            return refuse(BAD_REQUEST, headers=cors_headers, closed=session)
         session._post_pending = True
         content_type = (headers.get('content-type') or '').split(';')[0].strip().lower()
         return Post(headers=cors_headers, jsonp_index=jsonp_index, session=session, content_length=length,
                     max_body=config.max_payload, binary=content_type == 'application/octet-stream')
 
-    @staticmethod
-    def _refuse(code: int, status: int = 400, message: str | None = None, *, headers: list[tuple[str, str]] | None = None,
-                close_connection: bool = False, closed: ServerSession | None = None) -> Refusal:
-        return Refusal(status=status, code=code, message=message or ERROR_MESSAGES[code], headers=headers or [],
-                       close_connection=close_connection, closed=closed)
-
-    @staticmethod
-    def unauthorized(message: Any = None) -> Response:
-        """The answer to a handshake the application refused (python-engineio's 401 with a JSON body)."""
-        body = safejson.dumps('Unauthorized' if message is None else message).encode('utf-8')
-        return Response(status=401, headers=[_JSON], body=body)
+    #: the answer to a handshake the application refused
+    unauthorized = staticmethod(unauthorized)
 
     # -- sessions -----------------------------------------------------------------------------------
 
@@ -585,18 +296,6 @@ class EngineCore:
         """Shutdown: end every session as a server disconnect."""
         for session in list(self.sessions.values()):
             session._close(Reason.SERVER_DISCONNECT, tell_peer=True)
-
-
-def cookie_attributes(cookie: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``cookie`` option as attributes of the sid cookie (None: no cookie)."""
-    if not cookie:
-        return None
-    return cookie if isinstance(cookie, dict) else {'name': cookie, 'path': '/', 'SameSite': 'Lax'}
-
-
-def _content_length(value: str | None) -> int | None:
-    # int() would take '+5', ' 5' and '5_0'
-    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 class ServerSession:
@@ -668,7 +367,7 @@ class ServerSession:
         if state == POLLING:
             if self._get_pending:
                 self._close(Reason.TRANSPORT_ERROR)
-                raise HttpRefused(EngineCore._refuse(BAD_REQUEST, closed=self))
+                raise HttpRefused(refuse(BAD_REQUEST, closed=self))
             if self._buffer:
                 return self._take_buffer()
             self._get_pending = True
@@ -681,7 +380,7 @@ class ServerSession:
             self._forget()
             return body
         code = UNKNOWN_SID if state == CLOSED else BAD_REQUEST
-        raise HttpRefused(EngineCore._refuse(code))
+        raise HttpRefused(refuse(code))
 
     def finish_poll(self) -> str:
         """The body of the GET that waited, once ``wake_poll`` came for it (never before: it may be empty)."""
@@ -722,7 +421,7 @@ class ServerSession:
         """
         self._post_pending = False
         if self.state not in (POLLING, PROBING):
-            raise HttpRefused(EngineCore._refuse(UNKNOWN_SID if self.state in (CLOSED, CLOSING) else BAD_REQUEST))
+            raise HttpRefused(refuse(UNKNOWN_SID if self.state in (CLOSED, CLOSING) else BAD_REQUEST))
         limit = self.core.config.max_payload
         try:
             if post is not None and post.content_length is not None and len(body) < post.content_length:
@@ -739,7 +438,7 @@ class ServerSession:
                 packets = decode_payload(text)
         except RemoteProtocolError as exc:
             self._close(Reason.TRANSPORT_ERROR)
-            refusal = EngineCore._refuse(BAD_REQUEST, message=f'Bad request: {exc}', closed=self)
+            refusal = refuse(BAD_REQUEST, message=f'Bad request: {exc}', closed=self)
             raise HttpRefused(refusal) from None
         listener = self.core.listener
         for packet_type, data in packets:

@@ -28,7 +28,7 @@ CORE_MODULES = sorted(f'greensio._core.{p.stem}' for p in CORE.glob('*.py') if p
 def test_core_modules_exist() -> None:
     assert {'greensio._core.packet', 'greensio._core.rooms', 'greensio._core.session',
             'greensio._core.handlers', 'greensio._core.websocket', 'greensio._core.eio_codec',
-            'greensio._core.eio_server', 'greensio._core.eio_client'} <= set(CORE_MODULES)
+            'greensio._core.eio_http', 'greensio._core.eio_server', 'greensio._core.eio_client'} <= set(CORE_MODULES)
 
 
 @pytest.mark.timeout(60)

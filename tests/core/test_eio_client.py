@@ -19,15 +19,8 @@ from greensio._core.eio_client import (
     EngineClient,
 )
 from greensio._core.eio_codec import MESSAGE, OutPacket, handshake
-from greensio._core.eio_server import (
-    EngineCore,
-    Poll,
-    Post,
-    Reason,
-    ServerConfig,
-    ServerSession,
-    WebSocketRequest,
-)
+from greensio._core.eio_http import Poll, Post, ServerConfig, WebSocketRequest
+from greensio._core.eio_server import EngineCore, Reason, ServerSession
 from greensio._core.errors import LocalProtocolError, RemoteProtocolError
 
 OPEN = '0' + handshake('abc', ['websocket'], 25, 0, 20, 30)

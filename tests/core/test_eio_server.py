@@ -15,6 +15,18 @@ from typing import Any
 import pytest
 
 from greensio._core.eio_codec import CLOSE_PACKET, MESSAGE, PING_PACKET, OutPacket
+from greensio._core.eio_http import (
+    Handshake,
+    HttpRefused,
+    Poll,
+    Post,
+    Preflight,
+    Refusal,
+    ServerConfig,
+    WebSocketRequest,
+    compress,
+    parse_query,
+)
 from greensio._core.eio_server import (
     CLOSED,
     CLOSING,
@@ -22,19 +34,9 @@ from greensio._core.eio_server import (
     PROBING,
     WEBSOCKET,
     EngineCore,
-    Handshake,
-    HttpRefused,
-    Poll,
-    Post,
-    Preflight,
     Reason,
-    Refusal,
-    ServerConfig,
     ServerSession,
-    WebSocketRequest,
-    compress,
     generate_sid,
-    parse_query,
 )
 from greensio._core.errors import LocalProtocolError
 

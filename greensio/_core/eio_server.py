@@ -38,10 +38,13 @@ waiting GET can take its body with :meth:`ServerSession.finish_poll`) and
 after the core's state is final: the shell closes the websocket, if any,
 and schedules the application's disconnect handler; it must not block).
 
-The websocket per-message path allocates nothing: ``receive_ws`` is a state
-compare and a slice compare returning the payload, and ``send`` returns a
-bool; an :class:`OutPacket` caches its encodings, so a broadcast encodes
-once for all recipients.
+The websocket per-message path allocates nothing but the payload's slice:
+``receive_ws`` is a state compare and a slice compare returning the payload
+(about one Python call over an inline check), and ``send`` returns a bool;
+an :class:`OutPacket` caches its encodings, so a broadcast encodes once for
+all recipients.  No event objects are built per message: events would cost
+an allocation each on the hottest path, and a MESSAGE needs no more than
+its payload.
 
 Session states (``ServerSession.state``), every legal move:
 

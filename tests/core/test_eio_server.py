@@ -860,3 +860,84 @@ def test_a_poll_after_the_close_drained_is_unknown() -> None:
     with pytest.raises(HttpRefused) as refused:
         session.poll(0.0)
     assert refused.value.refusal.code == 1
+
+
+# -- invariants under random traffic ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_random_traffic_keeps_the_invariants(seed: int) -> None:
+    """Whatever the order of events: one ``closed`` per session, a woken GET always has a body,
+    the registry holds exactly the sessions not CLOSED, and every packet sent is delivered once
+    (to a poll or the websocket) or the session has ended."""
+    import random
+
+    rng = random.Random(seed)
+    core, shell = make(max_buffered_packets=50)
+    session, _ = handshake(core)
+    now = 0.0
+    waiting = False
+    sent: list[str] = []
+    delivered: list[str] = []
+    ws_attached = False
+
+    def take(body: str) -> None:
+        delivered.extend(p[1:] for p in body.split('\x1e') if p.startswith('4'))
+
+    for _ in range(300):
+        now += rng.random() * 0.1
+        op = rng.choice(['send', 'get', 'finish', 'post_pong', 'post_msg', 'deadline', 'ws', 'probe', 'upgrade',
+                         'ws_msg', 'abort', 'close'])
+        if op == 'send':
+            text = f'm{len(sent)}'
+            if session.send(OutPacket(MESSAGE, text)):
+                delivered.append(text)  # the shell writes it on the websocket
+            sent.append(text)
+        elif op == 'get' and not waiting:
+            r = core.route('GET', f'{Q}&sid=S1', {})
+            if isinstance(r, Poll):
+                try:
+                    body = r.session.poll(now)
+                except HttpRefused:
+                    body = ''
+                if body is None:
+                    waiting = True
+                elif body:
+                    take(body)
+        elif op == 'finish' and waiting and shell.woken:
+            body = session.finish_poll()
+            assert body
+            take(body)
+            shell.woken.clear()
+            waiting = False
+        elif op in ('post_pong', 'post_msg'):
+            post(core, 'S1', '3' if op == 'post_pong' else '4up', now)
+        elif op == 'deadline':
+            if session.handle_deadline(max(now, session.deadline)):
+                pass  # a PING written on the websocket
+        elif op == 'ws' and not ws_attached:
+            ws_attached = isinstance(route(core, 'GET', 'EIO=4&transport=websocket&sid=S1', upgrade='websocket'),
+                                     WebSocketRequest)
+        elif op in ('probe', 'upgrade') and ws_attached and session.state in (POLLING, PROBING):
+            step = session.receive_probe('2probe' if op == 'probe' else '5', now)
+            if step is None:
+                ws_attached = False
+            elif step[0]:
+                for p in step[1]:
+                    if p.packet_type == MESSAGE:
+                        delivered.append(p.data)  # type: ignore[arg-type]
+        elif op == 'ws_msg' and session.state == WEBSOCKET:
+            session.receive_ws(rng.choice(['3', '4x', '6']), now)
+        elif op == 'abort' and ws_attached and session.state in (POLLING, PROBING):
+            session.abort_probe()
+            ws_attached = False
+        elif op == 'close' and rng.random() < 0.1:
+            core.close(session)
+        assert len(shell.ends) <= 1
+        assert (session.state == CLOSED) == ('S1' not in core.sessions)
+        if session.state == CLOSED:
+            break
+    assert len(delivered) == len(set(delivered))
+    if session.state not in (CLOSED, CLOSING):
+        # what was sent and not delivered is still buffered
+        assert set(sent) - set(delivered) <= {p.data for p in session._buffer}

@@ -20,21 +20,16 @@ replies mean.  How the mode works:
   confirmed in the last ``REPLAY_SECONDS`` (:class:`ReplayTail`), and when
   its own last entry has vanished from the stream it publishes them again,
   before its outbox.
-- Receivers drop repeats by sender: one publisher's entries reach the
-  stream in the order of its message counter, so a message whose counter
-  is not above the last one seen from its sender was delivered already
-  (:class:`SenderHighWater`).  This is exact however many are replayed,
-  where a window of recent ids would forget.
+- Receivers drop repeats by message id, in a window large enough for
+  such a replay (``DEDUP_WINDOW``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
-
-from ._core import pubsub
 
 #: The stream field that carries a message's JSON text.
 FIELD = 'data'
@@ -55,9 +50,12 @@ REPLAY_SECONDS = 10.0
 #: Confirmed messages a publisher keeps for that replay at most (as many as
 #: its outbox holds, ~10 MiB of typical events).
 REPLAY_TAIL = 10_000
-#: Senders whose last message counter a receiver remembers; the one not
-#: heard from for longest is forgotten first (write-only emitters come and go).
-MAX_SENDERS = 10_000
+#: Message ids a receiver remembers, to drop what a publisher sends again:
+#: a replay after Redis lost its data repeats up to ``REPLAY_SECONDS`` of
+#: every publisher's messages, and all a receiver got in that time must
+#: still be remembered then.  100,000 covers 10,000 messages a second
+#: (~15 MiB of ids; the pub/sub mode keeps 10,000).
+DEDUP_WINDOW = 100_000
 
 
 def stream_key(channel: str) -> str:
@@ -203,35 +201,3 @@ class ReplayTail:
 
     def __len__(self) -> int:
         return len(self._tail)
-
-
-class SenderHighWater:
-    """Drops a message whose counter is not above the last one seen from its sender.
-
-    Has ``DedupWindow``'s ``seen`` so a manager can use either.  Ids not in
-    greensio's ``<sender>.<counter>`` form fall back to a window of recent ids.
-    A forged entry can claim a real sender's id and hide that sender's next
-    messages, as anything with write access to the stream could delete them.
-    """
-
-    def __init__(self, capacity: int = MAX_SENDERS) -> None:
-        self.capacity = capacity
-        self._last: OrderedDict[str, int] = OrderedDict()
-        self._other = pubsub.DedupWindow()
-
-    def seen(self, msg_id: str) -> bool:
-        sender, _, counter = msg_id.rpartition('.')
-        if not sender or not counter.isdigit():
-            return self._other.seen(msg_id)
-        number = int(counter)
-        last = self._last.get(sender)
-        if last is not None and number <= last:
-            return True
-        self._last[sender] = number
-        self._last.move_to_end(sender)
-        if len(self._last) > self.capacity:
-            self._last.popitem(last=False)
-        return False
-
-    def __len__(self) -> int:
-        return len(self._last)

@@ -34,7 +34,19 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
     def _client(self) -> Any:
         name = self._module.__name__
         return self._connect(importlib.import_module(name + '.asyncio'),
-                             importlib.import_module(name + '.asyncio.retry').Retry)
+                             importlib.import_module(name + '.asyncio.retry').Retry,
+                             self._once() if self.streams else None)
+
+    def _once(self) -> Any:
+        connected = False
+
+        async def on_connect(connection: Any) -> None:
+            nonlocal connected
+            self._reconnecting(connected)
+            await connection.on_connect()
+            connected = True
+
+        return on_connect
 
     def _listen(self) -> AsyncIterator[Any]:
         return self._read_stream() if self.streams else self._subscribe()

@@ -33,13 +33,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ._core.pubsub import encode
+from ._core.pubsub import DedupWindow, encode
 from ._redis_streams import (
+    DEDUP_WINDOW,
     FIELD,
     READ_COUNT,
     STREAM_MAXLEN,
     ReplayTail,
-    SenderHighWater,
     StreamReader,
     entries_of,
     stream_key,
@@ -144,7 +144,7 @@ class RedisSettings:
         self.stream_key = stream_key(channel)
         if streams:
             self.name += '-streams'
-            self._dedup = SenderHighWater()  # type: ignore[assignment]
+            self._dedup = DedupWindow(DEDUP_WINDOW)
         self._reader = StreamReader(self.stream_key, self.logger, self.name)
         self._tail = ReplayTail(self.stream_key, self.logger, self.name)
         self.redis_url = url
@@ -171,8 +171,11 @@ class RedisSettings:
         """redis-py, or valkey-py for ``valkey://`` URLs; raises if it is not installed."""
         return _redis_module(self._scheme)
 
-    def _connect(self, client_module: Any, retry: Any) -> Any:
-        """A client of ``client_module`` (redis-py's green or asyncio half) with our timeouts."""
+    def _connect(self, client_module: Any, retry: Any, on_connect: Any = None) -> Any:
+        """A client of ``client_module`` (redis-py's green or asyncio half) with our timeouts.
+
+        ``on_connect(connection)`` replaces redis-py's handshake on each connection (see ``_once``).
+        """
         no_backoff = importlib.import_module(self._module.__name__ + '.backoff').NoBackoff
         options: dict[str, Any] = {
             'socket_connect_timeout': CONNECT_TIMEOUT,
@@ -182,6 +185,8 @@ class RedisSettings:
             # instead of being retried silently inside redis-py
             'retry': retry(no_backoff(), 0),
         }
+        if on_connect is not None:
+            options['redis_connect_func'] = on_connect
         options.update(self.redis_options)
         if urlparse(self.redis_url).scheme in ('redis+sentinel', 'valkey+sentinel'):
             sentinels, service, kwargs = parse_sentinel_url(self.redis_url)
@@ -192,6 +197,19 @@ class RedisSettings:
 
     def _client(self) -> Any:
         raise NotImplementedError
+
+    def _reconnecting(self, connected: bool) -> None:
+        """Refuse a second connection of one client (streams): redis-py would open it silently.
+
+        A client that lost its connection between two commands reconnects on
+        the next one without a word, possibly to a Redis that restarted
+        empty.  A stream reader must then check its place, a publisher
+        whether Redis still has what it confirmed, before anything else is
+        sent: failing the command sends them through the manager's reconnect.
+        """
+        if connected:
+            raise self._module.exceptions.ConnectionError(
+                'the connection to Redis was lost and would have been opened again silently')
 
     # -- who must get a replay ----------------------------------------------------------
 
@@ -302,7 +320,20 @@ class RedisManager(RedisSettings, PubSubManager):
 
     def _client(self) -> Any:
         module = self._module
-        return self._connect(module, importlib.import_module(module.__name__ + '.retry').Retry)
+        return self._connect(module, importlib.import_module(module.__name__ + '.retry').Retry,
+                             self._once() if self.streams else None)
+
+    def _once(self) -> Any:
+        """A ``redis_connect_func`` for one client: the handshake on its first connection only."""
+        connected = False
+
+        def on_connect(connection: Any) -> None:
+            nonlocal connected
+            self._reconnecting(connected)
+            connection.on_connect()
+            connected = True
+
+        return on_connect
 
     # -- listening ---------------------------------------------------------------------
 

@@ -344,7 +344,7 @@ class MQApp:
         if backend == 'aiopika':
             manager = socketio.AsyncAioPikaManager(url, channel=channel)
         else:
-            manager = socketio.AsyncRedisManager(url, channel=channel)
+            manager = socketio.AsyncRedisManager(url, channel=channel, streams=backend == 'redis-streams')
         self.sio = sio = socketio.AsyncServer(async_mode='asgi', client_manager=manager, **options)
 
         @sio.on('join')
@@ -369,8 +369,11 @@ class MQApp:
 
     async def external_emit(self, event: str, count: int) -> int:
         """What an asyncio script does with a write-only manager (python-socketio's usage): emit, end."""
-        cls = socketio.AsyncAioPikaManager if self._backend == 'aiopika' else socketio.AsyncRedisManager
-        manager = cls(self._url, channel=self._channel, write_only=True)
+        if self._backend == 'aiopika':
+            manager = socketio.AsyncAioPikaManager(self._url, channel=self._channel, write_only=True)
+        else:
+            manager = socketio.AsyncRedisManager(self._url, channel=self._channel, write_only=True,
+                                                 streams=self._backend == 'redis-streams')
         for i in range(count):
             await manager.emit(event, i)
         await manager.close()

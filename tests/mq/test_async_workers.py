@@ -23,6 +23,7 @@ from .helpers import (
     Recorder,
     check_sequence,
     delete_exchange,
+    delete_stream,
     unique_channel,
 )
 
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() 
 
 COUNT = 200
 BACKENDS = [pytest.param('kombu', 'aiopika', AMQP_URL, marks=needs_rabbitmq, id='rabbitmq'),
-            pytest.param('redis', 'redis', REDIS_URL, marks=needs_redis, id='redis')]
+            pytest.param('redis', 'redis', REDIS_URL, marks=needs_redis, id='redis'),
+            pytest.param('redis-streams', 'redis-streams', REDIS_URL, marks=needs_redis, id='redis-streams')]
 SOURCES = ('from_emitter', 'from_green', 'from_asyncio', 'from_asyncio_script')
 
 
@@ -51,7 +53,8 @@ def test_green_and_asyncio_workers_share_a_broker(green_backend: str, asyncio_ba
         urls = {'green': fleet.urls[0], 'asyncio': aio.url}
         clients = [Recorder(urls[w], f'{w}{i}', answer) for w in ('green', 'asyncio') for i in range(2)]
         green, asyncio_ = clients[0], clients[2]
-        expected = {'aiopika': 'AsyncAioPikaManager', 'redis': 'AsyncRedisManager'}[asyncio_backend]
+        expected = {'aiopika': 'AsyncAioPikaManager', 'redis': 'AsyncRedisManager',
+                    'redis-streams': 'AsyncRedisManager'}[asyncio_backend]
         assert aio('type(sio.manager).__name__') == expected
         # the asyncio worker subscribed before it served its first client
         assert aio('sio.manager._ready.is_set()') is True
@@ -93,4 +96,6 @@ def test_green_and_asyncio_workers_share_a_broker(green_backend: str, asyncio_ba
         aio.close()
         if green_backend == 'kombu':
             delete_exchange(channel)
+        elif green_backend == 'redis-streams':
+            delete_stream(channel)
     assert 'Traceback' not in fleet.stderr()

@@ -1,5 +1,6 @@
 """Faults on real brokers: RabbitMQ stopped mid-stream, a worker SIGKILLed,
-rogue messages on the channel, Redis publisher connections killed, a worker's
+rogue messages on the channel, Redis publisher connections killed (and, with
+Redis Streams, listener connections: test_redis_streams.py has its restart), a worker's
 outbox replayed before the other worker listens again (RabbitMQ stopped, and
 a private Redis server stopped).
 
@@ -35,6 +36,7 @@ from .helpers import (
     declare_python_socketio_exchange,
     delete_exchange,
     delete_queues,
+    delete_stream,
     rabbitmq_up,
     unique_channel,
     wait_until,
@@ -61,6 +63,8 @@ def fleet_of(backend: str, prepare: Callable[[str], None] | None = None, **kwarg
         if backend == 'kombu':
             delete_queues(fleet.queues)  # a SIGKILLed worker cannot delete its own
             delete_exchange(channel)
+        elif backend == 'redis-streams':
+            delete_stream(channel)
 
 
 def assert_clean(clients: list[Recorder], streams: dict[str, int]) -> None:
@@ -95,45 +99,66 @@ def rabbitmq_stopped() -> Iterator[None]:
         wait_until(rabbitmq_up, 60, 'RabbitMQ answering again')
 
 
+def stream_through_an_outage(fleet: Fleet, outage: Callable[[], Any], fresh_manager: Callable[[], Any],
+                             before: Callable[[list[Recorder]], None] | None = None,
+                             during: Callable[[], None] | None = None) -> None:
+    """The emitter streams 400 numbered events; while the broker is down (``outage()``)
+    worker a broadcasts 100 and a write-only manager that never connected
+    (``fresh_manager()``) emits 20.  Every client gets every event once, in order.
+
+    ``before(clients)`` runs once the stream is under way, ``during()`` at the end of the outage.
+    """
+    a, b = fleet.servers
+    clients = [Recorder(url, f'{w}{i}') for w, url in zip('ab', fleet.urls) for i in range(2)]
+    on_a, on_b = clients[:2], clients[2:]
+    fleet.emit('seq', 400, interval_ms=10)
+    wait_until(lambda: all(len(c.of('seq')) >= 50 for c in clients), 30, 'stream under way')
+    if before is not None:
+        before(clients)
+    with outage():
+        # a worker emits while the broker is down: its own clients get it now...
+        on_a[0].client.call('blast', {'event': 'during', 'count': 100}, timeout=10)
+        for client in on_a:
+            client.wait_for('during', 100, timeout=10)
+        a.send('state')
+        wait_until(lambda: a.value('STATE', nth=0) == 'degraded', 20, 'worker a reports degraded')
+        assert on_b[0].of('during') == []  # ...the other worker's clients once it is back
+        # an emitter that starts while the broker is down never connected at all
+        fresh = fresh_manager()
+        for i in range(20):
+            fresh.emit('fresh', i)
+        assert fresh.flush(0.5) is False and fresh.outbox_length == 20
+        if during is not None:
+            during()
+    for client in clients:
+        client.wait_for('seq', 400, timeout=60)
+        client.wait_for('during', 100, timeout=60)
+        client.wait_for('fresh', 20, timeout=60)
+    assert fresh.close(10)
+    emitted, while_degraded = map(int, fleet.emitter.value('EMITTED', 30).split())
+    assert emitted == 400 and while_degraded > 0
+    fence(fleet, clients, via=on_a[0])
+    on_b[0].client.call('blast', {'event': 'from_b', 'count': 10}, timeout=20)
+    for client in clients:
+        client.wait_for('from_b', 10, timeout=30)
+    assert_clean(clients, {'seq': 400, 'during': 100, 'fresh': 20, 'from_b': 10})
+    for worker in (a, b):
+        wait_until(lambda w=worker: any('healthy again' in line for line in w.stderr), 30, 'healthy again')
+        assert any('message queue degraded' in line for line in worker.stderr)
+        assert not any('Traceback' in line for line in worker.stderr)
+    a.send('state')
+    wait_until(lambda: a.value('STATE', nth=1), 10, 'state of a')
+    assert a.value('STATE', nth=1) == 'healthy'
+    for client in clients:
+        client.disconnect()
+
+
 @needs_rabbitmq
 @pytest.mark.timeout(150)
 def test_rabbitmq_restart_mid_stream_loses_and_duplicates_nothing():
     with fleet_of('kombu') as fleet:
-        a, b = fleet.servers
-        clients = [Recorder(url, f'{w}{i}') for w, url in zip('ab', fleet.urls) for i in range(2)]
-        on_a, on_b = clients[:2], clients[2:]
-        fleet.emit('seq', 400, interval_ms=10)
-        wait_until(lambda: all(len(c.of('seq')) >= 50 for c in clients), 30, 'stream under way')
-        with rabbitmq_stopped():
-            # a worker emits while the broker is down: its own clients get it now...
-            on_a[0].client.call('blast', {'event': 'during', 'count': 100}, timeout=10)
-            for client in on_a:
-                client.wait_for('during', 100, timeout=10)
-            a.send('state')
-            wait_until(lambda: a.value('STATE', nth=0) == 'degraded', 20, 'worker a reports degraded')
-            assert on_b[0].of('during') == []  # ...the other worker's clients once it is back
-            # an emitter that starts while the broker is down never connected at all
-            fresh = greensio.KombuManager(AMQP_URL, channel=fleet.channel, write_only=True)
-            for i in range(20):
-                fresh.emit('fresh', i)
-            assert fresh.flush(0.5) is False and fresh.outbox_length == 20
-        for client in clients:
-            client.wait_for('seq', 400, timeout=60)
-            client.wait_for('during', 100, timeout=60)
-            client.wait_for('fresh', 20, timeout=60)
-        assert fresh.close(10)
-        emitted, while_degraded = map(int, fleet.emitter.value('EMITTED', 30).split())
-        assert emitted == 400 and while_degraded > 0
-        fence(fleet, clients, via=on_a[0])
-        assert_clean(clients, {'seq': 400, 'during': 100, 'fresh': 20})
-        for worker in (a, b):
-            log = '\n'.join(worker.stderr)
-            assert 'message queue degraded' in log and 'healthy again' in log
-        a.send('state')
-        wait_until(lambda: a.value('STATE', nth=1), 10, 'state of a')
-        assert a.value('STATE', nth=1) == 'healthy'
-        for client in clients:
-            client.disconnect()
+        stream_through_an_outage(fleet, rabbitmq_stopped,
+                                 lambda: greensio.KombuManager(AMQP_URL, channel=fleet.channel, write_only=True))
 
 
 @needs_rabbitmq
@@ -177,7 +202,7 @@ def rogue_payloads() -> list[tuple[bytes, str]]:
     ]
 
 
-def publish_rogue_kombu(channel: str, payloads: list[tuple[bytes, str]]) -> None:
+def publish_rogue_kombu(channel: str, payloads: list[tuple[bytes, str]]) -> int:
     import kombu
 
     with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
@@ -186,9 +211,10 @@ def publish_rogue_kombu(channel: str, payloads: list[tuple[bytes, str]]) -> None
         for body, content_type in payloads:
             producer.publish(body, content_type=content_type, content_encoding='binary', routing_key='')
             gevent.sleep(0.01)  # interleave with the emitter's stream
+    return len(payloads)
 
 
-def publish_rogue_redis(channel: str, payloads: list[tuple[bytes, str]]) -> None:
+def publish_rogue_redis(channel: str, payloads: list[tuple[bytes, str]]) -> int:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -196,25 +222,46 @@ def publish_rogue_redis(channel: str, payloads: list[tuple[bytes, str]]) -> None
         client.publish(channel, body)
         gevent.sleep(0.01)
     client.close()
+    return len(payloads)
+
+
+def publish_rogue_stream(channel: str, payloads: list[tuple[bytes, str]]) -> int:
+    """The payloads as stream entries (``streams=True``), and entries whose fields are not ours."""
+    import redis
+
+    from greensio._redis_streams import FIELD, stream_key
+
+    entries = [{FIELD: body} for body, _ in payloads]
+    entries += [{'junk': 'no data field'}, {FIELD: '{}', 'extra': 'two fields'}, {'': b'\x00'}]
+    client = redis.Redis.from_url(REDIS_URL)
+    for fields in entries:
+        client.xadd(stream_key(channel), fields)
+        gevent.sleep(0.01)
+    client.close()
+    return len(entries)
+
+
+PUBLISH_ROGUE = {'kombu': publish_rogue_kombu, 'redis': publish_rogue_redis, 'redis-streams': publish_rogue_stream}
 
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize('backend', [pytest.param('kombu', marks=needs_rabbitmq),
-                                     pytest.param('redis', marks=needs_redis)])
+                                     pytest.param('redis', marks=needs_redis),
+                                     pytest.param('redis-streams', marks=needs_redis)])
 def test_rogue_messages_are_dropped_without_disturbing_the_listener(backend):
     with fleet_of(backend) as fleet:
         clients = [Recorder(url, f'{w}0') for w, url in zip('ab', fleet.urls)]
         payloads = rogue_payloads()
         fleet.emit('seq', 200, interval_ms=2)
         wait_until(lambda: all(c.of('seq') for c in clients), 20, 'stream under way')
-        (publish_rogue_kombu if backend == 'kombu' else publish_rogue_redis)(fleet.channel, payloads)
+        published = PUBLISH_ROGUE[backend](fleet.channel, payloads)
         for client in clients:
             client.wait_for('seq', 200, timeout=30)
         fence(fleet, clients)
         assert_clean(clients, {'seq': 200})
         for worker in fleet.servers:
             dropped = sum('dropped an invalid message' in line for line in worker.stderr)
-            assert dropped == len(payloads), '\n'.join(worker.stderr)
+            assert dropped == published, '\n'.join(worker.stderr)
             assert not any('Traceback' in line for line in worker.stderr)
         for client in clients:
             client.disconnect()
@@ -222,18 +269,25 @@ def test_rogue_messages_are_dropped_without_disturbing_the_listener(backend):
 
 @needs_redis
 @pytest.mark.timeout(90)
-def test_redis_publisher_connection_killed_mid_stream():
+@pytest.mark.parametrize(('backend', 'target'), [('redis', 'publisher'), ('redis-streams', 'publisher'),
+                                                 ('redis-streams', 'listeners')])
+def test_redis_connections_killed_mid_stream(backend, target):
+    """The emitter's publisher connection, or (streams: pub/sub keeps nothing
+    for a listener that is away) the workers' listener connections."""
     import redis
 
-    name = f'greensio-emitter-{unique_channel()}'
-    with fleet_of('redis', emitter_args=('--client-name', name)) as fleet:
+    name = f'greensio-{target}-{unique_channel()}'
+    named = {'emitter_args' if target == 'publisher' else 'server_args': ('--client-name', name)}
+    with fleet_of(backend, **named) as fleet:
         clients = [Recorder(url, f'{w}0') for w, url in zip('ab', fleet.urls)]
         fleet.emit('seq', 300, interval_ms=5)
         admin = redis.Redis.from_url(REDIS_URL)
         killed = 0
         for threshold in (50, 120, 200):
             wait_until(lambda t=threshold: all(len(c.of('seq')) >= t for c in clients), 30, f'{threshold} delivered')
-            ids = [c['id'] for c in admin.client_list() if c.get('name') == name]
+            # a worker's listener is the connection that reads (XREAD); its publisher only writes
+            ids = [c['id'] for c in admin.client_list()
+                   if c.get('name') == name and (target == 'publisher' or c.get('cmd') == 'xread')]
             for client_id in ids:
                 killed += admin.client_kill_filter(_id=client_id)
         assert killed >= 3
@@ -242,6 +296,9 @@ def test_redis_publisher_connection_killed_mid_stream():
         fence(fleet, clients)
         assert_clean(clients, {'seq': 300})
         admin.close()
+        assert 'Traceback' not in fleet.stderr()
+        if target == 'listeners':
+            assert 'healthy again' in fleet.stderr()
         for client in clients:
             client.disconnect()
 

@@ -45,8 +45,9 @@ STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL
 NPM_CI_TIMEOUT_S = 300.0
 IDLE_SETTLE_S = 1.0  # let the server finish per-connection work before reading RSS
 #: greensio+metrics is greensio with greensio.metrics on: --impls greensio+metrics,greensio
-#: shows the metrics' cost as ratios of the same run.
-IMPLS = frozenset({'greensio', 'greensio+metrics', 'socketio'})
+#: shows the metrics' cost as ratios of the same run; greensio+recovery, with connection state
+#: recovery on, likewise.
+IMPLS = frozenset({'greensio', 'greensio+metrics', 'greensio+recovery', 'socketio'})
 LOADGEN_BOUND_PCT = 90.0  # loadgen busier than this: rates may measure the client, not the server
 BUSY_MACHINE_PCT = 15.0  # other processes (or the hypervisor) took this much: rates are suspect
 
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--scenarios', default=','.join(SCENARIOS),
                     help=f'comma-separated subset of {",".join(SCENARIOS)}')
     ap.add_argument('--impls', default=os.environ.get('BENCH_IMPLS', 'greensio,socketio'),
-                    help='two of greensio,greensio+metrics,socketio: the first is compared '
+                    help='two of greensio,greensio+metrics,greensio+recovery,socketio: the first is compared '
                          'against the second (env BENCH_IMPLS)')
     ap.add_argument('--json', metavar='PATH', help='also write raw and median results here')
     ap.add_argument('--no-pin', action='store_true', help='do not use taskset')

@@ -2,14 +2,15 @@
 
 Run by bench.py (pinned to one core), one fresh process per measurement:
 
-    python server_app.py --impl greensio|greensio+metrics|socketio --port P [--scenario NAME]
+    python server_app.py --impl greensio|greensio+metrics|greensio+recovery|socketio --port P [--scenario NAME]
 
 Both implementations get exactly the same app, the same Server options and the same
 environment. The only difference allowed is how the WSGI app is served: python-socketio is
 served the usual way (gevent pywsgi + gevent-websocket's WebSocketHandler); greensio owns its
 websocket path, so its own serving helper is used when it has one (see ``serve_greensio``).
 ``greensio+metrics`` is greensio with its Prometheus metrics on (mounted at /metrics, as an
-app would), to measure their cost against plain greensio in the same run.
+app would), to measure their cost against plain greensio in the same run;
+``greensio+recovery`` is greensio with connection state recovery on, for the same purpose.
 
 When listening, one JSON line is printed on stdout:
     {"ready": true, "port": P, "impl": ..., "serving": ..., "pid": ...}
@@ -49,19 +50,20 @@ def raise_fd_limit() -> None:
 
 
 def import_impl(impl: str):
-    if impl in ('greensio', 'greensio+metrics'):
+    if impl.startswith('greensio'):
         return importlib.import_module('greensio')
     if impl == 'socketio':
         return importlib.import_module('socketio')
     raise SystemExit(f'unknown --impl {impl!r}')
 
 
-def build_app(socketio):
+def build_app(socketio, **options):
     sio = socketio.Server(
         async_mode='gevent',
         cors_allowed_origins='*',
         ping_interval=25,
         max_http_buffer_size=10_000_000,
+        **options,
     )
 
     @sio.event
@@ -171,14 +173,14 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--impl', required=True, choices=['greensio', 'greensio+metrics', 'socketio'])
+    parser.add_argument('--impl', required=True, choices=['greensio', 'greensio+metrics', 'greensio+recovery', 'socketio'])
     parser.add_argument('--port', type=int, required=True)
     parser.add_argument('--scenario', default='', help='informational only (shown in logs)')
     args = parser.parse_args()
 
     raise_fd_limit()
     socketio = import_impl(args.impl)
-    sio = build_app(socketio)
+    sio = build_app(socketio, **({'connection_state_recovery': True} if args.impl == 'greensio+recovery' else {}))
     app = socketio.WSGIApp(sio)
     if args.impl == 'greensio+metrics' or (
             args.impl == 'greensio' and os.environ.get('BENCH_GREENSIO_METRICS') == '1'):

@@ -140,19 +140,7 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         task.add_done_callback(self._handler_tasks.discard)
 
     async def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
-        handler = self.server._server_handlers.get(message.event)
-        result = None
-        if handler is not None:
-            try:
-                result = handler(*message.args)
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception:
-                self.logger.exception('server-side event handler error: "%s"', message.event)
-                return
-        answer = self._server_answer(message, handler is not None, result)
-        if answer is not None:
-            await self._send(answer)
+        await drive_async(self._server_handler_flow(message))
 
     def _announce(self) -> None:
         self._announce_event.set()

@@ -434,13 +434,20 @@ class BasePubSubManager(BaseManager):
                                       callback=(gathering.request, namespace, 0), request=gathering.request)
         return message, functools.partial(self._gather_locally, gathering, event, data, namespace, room, skip_sid)
 
-    def _server_answer(self, message: pubsub.RequestMessage, handled: bool, result: Any) -> dict[str, Any] | None:
-        if not message.reply:
-            return None
-        if handled:
-            return self._messages.response(origin_host_id=message.host_id, request=message.request,
-                                           handled=True, answer=result)
-        return self._messages.response(origin_host_id=message.host_id, request=message.request, handled=False)
+    def _server_handler_flow(self, message: pubsub.RequestMessage) -> Any:
+        """Run the ``on_server`` handler of a server-side emit and answer the origin (a flow)."""
+        handler = self.server._server_handlers.get(message.event)
+        result = None
+        if handler is not None:
+            try:
+                result = yield (handler, *message.args)
+            except Exception:
+                self.logger.exception('server-side event handler error: "%s"', message.event)
+                return
+        if message.reply:
+            answer = {'handled': True, 'answer': result} if handler is not None else {'handled': False}
+            yield (self._send, self._messages.response(origin_host_id=message.host_id, request=message.request,
+                                                       **answer))
 
     # -- acks across workers -----------------------------------------------------------------
 

@@ -193,17 +193,7 @@ class PubSubManager(BasePubSubManager, Manager):
         self.server.start_background_task(self._run_server_handler, message)
 
     def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
-        handler = self.server._server_handlers.get(message.event)
-        result = None
-        if handler is not None:
-            try:
-                result = handler(*message.args)
-            except Exception:
-                self.logger.exception('server-side event handler error: "%s"', message.event)
-                return
-        answer = self._server_answer(message, handler is not None, result)
-        if answer is not None:
-            self._send(answer)
+        drive(self._server_handler_flow(message))
 
     def _announce(self) -> None:
         if self._announce_event is not None:

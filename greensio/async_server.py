@@ -16,6 +16,7 @@ import contextlib
 import inspect
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from . import exceptions
@@ -40,7 +41,7 @@ from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive_async
 from .async_engine import AsyncEngineServer
 from .async_manager import AsyncManager
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
 from .cluster import AsyncRemoteSocket
 from .engine import OutPacket
 
@@ -138,6 +139,8 @@ class AsyncServer(BaseServer):
             args = await asyncio.wait_for(answered, timeout)
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11
             self.manager.discard_callback(to or sid, callback)
+            if self._metrics is not None:
+                self._metrics.call_timeouts += 1
             raise exceptions.TimeoutError() from None
         return from_args(args)
 
@@ -248,6 +251,10 @@ class AsyncServer(BaseServer):
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
             socket.send_nowait(eio_pkt)
+        metrics = self._metrics
+        if metrics is not None and eio_pkt.data:
+            data = eio_pkt.data
+            metrics.sent_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -262,6 +269,9 @@ class AsyncServer(BaseServer):
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.received_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
         conn = self._connections.get(eio_sid)
         if conn is None:
             return
@@ -300,12 +310,16 @@ class AsyncServer(BaseServer):
 
     async def _handle_event(self, conn: ServerConnection, event: EventReceived) -> None:
         namespace = event.namespace
+        metrics = self._metrics
+        start = perf_counter() if metrics is not None else 0.0
         try:
             result = await self._trigger_event(event.event, namespace, event.sid, *event.args)
         except Exception:
             self.logger.exception('event handler error: "%s" [%s]', event.event, namespace)
             return
         finally:
+            if metrics is not None:
+                metrics.handled(namespace, perf_counter() - start)
             conn.events_in_flight -= 1
             resume = conn.resume
             if resume is not None:  # the client's reader is paused: it may read on

@@ -41,6 +41,11 @@ Step = tuple[Any, ...]
 Flow = Generator[Step, Any, None]
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (lone surrogates, which JSON can carry, as three each)."""
+    return len(text.encode('utf-8', 'surrogatepass'))
+
+
 def _setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
     """python-socketio's ``logger=`` convention: bool or a logger object."""
     if not isinstance(logger, bool):
@@ -118,6 +123,9 @@ class BaseServer(SharedDocs):
 
     not_handled = _NotHandled()
     _admin: Any = None  # the Admin UI instrumentation, once instrument() was called
+    # A greensio.metrics.Metrics counting this server's traffic, or None: then
+    # each counting point costs one attribute check and nothing else.
+    _metrics: Any = None
 
     def __init__(self, client_manager: Any = None, logger: Any = False, serializer: Any = 'default',
                  json: Any = None, async_handlers: Any = True, always_connect: bool = False,
@@ -559,6 +567,8 @@ class BaseServer(SharedDocs):
             accepted = yield (self._trigger_event, 'connect', namespace, sid, self.environ[eio_sid], auth or None)
         except Exception as exc:  # noqa: BLE001 - any handler error refuses the connection
             refusal, accepted = self._connect_refusal(exc, namespace), False
+        if self._metrics is not None:
+            self._metrics.connected(namespace, 'refused' if accepted is False else 'accepted')
         if accepted is False:
             refusal = refusal or {'message': 'Connection rejected by server'}
             if self.always_connect:
@@ -633,6 +643,8 @@ class BaseServer(SharedDocs):
         yield (self.eio.disconnect, stale)
 
     def _finish_disconnect_flow(self, conn: ServerConnection | None, sid: str, namespace: str, reason: str) -> Flow:
+        if self._metrics is not None:
+            self._metrics.disconnected(namespace, reason)
         try:
             yield (self._trigger_event, 'disconnect', namespace, sid, reason)
         except Exception:

@@ -227,12 +227,14 @@ class BaseManager(SharedDocs):
                     for eio_pkt in packets:
                         send(eio_sid, eio_pkt)
                     delivered += 1
-            return delivered
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid not in skip:
-                ack_id = self._generate_ack_id(sid, callback)
-                server._send_packet(eio_sid, server.packet_class(pk.EVENT, payload, namespace, ack_id))
-                delivered += 1
+        else:
+            for sid, eio_sid in self.get_participants(namespace, room):
+                if sid not in skip:
+                    ack_id = self._generate_ack_id(sid, callback)
+                    server._send_packet(eio_sid, server.packet_class(pk.EVENT, payload, namespace, ack_id))
+                    delivered += 1
+        if server._metrics is not None:
+            server._metrics.emitted(namespace, delivered)
         return delivered
 
     # -- the cluster as one server: the local half -----------------------------------

@@ -1,16 +1,16 @@
 """Prometheus metrics for a Socket.IO server (the ``metrics`` extra).
 
 Integration ring.  Nothing here runs unless an application creates a
-:class:`Metrics`: a server without one pays nothing.  Most figures are read
-at scrape time from state the server and its manager keep anyway (connected
-clients, websocket write backlogs, the message queue's state, outbox and
-counters).  The few that must be counted as they happen (events, handler
-time, bytes, connects, disconnects, ``call()`` timeouts) are a few integer
-additions (per event, also a C bisect into the histogram's buckets) in small
-wrappers that :class:`Metrics` sets on five of the server's and manager's
-own dispatch points, on those objects only, and :meth:`Metrics.close` takes
-away; a custom collector turns the integers into Prometheus metric families
-when Prometheus scrapes.
+:class:`Metrics`: a server without one pays one attribute check at each
+counting point.  Most figures are read at scrape time from state the server
+and its manager keep anyway (connected clients, websocket write backlogs,
+the message queue's state, outbox and counters).  The few that must be
+counted as they happen (events, handler time, bytes, connects, disconnects,
+``call()`` timeouts) are counted by the server itself, in place, while a
+:class:`Metrics` is attached to it (``server._metrics``): a few integer
+additions, and per event two clock reads and a C bisect into the
+histogram's buckets.  A custom collector turns the integers into Prometheus
+metric families when Prometheus scrapes.
 
 Green threads and the asyncio loop never switch inside an addition, so the
 counters need no lock; a scrape from another OS thread (``serve()`` under
@@ -23,7 +23,6 @@ import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from time import perf_counter
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -50,15 +49,6 @@ HANDLER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 #: Times a scrape retries reading a dict that another OS thread resized under it.
 _READ_ATTEMPTS = 5
-
-_RESERVED = frozenset({'connect', 'disconnect'})
-
-
-def _size(data: Any) -> int:
-    """Bytes of an Engine.IO message payload (UTF-8 for text)."""
-    if isinstance(data, str):
-        return len(data) if data.isascii() else len(data.encode('utf-8', 'surrogatepass'))
-    return len(data)
 
 
 def _copy(read: Callable[[], Any]) -> Any:
@@ -91,7 +81,7 @@ class Metrics:
         metrics.serve(9100)                                         # or on a port of its own
 
     :param server: the Socket.IO server to observe.  Creating the object
-        starts counting; :meth:`close` stops.
+        starts counting; :meth:`close` stops.  A server has one at a time.
     :param worker: the value of the ``worker`` label every metric carries, so
         that the series of several worker processes stay apart (default: the
         process id).
@@ -104,15 +94,18 @@ class Metrics:
         self.server = server
         self.worker = str(os.getpid()) if worker is None else str(worker)
         self.registry = CollectorRegistry(auto_describe=False) if registry is None else registry
+        if getattr(server, '_metrics', None) is not None:
+            raise ValueError('this server has a Metrics already: close() it first')
+        # the server adds to these as traffic goes (see the counting methods below)
         self.events_sent: dict[str, int] = {}
         self.connects: dict[tuple[str, str], int] = {}
         self.disconnects: dict[tuple[str, str], int] = {}
         self.call_timeouts = 0
-        self._bytes = [0, 0]  # received, sent
+        self.received_bytes = 0
+        self.sent_bytes = 0
         self._durations: dict[str, _Histogram] = {}
-        self._installed: list[tuple[Any, str, Any, bool]] = []
-        self._install()
         self.registry.register(self)
+        server._metrics = self
 
     # -- serving -----------------------------------------------------------------------
 
@@ -135,156 +128,44 @@ class Metrics:
 
     def close(self) -> None:
         """Stop counting and leave the registry (the server is as it was before)."""
-        for target, name, wrapper, own in reversed(self._installed):
-            if vars(target).get(name) is wrapper:
-                if own:  # an attribute of the object itself (the engine's message_handler)
-                    setattr(target, name, wrapper.__wrapped__)
-                else:  # a method of the class: the class's own shows through again
-                    delattr(target, name)
-        self._installed.clear()
-        self.registry.unregister(self)
+        if self.server._metrics is self:
+            self.server._metrics = None
+            self.registry.unregister(self)
 
-    # -- counting (the hot path: one addition per figure) ------------------------------------
+    # -- counting: called by the server at its dispatch points (the hot path) ----------------
 
-    def _install(self) -> None:
-        server, manager, eio = self.server, self.server.manager, self.server.eio
-        asyncio_based = server.is_asyncio_based()
-        self._wrap(eio, 'message_handler', self._count_in_async if asyncio_based else self._count_in)
-        self._wrap(server, '_trigger_event', self._trigger_async if asyncio_based else self._trigger)
-        self._wrap(server, '_send_eio_packet', self._count_out)
-        self._wrap(manager, '_emit_local', self._count_emit)
-        self._wrap(manager, 'discard_callback', self._count_call_timeout)
+    def handled(self, namespace: str, seconds: float) -> None:
+        """An event's handler returned (or raised) after ``seconds``.
 
-    def _wrap(self, target: Any, name: str, make: Callable[[Any], Any]) -> None:
-        own = name in vars(target)
-        original = getattr(target, name)
-        wrapper = make(original)
-        wrapper.__wrapped__ = original
-        setattr(target, name, wrapper)
-        self._installed.append((target, name, wrapper, own))
-
-    def _count_in(self, handle: Callable) -> Callable:
-        counts = self._bytes
-
-        def message_handler(eio_sid: str, data: Any) -> Any:
-            counts[0] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
-            return handle(eio_sid, data)
-        return message_handler
-
-    def _count_in_async(self, handle: Callable) -> Callable:
-        counts = self._bytes
-
-        async def message_handler(eio_sid: str, data: Any) -> Any:
-            counts[0] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
-            return await handle(eio_sid, data)
-        return message_handler
-
-    def _count_out(self, send: Callable) -> Callable:
-        counts = self._bytes
-
-        def _send_eio_packet(eio_sid: str, eio_pkt: Any) -> None:
-            data = eio_pkt.data
-            if data:
-                counts[1] += len(data) if data.__class__ is not str or data.isascii() else _size(data)
-            send(eio_sid, eio_pkt)
-        return _send_eio_packet
-
-    def _count_emit(self, emit_local: Callable) -> Callable:
-        sent = self.events_sent
-
-        def _emit_local(event: str, data: Any, namespace: str, *args: Any, **kwargs: Any) -> int:
-            delivered = emit_local(event, data, namespace, *args, **kwargs)
-            sent[namespace] = sent.get(namespace, 0) + delivered
-            return delivered
-        return _emit_local
-
-    def _count_call_timeout(self, discard: Callable) -> Callable:
-        # the server forgets an ack callback only when call() gave up waiting
-        def discard_callback(sid: str, callback: Callable) -> None:
-            self.call_timeouts += 1
-            discard(sid, callback)
-        return discard_callback
-
-    # One histogram per namespace also counts the namespace's events (its
-    # count), so an event costs a dict lookup, a C bisect and two additions.
-
-    def _trigger(self, trigger: Callable) -> Callable:
-        durations, histogram_of, buckets = self._durations, self._histogram, HANDLER_BUCKETS
-        reserved, clock, bisect = _RESERVED, perf_counter, bisect_left  # closure cells: no global lookups
-
-        def _trigger_event(event: str, namespace: str, *args: Any) -> Any:
-            if event in reserved:
-                return self._reserved(trigger, event, namespace, args)
-            start = clock()
-            try:
-                return trigger(event, namespace, *args)
-            finally:
-                seconds = clock() - start
-                histogram = durations.get(namespace) or histogram_of(namespace)
-                histogram.counts[bisect(buckets, seconds)] += 1
-                histogram.total += seconds
-        return _trigger_event
-
-    def _trigger_async(self, trigger: Callable) -> Callable:
-        durations, histogram_of, buckets = self._durations, self._histogram, HANDLER_BUCKETS
-
-        async def _trigger_event(event: str, namespace: str, *args: Any) -> Any:
-            if event in _RESERVED:
-                return await self._reserved_async(trigger, event, namespace, args)
-            start = perf_counter()
-            try:
-                return await trigger(event, namespace, *args)
-            finally:
-                seconds = perf_counter() - start
-                histogram = durations.get(namespace) or histogram_of(namespace)
-                histogram.counts[bisect_left(buckets, seconds)] += 1
-                histogram.total += seconds
-        return _trigger_event
+        One histogram per namespace also counts the namespace's events, so an
+        event costs a dict lookup, a C bisect and two additions.
+        """
+        histogram = self._durations.get(namespace) or self._histogram(namespace)
+        histogram.counts[bisect_left(HANDLER_BUCKETS, seconds)] += 1
+        histogram.total += seconds
 
     def _histogram(self, namespace: str) -> _Histogram:
         histogram = self._durations[namespace] = _Histogram()
         return histogram
 
+    def connected(self, namespace: str, result: str) -> None:
+        """The connect handler accepted (``'accepted'``) or refused (``'refused'``) a client."""
+        key = (namespace, result)
+        self.connects[key] = self.connects.get(key, 0) + 1
+
+    def disconnected(self, namespace: str, reason: str) -> None:
+        """A client left a namespace, for ``reason``."""
+        key = (namespace, reason)
+        self.disconnects[key] = self.disconnects.get(key, 0) + 1
+
+    def emitted(self, namespace: str, recipients: int) -> None:
+        """An event went to ``recipients`` clients of this worker."""
+        self.events_sent[namespace] = self.events_sent.get(namespace, 0) + recipients
+
     @property
     def events_received(self) -> dict[str, int]:
         """Events received so far, by namespace."""
         return {namespace: sum(h.counts) for namespace, h in list(self._durations.items())}
-
-    def _reserved(self, trigger: Callable, event: str, namespace: str, args: tuple) -> Any:
-        if event == 'disconnect':
-            self._add(self.disconnects, (namespace, str(args[1]) if len(args) > 1 else ''))
-            return trigger(event, namespace, *args)
-        try:
-            accepted = trigger(event, namespace, *args)
-        except BaseException:
-            self._add(self.connects, (namespace, 'refused'))
-            raise
-        self._add(self.connects, (namespace, 'refused' if accepted is False else 'accepted'))
-        return accepted
-
-    async def _reserved_async(self, trigger: Callable, event: str, namespace: str, args: tuple) -> Any:
-        if event == 'disconnect':
-            self._add(self.disconnects, (namespace, str(args[1]) if len(args) > 1 else ''))
-            return await trigger(event, namespace, *args)
-        try:
-            accepted = await trigger(event, namespace, *args)
-        except BaseException:
-            self._add(self.connects, (namespace, 'refused'))
-            raise
-        self._add(self.connects, (namespace, 'refused' if accepted is False else 'accepted'))
-        return accepted
-
-    @staticmethod
-    def _add(counts: dict, key: Any) -> None:
-        counts[key] = counts.get(key, 0) + 1
-
-    @property
-    def bytes_received(self) -> int:
-        return self._bytes[0]
-
-    @property
-    def bytes_sent(self) -> int:
-        return self._bytes[1]
 
     # -- scraping ----------------------------------------------------------------------
 
@@ -332,9 +213,9 @@ class Metrics:
 
         for name, doc, value in (
             ('greensio_call_timeouts', 'call() waits that timed out without an ack', self.call_timeouts),
-            ('greensio_received_bytes', 'Bytes of Engine.IO messages received (payloads, UTF-8)', self._bytes[0]),
+            ('greensio_received_bytes', 'Bytes of Engine.IO messages received (payloads, UTF-8)', self.received_bytes),
             ('greensio_sent_bytes', 'Bytes of Engine.IO messages sent (payloads, UTF-8, one per recipient)',
-             self._bytes[1]),
+             self.sent_bytes),
         ):
             counter = family(CounterMetricFamily, name, doc)
             counter.add_metric([worker], value)

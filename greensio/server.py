@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from . import exceptions
@@ -32,7 +33,7 @@ from ._core.pubsub import (
 )
 from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer
+from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
 from .cluster import RemoteSocket
 from .engine import EngineServer, OutPacket
 from .manager import Manager
@@ -147,6 +148,8 @@ class Server(BaseServer):
                   ignore_queue=ignore_queue)
         if not done.wait(timeout=timeout):
             self.manager.discard_callback(to or sid, callback)
+            if self._metrics is not None:
+                self._metrics.call_timeouts += 1
             raise exceptions.TimeoutError()
         return from_args(result[0])
 
@@ -257,6 +260,10 @@ class Server(BaseServer):
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
             socket.send(eio_pkt)
+        metrics = self._metrics
+        if metrics is not None and eio_pkt.data:
+            data = eio_pkt.data
+            metrics.sent_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
 
     # -- inbound ----------------------------------------------------------------------
 
@@ -269,6 +276,9 @@ class Server(BaseServer):
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
 
     def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.received_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
         conn = self._connections.get(eio_sid)
         if conn is None:
             return
@@ -307,12 +317,16 @@ class Server(BaseServer):
 
     def _handle_event(self, conn: ServerConnection, event: EventReceived) -> None:
         namespace = event.namespace
+        metrics = self._metrics
+        start = perf_counter() if metrics is not None else 0.0
         try:
             result = self._trigger_event(event.event, namespace, event.sid, *event.args)
         except Exception:
             self.logger.exception('event handler error: "%s" [%s]', event.event, namespace)
             return
         finally:
+            if metrics is not None:
+                metrics.handled(namespace, perf_counter() - start)
             conn.events_in_flight -= 1
             resume = conn.resume
             if resume is not None:  # the client's reader is paused: it may read on

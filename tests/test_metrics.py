@@ -182,12 +182,12 @@ def test_endpoints_are_not_on_the_socketio_port_unless_mounted(serve):
 
 def test_close_puts_the_server_back_and_a_new_metrics_starts_from_zero(serve):
     sio = make_server()
-    original = sio.eio.message_handler
     metrics = Metrics(sio, worker='w1')
+    with pytest.raises(ValueError, match='has a Metrics already'):
+        Metrics(sio)
     metrics.close()
-    assert sio.eio.message_handler == original
-    assert '_trigger_event' not in vars(sio) and '_send_eio_packet' not in vars(sio)
-    assert '_emit_local' not in vars(sio.manager) and 'discard_callback' not in vars(sio.manager)
+    assert sio._metrics is None
+    assert not vars(sio.manager).keys() & {'_emit_local', 'discard_callback'}
     url = serve(sio)
     c = client(url, ['websocket'])
     try:

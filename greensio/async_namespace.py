@@ -31,10 +31,10 @@ class AsyncNamespace(BaseServerNamespace):
 
     async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable | None = None,
-                   ignore_queue: bool = False) -> None:
+                   ignore_queue: bool = False, *, timeout: float | None = None) -> None:
         return await self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
                                       namespace=namespace or self.namespace, callback=callback,
-                                      ignore_queue=ignore_queue)
+                                      ignore_queue=ignore_queue, timeout=timeout)
 
     async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable | None = None,
@@ -48,6 +48,21 @@ class AsyncNamespace(BaseServerNamespace):
         return await self.server.call(event, data=data, to=to, sid=sid,
                                       namespace=namespace or self.namespace, timeout=timeout,
                                       ignore_queue=ignore_queue)
+
+    async def fetch_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                            timeout: float = 5) -> Any:
+        return await self.server.fetch_sockets(to, namespace=namespace or self.namespace, skip=skip, timeout=timeout)
+
+    async def sockets_join(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        return await self.server.sockets_join(room, to=to, namespace=namespace or self.namespace, skip=skip)
+
+    async def sockets_leave(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        return await self.server.sockets_leave(room, to=to, namespace=namespace or self.namespace, skip=skip)
+
+    async def disconnect_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                                 close: bool = False) -> Any:
+        return await self.server.disconnect_sockets(to=to, namespace=namespace or self.namespace, skip=skip,
+                                                    close=close)
 
     async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         return await self.server.enter_room(sid, room, namespace=namespace or self.namespace)

@@ -54,9 +54,28 @@ class BaseServerNamespace(BaseNamespace):
         raise NotImplementedError
 
     def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
-             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False,
+             *, timeout: float | None = None) -> Any:
         """Emit an event; ``namespace`` defaults to this one (see :meth:`greensio.Server.emit`)."""
         raise NotImplementedError
+
+    def fetch_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                      timeout: float = 5) -> Any:
+        """The clients of this namespace on every worker (see :meth:`greensio.Server.fetch_sockets`)."""
+        return self.server.fetch_sockets(to, namespace=namespace or self.namespace, skip=skip, timeout=timeout)
+
+    def sockets_join(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        """See :meth:`greensio.Server.sockets_join`; ``namespace`` defaults to this one."""
+        return self.server.sockets_join(room, to=to, namespace=namespace or self.namespace, skip=skip)
+
+    def sockets_leave(self, room: Any, to: Any = None, namespace: str | None = None, skip: Any = None) -> Any:
+        """See :meth:`greensio.Server.sockets_leave`; ``namespace`` defaults to this one."""
+        return self.server.sockets_leave(room, to=to, namespace=namespace or self.namespace, skip=skip)
+
+    def disconnect_sockets(self, to: Any = None, namespace: str | None = None, skip: Any = None,
+                           close: bool = False) -> Any:
+        """See :meth:`greensio.Server.disconnect_sockets`; ``namespace`` defaults to this one."""
+        return self.server.disconnect_sockets(to=to, namespace=namespace or self.namespace, skip=skip, close=close)
 
     def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> Any:
@@ -116,10 +135,11 @@ class Namespace(BaseServerNamespace):
         return self._dispatch(event, args)
 
     def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
-             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:
+             namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False,
+             *, timeout: float | None = None) -> None:
         return self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
                                 namespace=namespace or self.namespace, callback=callback,
-                                ignore_queue=ignore_queue)
+                                ignore_queue=ignore_queue, timeout=timeout)
 
     def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
              namespace: str | None = None, callback: Callable | None = None, ignore_queue: bool = False) -> None:

@@ -41,8 +41,11 @@ NOT_YET: set[str] = set()
 #: The cluster as one server: the same on both twins, coroutines on the asyncio one.
 CLUSTER = {'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_side_emit',
            'server_side_call'}
+NAMESPACE_CLUSTER = {'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets'}
 EXTRAS = {
     'Server': CLUSTER | {'on_server'},
+    'Namespace': NAMESPACE_CLUSTER,
+    'AsyncNamespace': NAMESPACE_CLUSTER,
     'AsyncServer': CLUSTER | {'on_server'},
     # call() forgets its callback when it times out (python-socketio kept it)
     'Manager': {'discard_callback', 'workers'},
@@ -151,7 +154,7 @@ def test_the_coroutines_are_the_ones_the_reference_lists() -> None:
         'disconnect', 'shutdown', 'handle_request', 'sleep'} | CLUSTER
     assert coroutines(greensio.AsyncNamespace) == {
         'trigger_event', 'emit', 'send', 'call', 'enter_room', 'leave_room', 'close_room', 'get_session',
-        'save_session', 'disconnect'}
+        'save_session', 'disconnect'} | NAMESPACE_CLUSTER
     assert coroutines(greensio.AsyncManager) == {
         'pre_connect', 'connect', 'can_disconnect', 'disconnect', 'enter_room', 'leave_room', 'close_room', 'emit',
         'trigger_callback'}

@@ -93,6 +93,9 @@ def main() -> None:
     def fetch(cmd):
         started = time.monotonic()
         found = sio.fetch_sockets(cmd.get('to'), skip=cmd.get('skip'), timeout=cmd.get('timeout', 5))
+        if cmd.get('count_only'):
+            result({'count': len(found), 'seconds': time.monotonic() - started})
+            return
         sockets = [{'sid': s.sid, 'rooms': s.rooms, 'handshake': s.handshake, 'data': s.data} for s in found]
         result({'sockets': sockets, 'seconds': time.monotonic() - started})
 

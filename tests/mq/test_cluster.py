@@ -256,3 +256,33 @@ def test_the_in_memory_manager_does_the_same_locally(serve):
     finally:
         for client in clients:
             client.disconnect()
+
+
+def test_class_based_namespaces_have_the_cluster_methods(serve):
+    sio = greensio.Server()
+
+    class Chat(greensio.Namespace):
+        def on_connect(self, sid, environ):
+            self.enter_room(sid, 'lobby')
+
+    chat = Chat('/chat')
+    sio.register_namespace(chat)
+    url = serve(sio)
+    clients = [Recorder(url, f'c{i}', answer, namespace='/chat') for i in range(2)]
+    try:
+        assert sorted(s.sid for s in chat.fetch_sockets('lobby')) == sorted(c.sid for c in clients)
+        assert {s.namespace for s in chat.fetch_sockets()} == {'/chat'}
+        chat.sockets_join('vip', to=clients[0].sid)
+        assert [s.sid for s in chat.fetch_sockets('vip')] == [clients[0].sid]
+        got = []
+        chat.emit('question', 'n', to='lobby', callback=lambda a, m: got.append((a, m)), timeout=5)
+        wait_until(lambda: got, 5, 'namespace broadcast acks')
+        assert got == [(['n!', 'n!'], 0)]
+        chat.sockets_leave('vip')
+        assert chat.fetch_sockets('vip') == []
+        chat.disconnect_sockets(skip=clients[0].sid)
+        wait_until(lambda: not clients[1].client.connected, 5, 'disconnected')
+        assert sio.fetch_sockets(namespace='/chat')[0].sid == clients[0].sid
+    finally:
+        for client in clients:
+            client.disconnect()

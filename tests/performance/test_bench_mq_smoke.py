@@ -26,3 +26,16 @@ def test_bench_mq_runs_both_implementations():
     assert 'greensio' in table and 'socketio' in table
     lost = next(line for line in table.splitlines() if line.startswith('messages lost'))
     assert lost.split()[-2:] == ['0.0', '0.0'], out.stdout
+
+
+@pytest.mark.benchmark
+@pytest.mark.timeout(150)
+@pytest.mark.skipif(not rabbitmq_up(), reason='RabbitMQ is not running on 127.0.0.1:5672')
+def test_bench_cluster_runs_small():
+    """bench_cluster.py: broadcast acks and fetch_sockets, every ack and socket counted."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, 'bench_cluster.py'), '--ack-clients', '40',
+                          '--fetch-clients', '30', '--runs', '1'], capture_output=True, text=True, timeout=140,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'broadcast with acks to 40 clients on 2 workers' in out.stdout
+    assert 'fetch_sockets of 30 clients on 3 workers' in out.stdout

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import exceptions
 from ._asyncio import settle
+from ._core.cluster import ACKS
 from ._core.errors import RemoteProtocolError
 from ._core.events import (
     AckReceived,
@@ -193,6 +194,8 @@ class AsyncServer(BaseServer):
 
     async def _report_gathering(self, gathering: Any, callback: Callable) -> None:
         await self._wait_gathering(gathering)
+        if self._metrics is not None and gathering.kind == ACKS:
+            self._metrics.ack_timeouts += gathering.missing
         try:
             await settle(callback(list(gathering.answers), gathering.missing))
         except Exception:

@@ -431,8 +431,7 @@ class BaseServer(SharedDocs):
             return self.manager._room_has_members(namespace, target)
         return None
 
-    @staticmethod
-    def _call_result(gathering: Any, broadcast: Any) -> Any:
+    def _call_result(self, gathering: Any, broadcast: Any) -> Any:
         """``call()``'s answer from a finished (or expired) gathering."""
         from ._core.cluster import UNKNOWN
         from .cluster import BroadcastTimeoutError
@@ -443,8 +442,13 @@ class BaseServer(SharedDocs):
         if broadcast is False or (broadcast is None and counted == 0):
             if gathering.answers:
                 return gathering.answers[0]
+            if self._metrics is not None:
+                self._metrics.call_timeouts += 1
             raise exceptions.TimeoutError()
         if gathering.missing:
+            if self._metrics is not None:
+                self._metrics.call_timeouts += 1
+                self._metrics.ack_timeouts += gathering.missing
             raise BroadcastTimeoutError(list(gathering.answers), gathering.missing)
         return list(gathering.answers)
 
@@ -558,6 +562,8 @@ class BaseServer(SharedDocs):
             conn.recovered.add(namespace)
             self.logger.info('%s: session %s recovered [%s]', eio_sid, sid, namespace)
             if self._skip_handlers_on_recovery:
+                if self._metrics is not None:
+                    self._metrics.connected(namespace, 'recovered')
                 self._send_connected(conn, namespace, answer, restored)
                 return
         if self.always_connect:
@@ -568,7 +574,8 @@ class BaseServer(SharedDocs):
         except Exception as exc:  # noqa: BLE001 - any handler error refuses the connection
             refusal, accepted = self._connect_refusal(exc, namespace), False
         if self._metrics is not None:
-            self._metrics.connected(namespace, 'refused' if accepted is False else 'accepted')
+            result = 'refused' if accepted is False else 'accepted' if restored is None else 'recovered'
+            self._metrics.connected(namespace, result)
         if accepted is False:
             refusal = refusal or {'message': 'Connection rejected by server'}
             if self.always_connect:
@@ -587,8 +594,11 @@ class BaseServer(SharedDocs):
         """The CONNECT answer and, for a recovered session, the events it missed."""
         self._send_packet(conn.eio_sid, self.packet_class(pk.CONNECT, answer, namespace=namespace))
         if restored is not None:
-            for payload in self._recovery.missed(restored):  # type: ignore[union-attr]
+            missed = self._recovery.missed(restored)  # type: ignore[union-attr]
+            for payload in missed:
                 self._send_packet(conn.eio_sid, self.packet_class(pk.EVENT, payload, namespace=namespace))
+            if self._metrics is not None:
+                self._metrics.emitted(namespace, len(missed))
 
     def _manager_disconnect(self, sid: str, namespace: str) -> Any:
         self._handshakes.pop(sid, None)

@@ -101,6 +101,7 @@ class Metrics:
         self.connects: dict[tuple[str, str], int] = {}
         self.disconnects: dict[tuple[str, str], int] = {}
         self.call_timeouts = 0
+        self.ack_timeouts = 0
         self.received_bytes = 0
         self.sent_bytes = 0
         self._durations: dict[str, _Histogram] = {}
@@ -149,7 +150,8 @@ class Metrics:
         return histogram
 
     def connected(self, namespace: str, result: str) -> None:
-        """The connect handler accepted (``'accepted'``) or refused (``'refused'``) a client."""
+        """A client's connection to a namespace: ``'accepted'`` or ``'refused'`` (by the connect
+        handler), or ``'recovered'`` (its session restored, connection state recovery)."""
         key = (namespace, result)
         self.connects[key] = self.connects.get(key, 0) + 1
 
@@ -187,7 +189,7 @@ class Metrics:
         yield clients
 
         for name, doc, counts, extra in (
-            ('greensio_connects', 'Namespace connections, accepted or refused by the connect handler',
+            ('greensio_connects', 'Namespace connections: accepted or refused by the connect handler, or recovered',
              self.connects, ('namespace', 'result')),
             ('greensio_disconnects', 'Namespace disconnections, by reason', self.disconnects, ('namespace', 'reason')),
             ('greensio_events_received', 'Events received from clients', _copy(lambda: self.events_received),
@@ -213,6 +215,7 @@ class Metrics:
 
         for name, doc, value in (
             ('greensio_call_timeouts', 'call() waits that timed out without an ack', self.call_timeouts),
+            ('greensio_ack_timeouts', 'Acks a broadcast waited for and did not get in time', self.ack_timeouts),
             ('greensio_received_bytes', 'Bytes of Engine.IO messages received (payloads, UTF-8)', self.received_bytes),
             ('greensio_sent_bytes', 'Bytes of Engine.IO messages sent (payloads, UTF-8, one per recipient)',
              self.sent_bytes),

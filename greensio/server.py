@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from . import exceptions
+from ._core.cluster import ACKS
 from ._core.errors import RemoteProtocolError
 from ._core.events import (
     AckReceived,
@@ -204,6 +205,8 @@ class Server(BaseServer):
 
     def _report_gathering(self, gathering: Any, callback: Callable) -> None:
         self._wait_gathering(gathering)
+        if self._metrics is not None and gathering.kind == ACKS:
+            self._metrics.ack_timeouts += gathering.missing
         try:
             callback(list(gathering.answers), gathering.missing)
         except Exception:

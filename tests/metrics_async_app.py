@@ -3,7 +3,9 @@
 Binds 127.0.0.1 on a free port and prints the port.  Handlers: ``echo``
 (acks its argument), ``ask_slow`` (``call()``s the client's ``slow`` with a
 0.2 s timeout and acks ``'timed out'`` or ``'answered'``), ``tick_all``
-(emits ``tick`` to every client of ``/``).
+(emits ``tick`` to every client of ``/``), ``ask_everyone`` (emits ``slow`` to
+every client with a callback and a 0.2 s timeout, and acks how many acks
+were missing then).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def build() -> greensio.ASGIApp:
     @sio.on('tick_all')
     async def tick_all(sid):
         await sio.emit('tick', 1)
+
+    @sio.on('ask_everyone')
+    async def ask_everyone(sid):
+        done = asyncio.get_running_loop().create_future()
+        await sio.emit('slow', callback=lambda answers, missing: done.set_result(missing), timeout=0.2)
+        return await done
 
     metrics = Metrics(sio, worker='w1')
     return greensio.ASGIApp(sio, Health(sio).asgi_app(metrics.asgi_app()))

@@ -121,6 +121,7 @@ def test_metrics_count_known_traffic_exactly(serve):
         assert m['greensio_handler_duration_seconds_bucket', (('le', str(over)), ('namespace', '/'))] == 6
         assert 0.2 <= m['greensio_handler_duration_seconds_sum', (('namespace', '/'),)] < 2
         assert m['greensio_call_timeouts_total', ()] == 1
+        assert m['greensio_ack_timeouts_total', ()] == 0  # call() to one client: a call timeout only
         assert m['greensio_received_bytes_total', ()] > 0
         assert m['greensio_sent_bytes_total', ()] > 0
         assert m['greensio_slow_clients', ()] == 0
@@ -246,14 +247,16 @@ def test_asyncio_server_metrics_and_health_mounted_on_its_asgi_app():
             c.on('tick', lambda data, got=got: got.append(data))
         clients[1].call('tick_all', timeout=10)
         wait_until(lambda: len(got) == 2, 10, 'two ticks')
+        assert clients[1].call('ask_everyone', timeout=10) == 2  # neither answers 'slow' within 0.2 s
         m = scrape(url + '/metrics')
         assert m['greensio_clients', (('namespace', '/'), ('transport', 'websocket'))] == 1
         assert m['greensio_clients', (('namespace', '/'), ('transport', 'polling'))] == 1
         assert m['greensio_connects_total', (('namespace', '/'), ('result', 'accepted'))] == 2
-        assert m['greensio_events_received_total', (('namespace', '/'),)] == 6
-        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 3  # slow + 2 ticks
-        assert m['greensio_handler_duration_seconds_count', (('namespace', '/'),)] == 6
+        assert m['greensio_events_received_total', (('namespace', '/'),)] == 7
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 5  # slow, 2 ticks, slow to both
+        assert m['greensio_handler_duration_seconds_count', (('namespace', '/'),)] == 7
         assert m['greensio_call_timeouts_total', ()] == 1
+        assert m['greensio_ack_timeouts_total', ()] == 2
         assert m['greensio_received_bytes_total', ()] > 0 and m['greensio_sent_bytes_total', ()] > 0
         assert get(url + '/readyz') == (200, json.dumps({'status': 'ok', 'message_queue': 'none', 'outbox': 0}))
         assert get(url + '/healthz')[0] == 200
@@ -320,4 +323,95 @@ def test_a_client_that_stops_reading_shows_as_slow_with_its_backlog(serve):
         assert m['greensio_events_sent_total', (('namespace', '/'),)] == sent
     finally:
         stalled.close()
+        metrics.close()
+
+
+def test_ack_timeouts_of_broadcasts_and_calls_to_a_room(serve):
+    """A room of two clients, one of which answers too late: each missing ack and each call() counts."""
+    sio = greensio.Server()
+    sio.on('join', lambda sid: sio.enter_room(sid, 'room'))
+    metrics = Metrics(sio, worker='w1')
+    url = serve(greensio.WSGIApp(sio, metrics.wsgi_app()))
+    quick, slow = client(url, ['websocket']), client(url, ['websocket'])
+    quick.on('ask', lambda: 'yes')
+    slow.on('ask', lambda: gevent.sleep(1.0) or 'late')
+    try:
+        for c in (quick, slow):
+            c.call('join', timeout=10)
+        got = []
+        sio.emit('ask', to='room', callback=lambda answers, missing: got.append((answers, missing)), timeout=0.3)
+        wait_until(lambda: got, 10, 'the broadcast callback')
+        assert got == [(['yes'], 1)]
+        with pytest.raises(greensio.exceptions.TimeoutError):
+            sio.call('ask', to='room', timeout=0.3)
+        sio.emit('ask', to='room', callback=lambda answers, missing: got.append((answers, missing)), timeout=5)
+        wait_until(lambda: len(got) == 2, 10, 'the broadcast every client answered')
+        assert got[1] == (['yes', 'late'], 0)
+        m = scrape(url + '/metrics')
+        assert m['greensio_ack_timeouts_total', ()] == 2  # the slow client, once per broadcast that gave up
+        assert m['greensio_call_timeouts_total', ()] == 1
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 6  # three broadcasts to two clients
+    finally:
+        for c in (quick, slow):
+            c.disconnect()
+        metrics.close()
+
+
+def test_a_recovered_session_counts_as_recovered_with_the_events_it_missed():
+    from e2e_helpers import start_server
+    from tcp_proxy import CuttableProxy
+
+    sio = greensio.Server(connection_state_recovery={'max_disconnection_duration': 30})
+    sio.on('join', lambda sid: sio.enter_room(sid, 'room') or 'joined')
+    metrics = Metrics(sio, worker='w1')
+    server = start_server(greensio.WSGIApp(sio, metrics.wsgi_app()), 'greensio')
+    proxy = CuttableProxy(server.server_port)
+    url = f'http://127.0.0.1:{server.server_port}'
+    received = []
+    c = greensio.Client(reconnection_delay=0.05, reconnection_delay_max=0.1, randomization_factor=0)
+    c.on('tick', received.append)
+    try:
+        c.connect(f'http://127.0.0.1:{proxy.port}', transports=['websocket'])
+        assert c.call('join', timeout=10) == 'joined'
+        sio.emit('tick', 0, to='room')
+        wait_until(lambda: received == [0], 10, 'the first tick')
+        proxy.cut()
+        wait_until(lambda: sum(value for (name, _), value in scrape(url + '/metrics').items()
+                               if name == 'greensio_disconnects_total') == 1, 10, 'the server to see the drop')
+        for i in (1, 2, 3):
+            sio.emit('tick', i, to='room')  # nobody to send it to: the recovery log keeps it
+        wait_until(lambda: c.connected and c.recovered, 10, 'the recovery')
+        wait_until(lambda: received == [0, 1, 2, 3], 10, 'the missed ticks')
+        m = scrape(url + '/metrics')
+        assert m['greensio_connects_total', (('namespace', '/'), ('result', 'accepted'))] == 1
+        assert m['greensio_connects_total', (('namespace', '/'), ('result', 'recovered'))] == 1
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 4  # one live, three replayed
+        assert m['greensio_clients', (('namespace', '/'), ('transport', 'websocket'))] == 1
+    finally:
+        c.disconnect()
+        proxy.close()
+        server.stop()
+        metrics.close()
+        sio.shutdown()
+
+
+def test_bytes_are_the_utf8_size_of_each_engine_io_message(serve):
+    import rawclient
+
+    sio = greensio.Server()
+    sio.on('echo', lambda sid, data: data)
+    metrics = Metrics(sio, worker='w1')
+    url = serve(greensio.WSGIApp(sio, metrics.wsgi_app()))
+    raw, _sid = rawclient.connect_sio(url)
+    try:
+        m = scrape(url + '/metrics')
+        before = m['greensio_received_bytes_total', ()], m['greensio_sent_bytes_total', ()]
+        raw.send('421["echo","' + 'é' * 1000 + '"]')  # 'é' is two bytes in UTF-8
+        answer = raw.recv()
+        assert answer == '431' + json.dumps(['é' * 1000])  # the server escapes it: 6000 ASCII bytes
+        m = scrape(url + '/metrics')
+        assert m['greensio_received_bytes_total', ()] - before[0] == len('21["echo",""]') + 2000
+        assert m['greensio_sent_bytes_total', ()] - before[1] == len(answer) - 1  # without Engine.IO's '4'
+    finally:
+        raw.close()
         metrics.close()

@@ -34,10 +34,12 @@ from typing import Any
 #: The stream field that carries a message's JSON text.
 FIELD = 'data'
 #: Entries a stream keeps (``XADD MAXLEN ~``, so Redis may keep up to one
-#: listpack node, 100 entries by default, more).  A listener that lost its
-#: connection catches up from here: 10,000 typical 1 KiB events (~10 MiB of
-#: Redis memory) cover a reconnect of 5 s at 2,000 messages a second.
-STREAM_MAXLEN = 10_000
+#: listpack node, 100 entries by default, more).  A listener that fell
+#: behind, or lost its connection, catches up from here: 100,000 entries
+#: absorb ten publishers replaying a full outbox (10,000) at once, or a 10 s
+#: reconnect at 10,000 messages a second.  Redis holds that many entries
+#: for good, ~40 MiB of typical 400-byte messages: lower it for big ones.
+STREAM_MAXLEN = 100_000
 #: Entries one ``XREAD`` returns at most: one round trip per burst, as a
 #: publish batch is, without holding a huge reply in memory.
 READ_COUNT = 256
@@ -64,13 +66,7 @@ def stream_key(channel: str) -> str:
 
 
 def _as_text(value: Any) -> str:
-    return value.decode('ascii') if isinstance(value, bytes) else str(value)
-
-
-def entry_id(value: Any) -> tuple[int, int]:
-    """``b'1700000000000-3'`` as ``(1700000000000, 3)``, for comparing ids."""
-    ms, _, seq = _as_text(value).partition('-')
-    return int(ms), int(seq or 0)
+    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
 
 
 def entries_of(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
@@ -91,21 +87,25 @@ def field_of(fields: dict[Any, Any]) -> Any:
     return value if isinstance(value, (bytes, str)) else None
 
 
-def _max_deleted(info: Any) -> tuple[int, int] | None:
-    """``max-deleted-entry-id`` of an ``XINFO STREAM`` reply (Redis 7+); None if unknown or no stream."""
-    if not isinstance(info, dict):
-        return None
-    value = info.get('max-deleted-entry-id', info.get(b'max-deleted-entry-id'))
-    return None if value is None else entry_id(value)
-
-
 def _found(found: Any) -> dict[Any, Any] | None:
     """The fields of the one entry an ``XRANGE <id> <id>`` reply holds, or None."""
     return found[0][1] if isinstance(found, list) and len(found) == 1 else None
 
 
+def _info(info: Any) -> dict[str, Any] | None:
+    """An ``XINFO STREAM`` reply, or None for its error (no such stream)."""
+    return info if isinstance(info, dict) else None
+
+
 class StreamReader:
-    """One worker's place in the stream: the cursor and the entry at it."""
+    """One worker's place in the stream: the cursor, the entry at it, and how many came before.
+
+    Redis numbers nothing but ids, yet ``XINFO STREAM`` says how many
+    entries were ever added and how many are left: the difference is how
+    many trimming removed, oldest first.  A reader that counts the entries
+    up to its cursor (its ordinal) knows it lost some when more than that
+    were removed.  (``XDEL`` of entries in the middle would count as lost.)
+    """
 
     def __init__(self, key: str, logger: logging.Logger, name: str) -> None:
         self.key = key
@@ -115,35 +115,49 @@ class StreamReader:
         self.cursor: Any = None
         #: The fields of the entry at the cursor (None when the cursor is ``0-0``).
         self._fields: dict[Any, Any] | None = None
+        #: Entries added to the stream up to the cursor, counted from the stream's start.
+        self._ordinal = 0
 
     @property
-    def needs_check(self) -> bool:
-        """Reconnecting at an entry read before: ask Redis whether it is still there."""
-        return self._fields is not None
+    def position(self) -> Any:
+        """The id to look up when connecting again (the entry read last), or None."""
+        return self.cursor if self._fields is not None else None
 
-    def begin(self, last: Any) -> None:
-        """The first connection: read what comes after the stream's last entry (``XREVRANGE + - COUNT 1``)."""
-        if last:
-            self.cursor, self._fields = last[0]
-        else:
-            self.cursor, self._fields = b'0-0', None
-
-    def resume(self, found: Any, info: Any) -> None:
-        """A reconnection: ``found`` is ``XRANGE <cursor> <cursor>``, ``info`` ``XINFO STREAM`` (or its error)."""
-        if self._fields is None or _found(found) == self._fields:
+    def connected(self, found: Any, info: Any) -> None:
+        """A (re)connection: ``found`` is ``XRANGE`` at :attr:`position` (if any), ``info`` ``XINFO STREAM``."""
+        info = _info(info)
+        if self.cursor is None:  # the first connection: read what comes after the last entry
+            last = info.get('last-entry') if info else None
+            self.cursor, self._fields = last if last else (b'0-0', None)
+            self._ordinal = int(info.get('entries-added', 0)) if info else 0
             return
-        deleted = _max_deleted(info)
-        if deleted is not None and deleted >= entry_id(self.cursor):
-            self.logger.error('%s: the stream %s was trimmed past this worker\'s place while it was away: '
-                              'messages were lost for its clients (raise stream_maxlen)', self.name, self.key)
-        else:
-            self.logger.warning('%s: the stream %s is not the one this worker was reading (Redis lost its '
-                                'data): reading the new one from its first entry', self.name, self.key)
+        if self._fields is not None:
+            if _found(found) == self._fields:
+                return  # the same stream, and nothing after the cursor was trimmed since
+            if info is None or int(info.get('entries-added', 0)) < self._ordinal:
+                self.logger.warning('%s: the stream %s is not the one this worker was reading (Redis lost its '
+                                    'data): reading the new one from its first entry', self.name, self.key)
+                self._ordinal = 0
+            # else the same stream, trimmed past the entry read last: all that is left comes after it
         self.cursor, self._fields = b'0-0', None
+        self.check_lag(info)
+
+    def check_lag(self, info: Any) -> None:
+        """Say so when ``XINFO STREAM`` shows that trimming removed entries this worker never read."""
+        info = _info(info)
+        if info is None:
+            return
+        removed = int(info.get('entries-added', 0)) - int(info.get('length', 0))
+        if removed > self._ordinal:
+            self.logger.error('%s: %d message(s) were trimmed from the stream %s before this worker read them: '
+                              'lost for its clients (it fell more than stream_maxlen entries behind)',
+                              self.name, removed - self._ordinal, self.key)
+            self._ordinal = removed
 
     def read(self, entry: tuple[Any, dict[Any, Any]]) -> Any:
         """Advance past ``entry``; return its message, or None (logged) for an entry that is not ours."""
         self.cursor, self._fields = entry
+        self._ordinal += 1
         value = field_of(entry[1])
         if value is None:
             self.logger.warning('%s: dropped an invalid message from the stream: entry %s has fields %r',
@@ -165,32 +179,33 @@ class ReplayTail:
         self._reconnected = False
 
     @property
-    def needs_check(self) -> bool:
-        """A new connection after a failure, with an entry of ours to look for."""
-        return self._reconnected and self.last is not None
+    def position(self) -> Any:
+        """The id of our last entry, to look up on a new connection after a failure; else None."""
+        return self.last[0] if self._reconnected and self.last is not None else None
 
     def connection_lost(self) -> None:
         self._reconnected = True
 
-    def check(self, found: Any, info: Any) -> list[str]:
-        """What to publish again before the outbox, given ``XRANGE`` at our last id and ``XINFO STREAM``."""
+    def check(self, found: Any) -> list[str]:
+        """What to publish again before the outbox, given ``XRANGE`` at :attr:`position`.
+
+        Our last entry is gone when Redis lost its data, or when later
+        entries trimmed it: then it was read long ago, and publishing the
+        recent ones again only costs the receivers a few duplicates to drop.
+        """
         self._reconnected = False
         assert self.last is not None
-        last_id, text = self.last
         fields = _found(found)
         value = None if fields is None else field_of(fields)
-        if value is not None and (value if isinstance(value, str) else value.decode('utf-8', 'replace')) == text:
+        if value is not None and _as_text(value) == self.last[1]:
             return []
-        deleted = _max_deleted(info)
-        if deleted is not None and deleted >= entry_id(last_id):
-            return []  # trimmed by later entries: the same stream, read long ago
         now = self._clock()
         while self._tail and now - self._tail[0][0] > REPLAY_SECONDS:
             self._tail.popleft()
         replay = [text for _, text in self._tail]
-        self.logger.warning('%s: the stream %s lost its entries (Redis lost its data); publishing the %d '
-                            'message(s) confirmed in the last %.0f s again', self.name, self.key, len(replay),
-                            REPLAY_SECONDS)
+        self.logger.warning('%s: the stream %s no longer holds this publisher\'s last entry (Redis lost its '
+                            'data, or later entries trimmed it); publishing the %d message(s) confirmed in the last %.0f s again',
+                            self.name, self.key, len(replay), REPLAY_SECONDS)
         return replay
 
     def confirmed(self, texts: list[str], last_id: Any) -> None:

@@ -53,15 +53,16 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
 
     async def _read_stream(self) -> AsyncIterator[Any]:
         client = self._client()
-        reader = self._reader
         try:
-            if reader.cursor is None:
-                reader.begin(await client.xrevrange(self.stream_key, '+', '-', count=1))
-            elif reader.needs_check:
-                reader.resume(*await self._check_pipeline(client, reader.cursor).execute(raise_on_error=False))
+            self._connected(await self._where_pipeline(client).execute(raise_on_error=False))
             yield None
+            behind = False
             while True:
-                messages = self._read_entries(await self._xread(client))
+                if behind:
+                    reply = self._checked_read(await self._lag_pipeline(client).execute(raise_on_error=False))
+                else:
+                    reply = await self._xread(client)
+                messages, behind = self._read_entries(reply)
                 if not messages:
                     yield None  # idle: lets the manager notice close()
                 for raw in messages:
@@ -133,10 +134,8 @@ class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
         tail = self._tail
         try:
             client = self._publisher()
-            replay = []
-            if tail.needs_check and tail.last is not None:
-                check = self._check_pipeline(client, tail.last[0])
-                replay = tail.check(*await check.execute(raise_on_error=False))
+            at = tail.position
+            replay = [] if at is None else tail.check(await client.xrange(self.stream_key, at, at))
             ids = await self._xadd_pipeline(client, replay + texts).execute()
         except BaseException:
             await self._drop_publisher()

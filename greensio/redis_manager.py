@@ -256,12 +256,18 @@ class RedisSettings:
 
     # -- streams: the commands both twins send -----------------------------------------
 
-    def _check_pipeline(self, client: Any, at: Any) -> Any:
-        """``XRANGE <at> <at>`` and ``XINFO STREAM``: is the entry we know still there, and if not, why."""
+    def _where_pipeline(self, client: Any) -> Any:
+        """What a connecting reader asks: ``XRANGE`` at the entry it read last (if any), ``XINFO STREAM``."""
         pipe = client.pipeline(transaction=False)
-        pipe.xrange(self.stream_key, at, at)
+        at = self._reader.position
+        if at is not None:
+            pipe.xrange(self.stream_key, at, at)
         pipe.xinfo_stream(self.stream_key)
         return pipe
+
+    def _connected(self, replies: list[Any]) -> None:
+        """Hand a ``_where_pipeline``'s replies (errors included, as values) to the reader."""
+        self._reader.connected(replies[0] if len(replies) == 2 else None, replies[-1])
 
     def _xadd_pipeline(self, client: Any, texts: list[str]) -> Any:
         pipe = client.pipeline(transaction=False)
@@ -274,16 +280,35 @@ class RedisSettings:
         return client.xread({self.stream_key: self._reader.cursor}, count=READ_COUNT,
                             block=max(1, int(self.idle_tick * 1000)))
 
-    def _read_entries(self, reply: Any) -> list[Any]:
-        """The messages of an ``XREAD`` reply, in order; entries that are not ours are counted and skipped."""
+    def _lag_pipeline(self, client: Any) -> Any:
+        """After a full ``XREAD``: ``XINFO STREAM`` (was anything trimmed before we read it?) and ``XREAD``."""
+        pipe = client.pipeline(transaction=False)
+        pipe.xinfo_stream(self.stream_key)
+        pipe.xread({self.stream_key: self._reader.cursor}, count=READ_COUNT)
+        return pipe
+
+    def _checked_read(self, replies: list[Any]) -> Any:
+        """The ``XREAD`` reply of a ``_lag_pipeline``, once the lag is checked."""
+        info, reply = replies
+        if isinstance(reply, Exception):
+            raise reply
+        self._reader.check_lag(info)
+        return reply
+
+    def _read_entries(self, reply: Any) -> tuple[list[Any], bool]:
+        """The messages of an ``XREAD`` reply, in order, and whether more are waiting (a full reply).
+
+        Entries that are not ours are counted and skipped.
+        """
         messages = []
-        for entry in entries_of(reply):
+        entries = entries_of(reply)
+        for entry in entries:
             raw = self._reader.read(entry)
             if raw is None:
                 self.stats['invalid'] += 1
             else:
                 messages.append(raw)
-        return messages
+        return messages, len(entries) >= READ_COUNT
 
 
 class RedisManager(RedisSettings, PubSubManager):
@@ -342,15 +367,16 @@ class RedisManager(RedisSettings, PubSubManager):
 
     def _read_stream(self) -> Iterator[Any]:
         client = self._client()
-        reader = self._reader
         try:
-            if reader.cursor is None:
-                reader.begin(client.xrevrange(self.stream_key, '+', '-', count=1))
-            elif reader.needs_check:
-                reader.resume(*self._check_pipeline(client, reader.cursor).execute(raise_on_error=False))
+            self._connected(self._where_pipeline(client).execute(raise_on_error=False))
             yield None
+            behind = False
             while True:
-                messages = self._read_entries(self._xread(client))
+                if behind:
+                    reply = self._checked_read(self._lag_pipeline(client).execute(raise_on_error=False))
+                else:
+                    reply = self._xread(client)
+                messages, behind = self._read_entries(reply)
                 if not messages:
                     yield None  # idle: lets the manager notice close()
                 yield from messages
@@ -417,9 +443,8 @@ class RedisManager(RedisSettings, PubSubManager):
         tail = self._tail
         with self._publisher_guard():
             client = self._publisher()
-            replay = []
-            if tail.needs_check and tail.last is not None:
-                replay = tail.check(*self._check_pipeline(client, tail.last[0]).execute(raise_on_error=False))
+            at = tail.position
+            replay = [] if at is None else tail.check(client.xrange(self.stream_key, at, at))
             ids = self._xadd_pipeline(client, replay + texts).execute()
         self._pub_broken = False
         tail.confirmed(texts, ids[-1])

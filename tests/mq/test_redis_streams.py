@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import gevent
 import pytest
+from async_support import AsyncServerProcess, skip_reason
 
 import greensio
 from greensio import _redis_streams as streams
@@ -34,11 +35,12 @@ from .helpers import (
     Fleet,
     Recorder,
     RedisServer,
+    check_sequence,
     delete_stream,
     unique_channel,
     wait_until,
 )
-from .test_faults import stream_through_an_outage
+from .test_faults import CLEAN, numbers, stream_through_an_outage
 
 needs_redis_server = pytest.mark.skipif(not RedisServer.available(), reason='redis-server is not installed')
 
@@ -62,8 +64,8 @@ class NosaveRedis(RedisServer):
 
 
 @contextlib.contextmanager
-def streams_fleet(url: str, **kwargs) -> Iterator[Fleet]:
-    channel = unique_channel()
+def streams_fleet(url: str, channel: str | None = None, **kwargs) -> Iterator[Fleet]:
+    channel = channel or unique_channel()
     fleet = Fleet('redis-streams', url, channel, **kwargs)
     try:
         yield fleet
@@ -111,6 +113,45 @@ def test_redis_restart_without_data_mid_stream_loses_and_duplicates_nothing(priv
         assert any('publishing the' in line for line in fleet.emitter.stderr), '\n'.join(fleet.emitter.stderr)
 
 
+@needs_redis_server
+@pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or '')
+@pytest.mark.timeout(120)
+def test_an_asyncio_worker_through_a_restart_without_data(private_redis):
+    """``AsyncRedisManager(streams=True)`` beside a green worker and emitter on one stream."""
+    channel = unique_channel()
+    aio = AsyncServerProcess()
+    clients: list[Recorder] = []
+    try:
+        with streams_fleet(private_redis.url, servers=1, channel=channel) as fleet:
+            aio.reset('mq', backend='redis-streams', url=private_redis.url, channel=channel)
+            clients = [Recorder(fleet.urls[0], 'green'), Recorder(aio.url, 'asyncio')]
+            green, asyncio_ = clients
+            fleet.emit('seq', 300, interval_ms=10)
+            wait_until(lambda: all(len(c.of('seq')) >= 50 for c in clients), 30, 'stream under way')
+            with private_redis.stopped():
+                assert asyncio_.client.call('blast', {'event': 'during', 'count': 50}, timeout=10) == 50
+                asyncio_.wait_for('during', 50)
+                wait_until(lambda: aio('sio.manager.state') == 'degraded', 20, 'the asyncio worker degraded')
+                assert green.of('during') == []
+            for client in clients:
+                client.wait_for('seq', 300, timeout=60)
+                client.wait_for('during', 50, timeout=60)
+            fleet.emit('end_emitter', 1)
+            asyncio_.client.call('blast', {'event': 'end_asyncio', 'count': 1}, timeout=20)
+            for client in clients:
+                client.wait_for('end_emitter', timeout=30)
+                client.wait_for('end_asyncio', timeout=30)
+                for event, count in (('seq', 300), ('during', 50)):
+                    assert check_sequence(numbers(client, event), count) == CLEAN, (client.name, event)
+                    assert len(client.of(event)) == count, (client.name, event)
+            wait_until(lambda: aio('sio.manager.state') == 'healthy', 20, 'the asyncio worker healthy again')
+            assert aio('sio.manager.stats')['invalid'] == 0
+    finally:
+        for client in clients:
+            client.disconnect()
+        aio.close()
+
+
 @needs_redis
 @pytest.mark.timeout(60)
 def test_the_stream_stays_near_its_bound():
@@ -152,47 +193,61 @@ def entry(entry_id: str, text: str) -> tuple[bytes, dict[bytes, bytes]]:
     return entry_id.encode(), {b'data': text.encode()}
 
 
-def info(max_deleted: str) -> dict:
-    return {'length': 5, 'max-deleted-entry-id': max_deleted.encode()}
+def info(added: int, length: int, last: tuple | None = None) -> dict:
+    """An ``XINFO STREAM`` reply as redis-py parses it."""
+    return {'length': length, 'entries-added': added, 'last-entry': last, 'first-entry': None}
+
+
+NO_STREAM = Exception('no such key')  # what a pipeline gives for XINFO STREAM on a missing key
 
 
 def test_a_reader_starts_after_the_last_entry_and_keeps_its_place():
     reader = streams.StreamReader('k', LOG, 'test')
     assert reader.cursor is None
-    reader.begin([entry('5-0', 'five')])
-    assert reader.cursor == b'5-0' and reader.needs_check
+    reader.connected(None, info(5, 5, entry('5-0', 'five')))
+    assert reader.cursor == b'5-0' and reader.position == b'5-0'
     assert reader.read(entry('6-0', 'six')) == b'six'
-    reader.resume([entry('6-0', 'six')], info('0-0'))  # the same entry is there: same stream
+    reader.connected([entry('6-0', 'six')], info(6, 6))  # the same entry is there: the same stream
     assert reader.cursor == b'6-0'
     empty = streams.StreamReader('k', LOG, 'test')
-    empty.begin([])
-    assert empty.cursor == b'0-0' and not empty.needs_check
+    empty.connected(None, NO_STREAM)
+    assert empty.cursor == b'0-0' and empty.position is None
 
 
 def test_a_reader_reads_a_recreated_stream_from_its_start(caplog):
-    reader = streams.StreamReader('k', LOG, 'test')
-    # Redis lost its data: no entry there, or another one with the same id
-    for found, the_info in (([], Exception('no such key')), ([entry('9-0', 'other')], info('0-0'))):
-        reader.begin([entry('9-0', 'nine')])
+    # Redis lost its data: no stream, a new one without the entry, or another entry with the same id
+    for found, the_info in (([], NO_STREAM), ([], info(3, 3)), ([entry('9-0', 'other')], info(1, 1))):
+        reader = streams.StreamReader('k', LOG, 'test')
+        reader.connected(None, info(9, 9, entry('9-0', 'nine')))
         with caplog.at_level(logging.WARNING, logger='test.streams'):
-            reader.resume(found, the_info)
-        assert reader.cursor == b'0-0' and not reader.needs_check
+            reader.connected(found, the_info)
+        assert reader.cursor == b'0-0' and reader.position is None
         assert 'is not the one this worker was reading' in caplog.text
+        assert 'trimmed' not in caplog.text
         caplog.clear()
 
 
-def test_a_reader_trimmed_past_says_messages_were_lost(caplog):
+def test_a_reader_counts_what_trimming_took_before_it_read_it(caplog):
     reader = streams.StreamReader('k', LOG, 'test')
-    reader.begin([entry('9-0', 'nine')])
-    with caplog.at_level(logging.ERROR, logger='test.streams'):
-        reader.resume([], info('12-0'))
+    reader.connected(None, info(9, 9, entry('9-0', 'nine')))
+    with caplog.at_level(logging.WARNING, logger='test.streams'):
+        reader.check_lag(info(20, 11))  # 9 trimmed: all read already
+        assert caplog.text == ''
+        reader.connected([], info(30, 10))  # away: the entry read last and 11 more were trimmed
     assert reader.cursor == b'0-0'
-    assert 'trimmed past' in caplog.text
+    assert '11 message(s) were trimmed' in caplog.text
+    assert 'is not the one' not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='test.streams'):
+        for n in range(21, 31):
+            reader.read(entry(f'{n}-0', str(n)))
+        reader.check_lag(info(300, 100))  # connected but 170 behind
+    assert '170 message(s) were trimmed' in caplog.text
 
 
 def test_a_foreign_entry_moves_the_cursor_and_yields_nothing(caplog):
     reader = streams.StreamReader('k', LOG, 'test')
-    reader.begin([])
+    reader.connected(None, NO_STREAM)
     with caplog.at_level(logging.WARNING, logger='test.streams'):
         assert reader.read((b'3-0', {b'junk': b'x'})) is None
         assert reader.read((b'4-0', {b'data': b'x', b'more': b'y'})) is None
@@ -206,12 +261,12 @@ def test_the_replay_tail_publishes_recent_messages_again_only_when_the_stream_lo
     tail.confirmed(['old'], b'1-0')
     now[0] += streams.REPLAY_SECONDS + 1
     tail.confirmed(['a', 'b'], b'3-0')
-    assert not tail.needs_check
+    assert tail.position is None  # no failure: nothing to look up
     tail.connection_lost()
-    assert tail.needs_check
-    assert tail.check([entry('3-0', 'b')], info('0-0')) == []  # still there
-    assert not tail.needs_check
+    assert tail.position == b'3-0'
+    assert tail.check([entry('3-0', 'b')]) == []  # still there
+    assert tail.position is None
     tail.connection_lost()
-    assert tail.check([], info('5-0')) == []  # trimmed by later entries: read long ago
+    assert tail.check([]) == ['a', 'b']  # gone with Redis's data; 'old' is too old to matter
     tail.connection_lost()
-    assert tail.check([], Exception('no such key')) == ['a', 'b']  # gone with Redis's data; 'old' is too old
+    assert tail.check([entry('3-0', 'another')]) == ['a', 'b']  # a new stream's entry with our id

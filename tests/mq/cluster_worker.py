@@ -89,6 +89,8 @@ def main() -> None:
             result({'answers': answers, 'missing': 0, 'seconds': time.monotonic() - started})
         except BroadcastTimeoutError as exc:
             result({'answers': exc.answers, 'missing': exc.missing, 'seconds': time.monotonic() - started})
+        except greensio.exceptions.TimeoutError:  # one client, no answer
+            result({'answers': None, 'missing': 1, 'seconds': time.monotonic() - started})
 
     def fetch(cmd):
         started = time.monotonic()

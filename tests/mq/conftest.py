@@ -85,3 +85,7 @@ def workers(broker: Broker, serve: Callable[[Any], str]) -> Callable[..., list[t
         return result
 
     return start
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line('markers', 'python_socketio: the test shares its channel with python-socketio workers')

@@ -24,6 +24,7 @@ from .helpers import (
     AMQP_URL,
     REDIS_URL,
     Process,
+    declare_python_socketio_exchange,
     delete_exchange,
     unique_channel,
     wait_until,
@@ -65,9 +66,12 @@ class Client:
 
 
 class Cluster:
-    def __init__(self, backend: str, url: str, workers: int = 3) -> None:
+    def __init__(self, backend: str, url: str, workers: int = 3, python_socketio_exchange: bool = False) -> None:
         self.backend = backend
+        self.url = url
         self.channel = unique_channel()
+        if python_socketio_exchange and backend == 'kombu':
+            declare_python_socketio_exchange(self.channel)  # as a python-socketio fleet left it
         self.workers = [Process('cluster_worker.py', '--backend', backend, '--url', url, '--channel', self.channel,
                                 '--heartbeat', str(HEARTBEAT)) for _ in range(workers)]
         self.urls = [f'http://127.0.0.1:{w.value("PORT", 30)}' for w in self.workers]
@@ -105,7 +109,7 @@ class Cluster:
 @pytest.fixture
 def cluster(request):
     backend, url = request.param
-    c = Cluster(backend, url)
+    c = Cluster(backend, url, python_socketio_exchange=bool(request.node.get_closest_marker('python_socketio')))
     yield c
     c.stop()
 
@@ -262,3 +266,33 @@ def publish(cluster: Cluster, bodies: list[str]) -> None:
         for body in bodies:
             client.publish(cluster.channel, body)
         client.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.python_socketio
+def test_python_socketio_workers_keep_working_beside_the_cluster_kinds(cluster):
+    """A python-socketio worker joins the channel: it skips heartbeats, requests and responses without
+    error, delivers broadcasts that collect acks to its clients, and answers call() to its clients."""
+    clients = cluster.connect(per_worker=1)
+    w0 = cluster.workers[0]
+    legacy = Process('mq_server.py', '--backend', cluster.backend, '--url', cluster.url, '--channel', cluster.channel,
+                     '--impl', 'socketio')
+    try:
+        old = Client(f'http://127.0.0.1:{legacy.value("PORT", 30)}', 'old')
+        old.client.call('join', 'r', timeout=10)
+        # python-socketio subscribes when its first client connects: wait until it hears greensio
+        wait_until(lambda: (cluster.ask(w0, {'cmd': 'call', 'event': 'question', 'data': 'p', 'to': old.sid,
+                                             'timeout': 2})['answers'] == 'p!'), 30, 'python-socketio answers')
+        result = cluster.ask(w0, {'cmd': 'broadcast', 'event': 'question', 'data': 'b', 'to': 'r', 'timeout': 3})
+        assert result['answers'].count('b!') >= 3 and result['missing'] == 0
+        wait_until(lambda: ('question', ('b',)) in old.events, 10, 'the python-socketio client got the broadcast')
+        assert len(cluster.ask(w0, {'cmd': 'fetch'})['sockets']) == 3  # greensio's clients only
+        assert len(cluster.ask(w0, {'cmd': 'server_call', 'event': 'whoami', 'data': 1, 'timeout': 5})) == 2
+        assert len(cluster.ask(w0, {'cmd': 'workers'})) == 3
+        gevent.sleep(2 * HEARTBEAT)  # heartbeats went by too
+        legacy.send('state')  # still alive and reading its stdin
+        old.disconnect()
+    finally:
+        legacy.stop()
+    assert 'Traceback' not in '\n'.join(legacy.stderr), '\n'.join(legacy.stderr[-30:])
+    assert clients

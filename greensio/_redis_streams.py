@@ -1,4 +1,4 @@
-"""The Redis Streams mode's bookkeeping: cursors, the replay tail, dedup by sender.
+"""The Redis Streams mode's bookkeeping: where each reader is, what each publisher may replay.
 
 Shell ring, no I/O: what the green and asyncio Redis managers share when
 ``streams=True``.  They run the commands; this module decides what the
@@ -9,7 +9,12 @@ replies mean.  How the mode works:
 - Each worker reads with ``XREAD`` from its own cursor, kept in memory
   (:class:`StreamReader`): a listener that reconnects carries on from the
   entry it read last, so a dropped connection loses nothing that is still
-  in the stream.
+  in the stream.  The stream is trimmed to about ``stream_maxlen`` entries;
+  a reader that fell further behind than that counts what it missed and
+  logs it at ERROR.
+- redis-py reopens a lost connection silently on the next command; the
+  managers refuse that, so that every new connection goes through the
+  checks below before anything is read or added.
 - Redis restarted without its data (``SHUTDOWN NOSAVE``, no persistence,
   a failover to an empty replica) starts the stream anew, with ids that
   may be below, or above, the cursor.  A reader knows its stream by the

@@ -80,8 +80,9 @@ def entries_of(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
         return []
     if isinstance(reply, dict):
         (value,) = reply.values()
-        return value[0] if value else []
-    return reply[0][1]
+        reply = [(None, value[0] if value else [])]
+    entries: list[tuple[Any, dict[Any, Any]]] = reply[0][1]
+    return entries
 
 
 def field_of(fields: dict[Any, Any]) -> Any:

@@ -128,6 +128,7 @@ class RedisSettings:
     idle_tick: float
     name: str
     logger: Any
+    stats: dict[str, int]
     _outbox: Any
 
     def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,

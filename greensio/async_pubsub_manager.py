@@ -142,6 +142,20 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
     async def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
         await drive_async(self._server_handler_flow(message))
 
+    def _later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.logger.exception('%s: error sending answers', self.name)
+
+        task = asyncio.ensure_future(run())
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_tasks.discard)
+
     def _announce(self) -> None:
         self._announce_event.set()
 

@@ -59,6 +59,11 @@ CLOSE_TIMEOUT = 5.0
 HEARTBEAT_INTERVAL = 2.0
 #: Shortest gap between two heartbeats, however often new workers say hello.
 HEARTBEAT_MIN_GAP = 0.05
+#: Clients' answers to a broadcast that collects acks travel back to the
+#: origin in batches: one broker message per this many seconds (or per
+#: ``ANSWER_BATCH`` answers) instead of one per client.
+ANSWER_BATCH_DELAY = 0.002
+ANSWER_BATCH = 256
 
 #: A message to queue and, optionally, the local delivery to make once the
 #: outbox has room for it (so a full outbox refuses before anyone got it).
@@ -100,6 +105,7 @@ class BasePubSubManager(BaseManager):
         self._membership = cluster.Membership()
         self._heartbeat_due: tuple[dict[str, Any], str] | None = None  # published ahead of the outbox
         self._heartbeat_task: Any = None
+        self._answers: dict[tuple[str, str], list[list[Any]]] = {}  # (origin, request) -> answers to send
         self._outbox: deque[tuple[dict[str, Any], str]] = deque()
         self._reserved = 0
         self._published = 0  # messages confirmed so far (an asyncio write-only emit waits for its own)
@@ -328,7 +334,9 @@ class BasePubSubManager(BaseManager):
             self.stats['duplicates'] += 1  # a reused request id: delivered once already
             return None
         callback = None
-        if message.callback is not None:
+        if message.request is not None:  # a greensio origin: batched answers
+            callback = functools.partial(self._add_answer, message.host_id, message.request)
+        elif message.callback is not None:
             sid, namespace, ack_id = message.callback
             callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
         data = from_args(message.args)
@@ -377,12 +385,37 @@ class BasePubSubManager(BaseManager):
         message = self._messages.heartbeat(interval=self.heartbeat_interval, hello=hello, leaving=leaving)
         return message, pubsub.encode(message, self.json)
 
+    def _add_answer(self, origin: str, request: str, *args: Any) -> Any:
+        """A local client acked a broadcast of ``origin`` that collects acks: batch it for the way home."""
+        key = (origin, request)
+        batch = self._answers.get(key)
+        if batch is None:
+            batch = self._answers[key] = []
+            self._later(ANSWER_BATCH_DELAY, self._flush_answers, key)
+        batch.append(list(args))
+        if len(batch) >= ANSWER_BATCH:
+            return self._flush_answers(key)
+        return None
+
+    def _flush_answers(self, key: tuple[str, str]) -> Any:
+        batch = self._answers.pop(key, None)
+        if not batch:
+            return None
+        return self._send(self._messages.response(origin_host_id=key[0], request=key[1], answers=batch))
+
+    def _later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` (awaited on the asyncio side) after ``delay`` seconds, off the caller."""
+        raise NotImplementedError
+
     def _handle_response(self, message: pubsub.ResponseMessage) -> None:
         gathering = self._gatherings.get(message.request)
         if gathering is None:
             self.stats['unexpected'] += 1  # late (the request timed out), or forged
             return
-        if message.count is not None:
+        if message.answers is not None:
+            for args in message.answers:
+                gathering.answer(message.sender, from_args(args))
+        elif message.count is not None:
             gathering.count(message.sender, message.count, message.client)
         elif message.sockets is not None:
             gathering.reply(message.sender, message.sockets)

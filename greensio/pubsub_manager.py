@@ -195,6 +195,16 @@ class PubSubManager(BasePubSubManager, Manager):
     def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
         drive(self._server_handler_flow(message))
 
+    def _later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        def run() -> None:
+            self.server.sleep(delay)
+            try:
+                fn(*args)
+            except Exception:
+                self.logger.exception('%s: error sending answers', self.name)
+
+        self.server.start_background_task(run)
+
     def _announce(self) -> None:
         if self._announce_event is not None:
             self._announce_event.set()

@@ -163,11 +163,14 @@ class ResponseMessage:
     sender: str
     request: str
     #: Broadcast with acks: how many clients this worker sent the event to,
-    #: and whether the target was one of its clients' sid.
+    #: and whether the target was one of its clients' sid (the answers follow,
+    #: batched, in further responses).
     count: int | None = None
     client: bool = False
     #: ``fetch_sockets``: descriptions of this worker's matching sockets.
     sockets: list[dict[str, Any]] | None = None
+    #: Broadcast with acks: clients' acknowledgements, each its list of arguments.
+    answers: list[list[Any]] | None = None
     #: ``server_emit``: whether a handler ran, and its answer.
     handled: bool = False
     answer: Any = None
@@ -250,6 +253,9 @@ class MessageFactory:
         if 'answer' in payload:
             data, binary = _pack_args([payload.pop('answer')])
             message.update(answer=data, binary=binary)
+        elif 'answers' in payload:
+            data, binary = _pack_args(payload.pop('answers'))
+            message.update(answers=data, binary=binary)
         message.update(payload)
         return message
 
@@ -508,6 +514,11 @@ def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> 
             raise InvalidMessage(f'"count" must be an integer from 0 to {MAX_COUNT}')
         return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, count=count,
                                client=_flag(data, 'client'))
+    if 'answers' in data:
+        answers = _args(data, 'answers')
+        if len(answers) > MAX_COUNT or not all(isinstance(a, list) for a in answers):
+            raise InvalidMessage(f'"answers" must be at most {MAX_COUNT} argument lists')
+        return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, answers=answers)
     if 'sockets' in data:
         sockets = data['sockets']
         if not isinstance(sockets, list) or len(sockets) > MAX_SOCKETS:

@@ -96,6 +96,8 @@ def test_responses_round_trip_one_payload_each() -> None:
     assert sockets.sockets == [socket] and sockets.count is None
     answer = roundtrip(factory.response(origin_host_id=HOST, request='r', handled=True, answer={'b': b'\xff'}))
     assert answer.handled and answer.answer == {'b': b'\xff'}
+    batch = roundtrip(factory.response(origin_host_id=HOST, request='r', answers=[[], ['a'], [1, b'\x00']]))
+    assert batch.answers == [[], ['a'], [1, b'\x00']] and batch.count is None
     nothing = roundtrip(factory.response(origin_host_id=HOST, request='r', handled=False))
     assert not nothing.handled and nothing.answer is None
 
@@ -113,6 +115,8 @@ def test_responses_round_trip_one_payload_each() -> None:
     ({'sockets': [{'sid': 's', 'namespace': '/', 'rooms': [], 'handshake': [], 'data': {}}]}, '"handshake"'),
     ({'sockets': [7]}, 'must be an object'),
     ({'handled': True, 'answer': [1, 2]}, 'one value'),
+    ({'answers': 'x'}, '"answers" must be a list'),
+    ({'answers': [1, 2]}, 'argument lists'),
     ({'sender': None}, '"sender"'),
 ])
 def test_a_malformed_response_is_refused(change: dict, match: str) -> None:

@@ -103,6 +103,13 @@ def _info(info: Any) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
+def _removed(info: dict[str, Any] | None) -> int:
+    """Entries removed from the stream so far, by an ``XINFO STREAM`` reply (0 for no stream)."""
+    if info is None:
+        return 0
+    return int(info.get('entries-added', 0)) - int(info.get('length', 0))
+
+
 class StreamReader:
     """One worker's place in the stream: the cursor, the entry at it, and how many came before.
 
@@ -140,7 +147,7 @@ class StreamReader:
         if self._fields is not None:
             if _found(found) == self._fields:
                 return  # the same stream, and nothing after the cursor was trimmed since
-            if info is None or int(info.get('entries-added', 0)) < self._ordinal:
+            if _removed(info) < self._ordinal:  # trimming would have removed the entry read last too
                 self.logger.warning('%s: the stream %s is not the one this worker was reading (Redis lost its '
                                     'data): reading the new one from its first entry', self.name, self.key)
                 self._ordinal = 0
@@ -150,10 +157,7 @@ class StreamReader:
 
     def check_lag(self, info: Any) -> None:
         """Say so when ``XINFO STREAM`` shows that trimming removed entries this worker never read."""
-        info = _info(info)
-        if info is None:
-            return
-        removed = int(info.get('entries-added', 0)) - int(info.get('length', 0))
+        removed = _removed(_info(info))
         if removed > self._ordinal:
             self.logger.error('%s: %d message(s) were trimmed from the stream %s before this worker read them: '
                               'lost for its clients (it fell more than stream_maxlen entries behind)',

@@ -1,6 +1,6 @@
 """ASGI glue for :class:`greensio.AsyncServer` (``socketio.ASGIApp``).
 
-Integration ring.  python-engineio's ``ASGIApp`` does the routing (the
+Integration ring.  :class:`greensio.engineio.ASGIApp` does the routing (the
 Socket.IO path, static files, another ASGI app, lifespan); this class only
 gives it python-socketio's parameter names.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import engineio
+from .engineio.asgi import ASGIApp as EngineIOASGIApp
 
 
-class ASGIApp(engineio.ASGIApp):
+class ASGIApp(EngineIOASGIApp):
     """An ASGI application serving a :class:`greensio.AsyncServer`.
 
     :param socketio_server: the :class:`greensio.AsyncServer`.
@@ -29,12 +29,6 @@ class ASGIApp(engineio.ASGIApp):
 
     def __init__(self, socketio_server: Any, other_asgi_app: Any = None, static_files: dict | None = None,
                  socketio_path: str | None = 'socket.io', on_startup: Any = None, on_shutdown: Any = None) -> None:
-        mode = getattr(socketio_server, 'async_mode', 'asgi')
-        if mode != 'asgi':
-            if not getattr(socketio_server.eio, 'mode_detected', False):
-                raise ValueError(f"ASGIApp needs a server with async_mode='asgi', not {mode!r}")
-            # AsyncServer() picked aiohttp because it is installed: this app serves it through ASGI
-            socketio_server.eio.switch_async_mode('asgi')
-            socketio_server.async_mode = 'asgi'
-        super().__init__(socketio_server, other_asgi_app, static_files=static_files, engineio_path=socketio_path,
+        super().__init__(socketio_server.eio, other_asgi_app, static_files=static_files, engineio_path=socketio_path,
                          on_startup=on_startup, on_shutdown=on_shutdown)
+        socketio_server.async_mode = socketio_server.eio.async_mode

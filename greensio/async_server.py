@@ -3,9 +3,10 @@
 Shell ring, the asyncio twin of ``server.py``.  Options, registration,
 resolution, payload shaping, encoding, the connect/disconnect flows and
 the docstrings are ``BaseServer``'s; this class awaits where python-socketio
-awaits.  Engine.IO is ``AsyncEngineServer`` (python-engineio's asyncio
-server with greensio's spec fixes); serve it with :class:`greensio.ASGIApp`
-under an ASGI server such as uvicorn.  Handlers and ack callbacks may be
+awaits.  Engine.IO is :class:`greensio.engineio.AsyncServer` (greensio's
+Engine.IO core under an asyncio shell); serve it with
+:class:`greensio.ASGIApp` under an ASGI server such as uvicorn, attach it
+to an aiohttp or sanic app, or route tornado to ``get_tornado_handler``.  Handlers and ack callbacks may be
 plain functions or coroutine functions.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from . import exceptions
 from ._asyncio import settle
 from ._core.cluster import ACKS
+from ._core.eio_codec import OutPacket
 from ._core.errors import RemoteProtocolError
 from ._core.events import (
     AckReceived,
@@ -40,11 +42,10 @@ from ._core.pubsub import (
 )
 from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive_async
-from .async_engine import AsyncEngineServer
 from .async_manager import AsyncManager
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
 from .cluster import AsyncRemoteSocket
-from .engine import OutPacket
+from .engineio.async_server import AsyncServer as AsyncEngineServer
 
 
 class AsyncServer(BaseServer):
@@ -68,8 +69,12 @@ class AsyncServer(BaseServer):
         :class:`greensio.Server`, and the Engine.IO options
         (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
         ``cors_allowed_origins``, ``engineio_logger``, ``async_mode``...).
-        python-engineio's ``'asgi'`` mode is the one greensio tests.
+        ``async_mode`` is ``'asgi'``, ``'aiohttp'``, ``'tornado'`` or
+        ``'sanic'`` (default: the first installed of aiohttp, sanic,
+        tornado, else ASGI, as python-socketio picks).
     """
+
+    eio_packet_class = OutPacket
 
     def __init__(self, client_manager: Any = None, logger: Any = False, json: Any = None,
                  async_handlers: Any = True, namespaces: Any = None, **kwargs: Any) -> None:
@@ -86,7 +91,7 @@ class AsyncServer(BaseServer):
         self.manager.set_server(self)
 
     def _create_engine(self, options: dict[str, Any]) -> AsyncEngineServer:
-        return AsyncEngineServer(**options)
+        return AsyncEngineServer(**{**options, 'async_handlers': False})  # Socket.IO dispatches its handlers itself
 
     def _default_manager(self) -> AsyncManager:
         return AsyncManager()

@@ -18,16 +18,15 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
-from engineio import base_server as eio_base
-
 from . import exceptions
 from ._core import packet as pk
+from ._core.eio_codec import MESSAGE
+from ._core.eio_server import Reason
 from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
 from ._core.recovery import RECOVERABLE_REASONS, RecoveryLog
 from ._core.session import ServerConnection
 from ._twins import SharedDocs
-from .engine import MESSAGE, OutPacket
 from .namespace import BaseServerNamespace
 
 default_logger = logging.getLogger('socketio.server')
@@ -115,7 +114,11 @@ class BaseServer(SharedDocs):
     :class:`greensio.AsyncServer`.
     """
 
-    reason = eio_base.BaseServer.reason
+    reason = Reason
+    #: The Engine.IO packet class of this twin's engine (one packet per
+    #: broadcast, encoded once).  None: the green engine's, imported when
+    #: the first server is made, so the asyncio twin never imports gevent.
+    eio_packet_class: ClassVar[Any] = None
     reserved_events: ClassVar[list[str]] = ['connect', 'disconnect']
 
     class _NotHandled:
@@ -135,6 +138,10 @@ class BaseServer(SharedDocs):
         if 'engineio_logger' in engineio_options:
             engineio_options['logger'] = engineio_options.pop('engineio_logger')
         self.packet_class = _packet_class(serializer)
+        if self.eio_packet_class is None:
+            from .engine import OutPacket
+
+            type(self).eio_packet_class = OutPacket
         if json is not None:
             self.packet_class.json = json
             engineio_options['json'] = json
@@ -500,22 +507,22 @@ class BaseServer(SharedDocs):
 
     # -- sending (the packets are queued, never awaited, in both twins) -------------------
 
-    def _encode(self, packet_type: int, namespace: str, data: Any, ack_id: int | None = None) -> list[OutPacket]:
+    def _encode(self, packet_type: int, namespace: str, data: Any, ack_id: int | None = None) -> list[Any]:
         """Encode once; the Engine.IO packets can go to any number of clients."""
         return self._eio_packets(self.packet_class(packet_type, data, namespace, ack_id))
 
-    @staticmethod
-    def _eio_packets(pkt: pk.Packet) -> list[OutPacket]:
+    def _eio_packets(self, pkt: pk.Packet) -> list[Any]:
+        make = self.eio_packet_class
         encoded = pkt.encode()
         if isinstance(encoded, list):
-            return [OutPacket(MESSAGE, part) for part in encoded]
-        return [OutPacket(MESSAGE, encoded)]
+            return [make(MESSAGE, part) for part in encoded]
+        return [make(MESSAGE, encoded)]
 
     def _send_packet(self, eio_sid: str, pkt: pk.Packet) -> None:
         for eio_pkt in self._eio_packets(pkt):
             self._send_eio_packet(eio_sid, eio_pkt)
 
-    def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         raise NotImplementedError
 
     # -- flows: written once, driven by each twin's _run_flow -----------------------------

@@ -59,7 +59,7 @@ class _LogRecorder(logging.Handler):
         LOGS.append((record.name, record.getMessage()))
 
 
-for _name in ('socketio.server', 'engineio.server', 'greensio.engine'):
+for _name in ('socketio.server', 'engineio.server', 'greensio.engine', 'greensio.engineio'):
     # a level set before any server exists: logger=False then adds no handler of its own
     logging.getLogger(_name).setLevel(logging.WARNING)
     logging.getLogger(_name).addHandler(_LogRecorder())

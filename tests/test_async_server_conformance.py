@@ -1,10 +1,9 @@
 """Engine.IO conformance and hostile input against ``AsyncServer`` on uvicorn.
 
 The asyncio twin of tests/test_engineio_conformance.py and of the core
-cases of tests/test_hostile.py: ``greensio/async_engine.py`` corrects on
-python-engineio's asyncio server the defects ``engine.py`` corrects on the
-green one, and the same codec and ``ServerConnection`` guard the Socket.IO
-layer.  Each Engine.IO test fails against python-engineio's own
+cases of tests/test_hostile.py: ``greensio.engineio.AsyncServer`` runs the
+Engine.IO core the green server runs, and the same codec and
+``ServerConnection`` guard the Socket.IO layer.  Each Engine.IO test fails against python-engineio's own
 ``AsyncServer``.  The server runs in its own process (``tests/async_app.py``);
 the wire is driven by hand with ``rawclient``.
 """

@@ -60,7 +60,7 @@ RENAMED: dict[tuple[str, str], dict[str, str]] = {}
 
 
 #: python-socketio's top-level names greensio does not provide (the issues do not ask for them)
-NOT_PROVIDED = {'KafkaManager', 'ZmqManager', 'get_tornado_handler', 'kafka_manager', 'zmq_manager', 'tornado',
+NOT_PROVIDED = {'KafkaManager', 'ZmqManager', 'kafka_manager', 'zmq_manager',
                 'base_manager', 'base_namespace'}
 
 

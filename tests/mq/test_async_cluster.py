@@ -12,10 +12,9 @@ import json
 import re
 
 import pytest
-from test_async_pubsub import Bus, MemoryManager, aio, received, until
+from test_async_pubsub import Bus, CapturingSocket, MemoryManager, aio, received, until
 
 import greensio
-from greensio.async_engine import AsyncGreenSocket
 from greensio.cluster import AsyncRemoteSocket, BroadcastTimeoutError
 
 pytestmark = pytest.mark.timeout(30)
@@ -25,7 +24,7 @@ class FastHeartbeats(MemoryManager):
     heartbeat_interval = 0.1
 
 
-async def cluster(bus: Bus, clients: int = 2) -> list[tuple[greensio.AsyncServer, list[tuple[str, AsyncGreenSocket]]]]:
+async def cluster(bus: Bus, clients: int = 2) -> list[tuple[greensio.AsyncServer, list[tuple[str, CapturingSocket]]]]:
     """Three AsyncServers, each with ``clients`` clients in room 'r'; waits until they know each other."""
     workers = []
     for w in range(3):
@@ -39,7 +38,7 @@ async def cluster(bus: Bus, clients: int = 2) -> list[tuple[greensio.AsyncServer
 
         connected = []
         for c in range(clients):
-            sock = AsyncGreenSocket(sio.eio, f'eio-{w}-{c}')
+            sock = CapturingSocket(f'eio-{w}-{c}')
             sio.eio.sockets[sock.sid] = sock
             await sio._handle_eio_connect(sock.sid, {'QUERY_STRING': f'w={w}', 'HTTP_X_TEST': 'yes',
                                                      'REMOTE_ADDR': '10.0.0.1'})

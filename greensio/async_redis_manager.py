@@ -23,7 +23,7 @@ from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings, _numsub
 
 
 class AsyncRedisManager(RedisSettings, AsyncPubSubManager):
-    """Cross-worker client manager on Redis pub/sub, for :class:`greensio.AsyncServer`.
+    """Cross-worker client manager on Redis pub/sub or a Redis stream, for :class:`greensio.AsyncServer`.
 
     ``sio = greensio.AsyncServer(client_manager=greensio.AsyncRedisManager(url))``.
     The parameters are those of :class:`greensio.RedisManager`.

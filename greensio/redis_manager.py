@@ -313,7 +313,7 @@ class RedisSettings:
 
 
 class RedisManager(RedisSettings, PubSubManager):
-    """Cross-worker client manager on Redis pub/sub.
+    """Cross-worker client manager on Redis pub/sub, or on a Redis stream (``streams=True``).
 
     ``server = greensio.Server(client_manager=greensio.RedisManager(url))``.
 

@@ -340,9 +340,13 @@ class BasePubSubManager(BaseManager):
             sid, namespace, ack_id = message.callback
             callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
         data = from_args(message.args)
-        count = self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
         if message.request is None:
+            self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
             return None
+        count, recipients = self._emit_collecting(message.event, data, message.namespace, message.room,
+                                                  message.skip_sid, callback)
+        if count:
+            self._later(message.timeout + ANSWER_BATCH_DELAY, self._forget_answers, recipients, callback)
         room = message.room
         client = isinstance(room, str) and self.is_connected(room, message.namespace)
         return self._send(self._messages.response(origin_host_id=message.host_id, request=message.request,
@@ -464,7 +468,8 @@ class BasePubSubManager(BaseManager):
         """The emit that collects acks on every worker, and its local delivery."""
         message = self._messages.emit(event=event, args=to_args(data, none_is_an_argument=True),
                                       namespace=namespace, room=room, skip_sid=skip_sid,
-                                      callback=(gathering.request, namespace, 0), request=gathering.request)
+                                      callback=(gathering.request, namespace, 0), request=gathering.request,
+                                      timeout=max(gathering.deadline - time.monotonic(), 0.001))
         return message, functools.partial(self._gather_locally, gathering, event, data, namespace, room, skip_sid)
 
     def _server_handler_flow(self, message: pubsub.RequestMessage) -> Any:

@@ -46,6 +46,8 @@ class BaseManager(SharedDocs):
         self.server: Any = None
         self._registry = RoomRegistry(self._generate_sid)
         self._gatherings: dict[str, cluster.Gathering] = {}  # request id -> its answers so far
+        #: request id -> (the ack callback, the local recipients) of a broadcast that collects acks
+        self._silent_candidates: dict[str, tuple[Callable[..., Any], list[str]]] = {}
         self._requests = 0
 
     # python-socketio exposes these dicts; custom managers read them
@@ -318,8 +320,20 @@ class BaseManager(SharedDocs):
                         skip_sid: Any) -> None:
         """Deliver a broadcast that collects acks to the local clients, and count them."""
         answer = functools.partial(_answer, gathering, self._worker_id)
-        count = self._emit_local(event, data, namespace, room, skip_sid, answer)
+        count, recipients = self._emit_collecting(event, data, namespace, room, skip_sid, answer)
+        self._silent_candidates[gathering.request] = (answer, recipients)
         gathering.count(self._worker_id, count, isinstance(room, str) and self.is_connected(room, namespace))
+
+    def _emit_collecting(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
+                         callback: Callable[..., Any]) -> tuple[int, list[str]]:
+        """Emit with an ack ``callback`` per client; the count and the sids it went to."""
+        recipients = [sid for sid, _ in self._selected(namespace, room, skip_sid)]
+        return self._emit_local(event, data, namespace, room, skip_sid, callback), recipients
+
+    def _forget_answers(self, recipients: list[str], callback: Callable[..., Any]) -> None:
+        """Drop the ack callbacks of clients that never answered (they would stay until they disconnect)."""
+        for sid in recipients:
+            self._registry.discard_callback(sid, callback)
 
     def _emit_gathering(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any, timeout: float,
                         ignore_queue: bool = False) -> Any:
@@ -353,6 +367,9 @@ class BaseManager(SharedDocs):
     def _end_gathering(self, gathering: cluster.Gathering) -> None:
         self._gatherings.pop(gathering.request, None)
         gathering.on_change = None
+        local = self._silent_candidates.pop(gathering.request, None)
+        if local is not None and gathering.answered.get(self._worker_id, 0) < gathering.counts.get(self._worker_id, 0):
+            self._forget_answers(local[1], local[0])
 
     def _room_has_members(self, namespace: str, room: Any) -> bool:
         return any(True for _ in self.get_participants(namespace, room))

@@ -70,6 +70,9 @@ MAX_SOCKETS = 1_000_000
 #: the channel, slower would leave a dead worker counted for too long.
 MIN_HEARTBEAT_INTERVAL = 0.05
 MAX_HEARTBEAT_INTERVAL = 60.0
+#: Longest wait for the acks of a broadcast a receiver accepts (a day): a
+#: receiver keeps each silent client's ack callback that long.
+MAX_ACK_TIMEOUT = 86_400.0
 
 
 class InvalidMessage(RemoteProtocolError):
@@ -91,6 +94,9 @@ class EmitMessage:
     callback: tuple[str, str, int] | None
     #: The origin's request id when it collects every ack and wants a count.
     request: str | None = None
+    #: Seconds the origin waits for those acks: a receiver forgets the
+    #: ack callbacks of clients that did not answer by then.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,13 +223,14 @@ class MessageFactory:
         }
 
     def emit(self, *, event: str, args: list[Any], namespace: str, room: Any = None, skip_sid: Any = None,
-             callback: tuple[str, str, int] | None = None, request: str | None = None) -> dict[str, Any]:
+             callback: tuple[str, str, int] | None = None, request: str | None = None,
+             timeout: float | None = None) -> dict[str, Any]:
         message = self._base(EMIT)
         data, binary = _pack_args(args)
         message.update(event=event, data=data, binary=binary, namespace=namespace, room=room,
                        skip_sid=skip_sid, callback=list(callback) if callback is not None else None)
         if request is not None:
-            message['request'] = request
+            message.update(request=request, timeout=timeout)
         return message
 
     def request_id(self) -> str:
@@ -451,13 +458,17 @@ def _decode_emit(data: dict[str, Any], host_id: str, msg_id: str | None, namespa
             raise InvalidMessage('invalid "callback"')
         callback = (callback[0], callback[1], callback[2])
     request = data.get('request')
+    timeout: Any = None
     if request is not None:
         request = _id(request, 'request')
         if callback is None:
             raise InvalidMessage('a "request" emit without a "callback"')
+        timeout = data.get('timeout')
+        if type(timeout) not in (int, float) or not 0 < timeout <= MAX_ACK_TIMEOUT:
+            raise InvalidMessage(f'a "request" emit needs a "timeout" of up to {MAX_ACK_TIMEOUT} seconds')
     return EmitMessage(host_id=host_id, msg_id=msg_id, namespace=namespace, event=event, args=args,
                        room=_target(data.get('room'), 'room'), skip_sid=_target(data.get('skip_sid'), 'skip_sid'),
-                       callback=callback, request=request)
+                       callback=callback, request=request, timeout=timeout)
 
 
 def _args(data: dict[str, Any], field: str) -> list[Any]:

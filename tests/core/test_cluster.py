@@ -33,14 +33,16 @@ def invalid(message: dict, match: str) -> None:
 def test_a_broadcast_that_collects_acks_is_an_emit_python_socketio_understands() -> None:
     factory = pubsub.MessageFactory(HOST)
     wire = factory.emit(event='q', args=['x'], namespace='/', room='r', callback=(f'{HOST}.g1', '/', 0),
-                        request=f'{HOST}.g1')
+                        request=f'{HOST}.g1', timeout=5)
     # python-socketio reads method, event, data, room, callback; it ignores "request"
     assert wire['method'] == 'emit' and wire['callback'] == [f'{HOST}.g1', '/', 0] and wire['request'] == f'{HOST}.g1'
     message = roundtrip(wire)
-    assert isinstance(message, pubsub.EmitMessage) and message.request == f'{HOST}.g1'
+    assert isinstance(message, pubsub.EmitMessage) and message.request == f'{HOST}.g1' and message.timeout == 5
     assert roundtrip(factory.emit(event='q', args=[], namespace='/')).request is None
     invalid({**wire, 'callback': None}, 'without a "callback"')
     invalid({**wire, 'request': 7}, '"request"')
+    for timeout in (None, 0, -1, 'soon', pubsub.MAX_ACK_TIMEOUT * 2):
+        invalid({**wire, 'timeout': timeout}, '"timeout"')
 
 
 def test_requests_round_trip_and_carry_binary_arguments() -> None:

@@ -286,3 +286,18 @@ def test_class_based_namespaces_have_the_cluster_methods(serve):
     finally:
         for client in clients:
             client.disconnect()
+
+
+def test_the_ack_callbacks_of_clients_that_never_answer_are_forgotten(cluster):
+    servers, clients, _outsider, _ = cluster
+    quiet = [clients[0], clients[2]]  # one on the origin, one on another worker
+    for client in quiet:
+        servers[0].sockets_join('quiet', to=client.sid)
+    wait_until(lambda: len(servers[1].fetch_sockets('quiet')) == 2, 10, 'joined quiet')
+    with pytest.raises(BroadcastTimeoutError):
+        servers[0].call('silent', None, to='quiet', timeout=0.3)
+
+    def owed() -> int:
+        return sum(len(sio.manager.callbacks.get(c.sid, {})) for sio in servers[:2] for c in quiet)
+
+    wait_until(lambda: owed() == 0, 5, 'the silent clients\' callbacks dropped')

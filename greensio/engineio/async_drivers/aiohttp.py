@@ -68,7 +68,9 @@ class AiohttpRequest:
 
     async def accept_websocket(self, headers: list[tuple[str, str]]) -> AiohttpWebSocket:
         # aiohttp refuses an oversize message from its frame header (close code 1009)
-        ws = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, headers=headers)
+        ws = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size)
+        for name, value in headers:
+            ws.headers.add(name, value)
         await ws.prepare(self.request)
         self._result = ws
         return AiohttpWebSocket(ws)

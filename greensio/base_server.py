@@ -163,7 +163,8 @@ class BaseServer(SharedDocs):
         self.manager = client_manager if client_manager is not None else self._default_manager()
         self.manager_initialized = False
         self._server_handlers: dict[str, Callable] = {}  # on_server()
-        self._handshakes: dict[str, tuple[Any, float]] = {}  # sid -> (auth, connect time), for fetch_sockets
+        #: sid -> (auth, connect time), replaced by the handshake's JSON form once fetch_sockets described it
+        self._handshakes: dict[str, Any] = {}
         self._recovery: RecoveryLog | None = None
         self._live_pids: dict[str, str] = {}  # pid -> eio_sid of each connected recoverable session
         self._skip_handlers_on_recovery = False

@@ -271,7 +271,11 @@ class BaseManager(SharedDocs):
         from .cluster import handshake
 
         server = self.server
-        auth, issued = server._handshakes.get(sid, (None, 0.0))
+        shake = server._handshakes.get(sid)
+        if not isinstance(shake, dict):  # (auth, connect time) until first described: it never changes
+            shake = handshake(server.environ.get(eio_sid) or {}, *(shake or (None, 0.0)))
+            if sid in server._handshakes:
+                server._handshakes[sid] = shake
         conn = server._connections.get(eio_sid)
         session = conn.sessions.get(namespace, {}) if conn is not None else {}
         data = {}
@@ -284,8 +288,7 @@ class BaseManager(SharedDocs):
                     continue
                 data[key] = session[key]
         rooms = [room for room in self.get_rooms(sid, namespace) if isinstance(room, (str, int))]
-        return {'sid': sid, 'namespace': namespace, 'rooms': rooms,
-                'handshake': handshake(server.environ.get(eio_sid) or {}, auth, issued), 'data': data}
+        return {'sid': sid, 'namespace': namespace, 'rooms': rooms, 'handshake': shake, 'data': data}
 
     def _local_sockets(self, namespace: str, to: Any, skip: Any) -> list[dict[str, Any]]:
         return [self._describe_socket(sid, namespace, eio_sid) for sid, eio_sid in self._selected(namespace, to, skip)

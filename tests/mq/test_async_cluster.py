@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 import pytest
 from test_async_pubsub import Bus, CapturingSocket, MemoryManager, aio, received, until
 
 import greensio
 from greensio.cluster import AsyncRemoteSocket, BroadcastTimeoutError
+
+from .conftest import needs_rabbitmq
+from .helpers import AMQP_URL, delete_exchange, unique_channel
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,11 +28,19 @@ class FastHeartbeats(MemoryManager):
     heartbeat_interval = 0.1
 
 
-async def cluster(bus: Bus, clients: int = 2) -> list[tuple[greensio.AsyncServer, list[tuple[str, CapturingSocket]]]]:
-    """Three AsyncServers, each with ``clients`` clients in room 'r'; waits until they know each other."""
+async def cluster(bus: Any, clients: int = 2) -> list[tuple[greensio.AsyncServer, list[tuple[str, CapturingSocket]]]]:
+    """Three AsyncServers, each with ``clients`` clients in room 'r'; waits until they know each other.
+
+    ``bus`` is an in-memory :class:`Bus`, or a RabbitMQ channel name for ``AsyncAioPikaManager``.
+    """
     workers = []
     for w in range(3):
-        sio = greensio.AsyncServer(async_mode='asgi', client_manager=FastHeartbeats(bus))
+        if isinstance(bus, str):
+            manager = greensio.AsyncAioPikaManager(AMQP_URL, channel=bus)
+            manager.heartbeat_interval = FastHeartbeats.heartbeat_interval
+        else:
+            manager = FastHeartbeats(bus)
+        sio = greensio.AsyncServer(async_mode='asgi', client_manager=manager)
         sio.shared_session_keys = ('name',)
 
         @sio.on_server('ping')
@@ -49,7 +61,7 @@ async def cluster(bus: Bus, clients: int = 2) -> list[tuple[greensio.AsyncServer
             connected.append((sid, sock))
         workers.append((sio, connected))
     for sio, _ in workers:
-        await until(lambda sio=sio: len(sio.manager.workers()) == 3)
+        await until(lambda sio=sio: len(sio.manager.workers()) == 3, 10)
     return workers
 
 
@@ -143,3 +155,27 @@ async def test_server_side_emit_reaches_every_other_worker_with_acks() -> None:
     await workers[2][0].manager.close(timeout=1)
     await until(lambda: len(a.manager.workers()) == 2)
     assert len(await a.server_side_call('ping', 3, timeout=5)) == 1
+
+
+@needs_rabbitmq
+@pytest.mark.timeout(60)
+def test_the_asyncio_twin_on_rabbitmq() -> None:
+    """The same cluster on RabbitMQ through AsyncAioPikaManager: acks, fetch, server-side calls."""
+    channel = unique_channel()
+
+    async def run() -> None:
+        workers = await cluster(channel)
+        try:
+            call = asyncio.ensure_future(workers[0][0].call('question', 'q', to='r', timeout=10))
+            await answer_all(workers)
+            assert await call == ['q!'] * 6
+            assert len(await workers[1][0].fetch_sockets()) == 6
+            assert len(await workers[2][0].server_side_call('ping', 1, timeout=10)) == 2
+        finally:
+            for sio, _ in workers:
+                await sio.manager.close(timeout=2)
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), 50))
+    finally:
+        delete_exchange(channel)

@@ -40,6 +40,7 @@ from .base_pubsub_manager import (
     DEGRADED,
     HEALTHY,
     HEARTBEAT_MIN_GAP,
+    LEAVE_TIMEOUT,
     LISTEN_READY_TIMEOUT,
     PUBLISH_BATCH,
     BasePubSubManager,
@@ -84,6 +85,9 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         if self._heartbeat_task is not None:  # the others stop counting this worker at once
             self._heartbeat_due = self._heartbeat_message(leaving=True)
             self._wake_publisher()
+            deadline = time.monotonic() + LEAVE_TIMEOUT
+            while self._heartbeat_due is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
         flushed = await self.flush(timeout)
         self._mark_closed(flushed)
         for event in (self._stop, self._wake, self._room, self._announce_event):

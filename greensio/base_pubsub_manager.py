@@ -59,6 +59,9 @@ CLOSE_TIMEOUT = 5.0
 HEARTBEAT_INTERVAL = 2.0
 #: Shortest gap between two heartbeats, however often new workers say hello.
 HEARTBEAT_MIN_GAP = 0.05
+#: ``close()`` waits at most this long for its leaving heartbeat to go out
+#: (the others notice the worker gone at their heartbeat timeout otherwise).
+LEAVE_TIMEOUT = 0.5
 #: Clients' answers to a broadcast that collects acks travel back to the
 #: origin in batches: one broker message per this many seconds (or per
 #: ``ANSWER_BATCH`` answers) instead of one per client.

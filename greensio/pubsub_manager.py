@@ -49,6 +49,7 @@ from .base_pubsub_manager import (
     HEALTHY,
     HEARTBEAT_MIN_GAP,
     IDLE_TICK,
+    LEAVE_TIMEOUT,
     LISTEN_READY_TIMEOUT,
     MAX_REMOTE_CALLBACKS,
     OUTBOX_SIZE,
@@ -121,6 +122,10 @@ class PubSubManager(BasePubSubManager, Manager):
         if self._heartbeat_task is not None:  # the others stop counting this worker at once
             self._heartbeat_due = self._heartbeat_message(leaving=True)
             self._wake_publisher()
+            _wake, _room, stop, _ready = self._runtime()
+            deadline = time.monotonic() + LEAVE_TIMEOUT
+            while self._heartbeat_due is not None and time.monotonic() < deadline:
+                stop.wait(0.01)
         flushed = self.flush(timeout)
         self._mark_closed(flushed)
         wake, room, stop, _ready = self._runtime()

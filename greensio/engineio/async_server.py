@@ -23,11 +23,10 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
-import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
+from .._asyncio import AsyncioPrimitives, settle
 from .._core import safejson
 from .._core.eio_codec import CLOSE_PACKET, MESSAGE, PING_PACKET, OutPacket
 from .._core.eio_http import (
@@ -37,16 +36,14 @@ from .._core.eio_http import (
     Post,
     Refusal,
     Response,
-    ServerConfig,
     WebSocketRequest,
     compress,
     content_length_of,
 )
-from .._core.eio_server import EngineCore, Reason, ServerSession, generate_sid
-from .._core.handlers import accepts
+from .._core.eio_server import EngineCore, Reason, ServerSession
 from .._core.websocket import CLOSE_TOO_BIG
+from .base_server import BaseServer
 
-default_logger = logging.getLogger('greensio.engineio')
 _INF = float('inf')
 #: python-engineio's asyncio modes, in the order it tries them when none is given.
 ASYNC_MODES = ('aiohttp', 'sanic', 'tornado', 'asgi')
@@ -110,7 +107,7 @@ class _Listener:
         self.server._closed(session.context, reason)
 
 
-class AsyncServer:
+class AsyncServer(BaseServer, AsyncioPrimitives):
     """An Engine.IO server for asyncio (python-engineio's ``AsyncServer``).
 
     :param async_mode: ``'aiohttp'``, ``'sanic'``, ``'tornado'`` or
@@ -132,17 +129,13 @@ class AsyncServer:
         callable gets the origin (and the environ) and says yes or no.
     :param cors_credentials: allow credentials (cookies) in CORS requests.
     :param logger: ``True`` logs at INFO, ``False`` only errors, or a logger.
-    :param json: an alternative JSON module (process-wide).
+    :param json: an alternative JSON module (``send`` encodes lists and dicts with it).
     :param async_handlers: run ``message`` handlers in their own task.
     :param monitor_clients: accepted for compatibility; heartbeats are one
         timer per session, always on.
     :param transports: the allowed transports (default both).
     """
 
-    compression_methods = ['gzip', 'deflate']  # noqa: RUF012 - python-engineio's class attributes
-    event_names = ['connect', 'disconnect', 'message']  # noqa: RUF012
-    valid_transports = ['polling', 'websocket']  # noqa: RUF012
-    reason = Reason
     #: A coroutine function ``(sid, data)`` that, when set, gets every
     #: message instead of the ``message`` handler (a Socket.IO server on top sets it).
     message_handler: Callable[[str, Any], Any] | None = None
@@ -152,38 +145,10 @@ class AsyncServer:
                  compression_threshold: int = 1024, cookie: Any = None, cors_allowed_origins: Any = None,
                  cors_credentials: bool = True, logger: Any = False, json: Any = None, async_handlers: bool = True,
                  monitor_clients: Any = None, transports: Any = None, **kwargs: Any) -> None:
-        if isinstance(ping_interval, tuple):
-            self.ping_interval, self.ping_interval_grace_period = ping_interval
-        else:
-            self.ping_interval, self.ping_interval_grace_period = ping_interval, 0
-        self.ping_timeout = ping_timeout
-        self.max_http_buffer_size = max_http_buffer_size
-        self.allow_upgrades = allow_upgrades
-        self.http_compression = http_compression
-        self.compression_threshold = compression_threshold
-        self.cookie = cookie
-        self.cors_allowed_origins = cors_allowed_origins
-        self.cors_credentials = cors_credentials
-        self.async_handlers = async_handlers
-        #: the JSON module ``send`` encodes a list or dict with
-        self.json = json if json is not None else safejson
-        if transports is not None:
-            if isinstance(transports, str):
-                transports = [transports]
-            transports = [t for t in transports if t in self.valid_transports]
-            if not transports:
-                raise ValueError('No valid transports provided')
-        self.transports = transports or list(self.valid_transports)
-        if not isinstance(logger, bool):
-            self.logger = logger
-        else:
-            self.logger = default_logger
-            if self.logger.level == logging.NOTSET:
-                self.logger.setLevel(logging.INFO if logger else logging.ERROR)
-                self.logger.addHandler(logging.StreamHandler())
+        super().__init__(ping_interval, ping_timeout, max_http_buffer_size, allow_upgrades, http_compression,
+                         compression_threshold, cookie, cors_allowed_origins, cors_credentials, logger, json,
+                         async_handlers, transports)
         self.sockets: dict[str, AsyncSocket] = {}
-        self.handlers: dict[str, Callable] = {}
-        self._disconnect_takes_reason = True
         self._tasks: set[asyncio.Future] = set()
         #: True when no async_mode was given: ``ASGIApp`` may then serve it through ASGI
         self.mode_detected = async_mode is None
@@ -192,12 +157,7 @@ class AsyncServer:
         elif async_mode not in ASYNC_MODES:
             raise ValueError('Invalid async_mode specified')
         self._use_driver(async_mode)
-        config = ServerConfig(ping_interval=self.ping_interval, ping_interval_grace_period=self.ping_interval_grace_period,
-                              ping_timeout=self.ping_timeout, max_payload=max_http_buffer_size,
-                              transports=tuple(self.transports), allow_upgrades=allow_upgrades,
-                              cors_allowed_origins=cors_allowed_origins, cors_credentials=cors_credentials,
-                              cookie=cookie)
-        self._core = EngineCore(config, _Listener(self), websocket_available=True)
+        self._core = EngineCore(self._config(), _Listener(self), websocket_available=True)
         self.logger.info('Server initialized for %s.', self.async_mode)
 
     def _use_driver(self, mode: str) -> None:
@@ -213,28 +173,6 @@ class AsyncServer:
     def async_modes(self) -> list[str]:
         return list(ASYNC_MODES)
 
-    def on(self, event: str, handler: Callable | None = None) -> Any:
-        """Register a handler for ``'connect'``, ``'message'`` or ``'disconnect'`` (also as a decorator).
-
-        ``connect`` gets ``(sid, environ)`` and may return ``False`` to
-        refuse; ``message`` gets ``(sid, data)``; ``disconnect`` gets
-        ``(sid, reason)``, or ``(sid)`` when it takes one argument.
-        Handlers may be plain functions or coroutine functions.
-        """
-        if event not in self.event_names:
-            raise ValueError('Invalid event')
-
-        def set_handler(handler: Callable) -> Callable:
-            self.handlers[event] = handler
-            if event == 'disconnect':
-                self._disconnect_takes_reason = accepts(handler, 2)
-            return handler
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
-
     def attach(self, app: Any, engineio_path: str = 'engine.io') -> None:
         """Attach the Engine.IO server to an aiohttp or sanic application."""
         create_route = getattr(self._driver, 'create_route', None)
@@ -245,7 +183,7 @@ class AsyncServer:
     async def send(self, sid: str, data: Any) -> None:
         """Send a message (``str``, ``bytes``; a ``list`` or ``dict`` travels as JSON) to a client."""
         if isinstance(data, (list, dict)):
-            data = self.json.dumps(data, separators=(',', ':'))
+            data = (self.json or safejson).dumps(data, separators=(',', ':'))
         await self.send_packet(sid, OutPacket(MESSAGE, data))
 
     async def send_packet(self, sid: str, pkt: Any) -> None:
@@ -301,26 +239,6 @@ class AsyncServer:
         """Stop the server's background activity (its timers go with their sessions)."""
         self.logger.info('Engine.IO is shutting down')
 
-    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> asyncio.Task:
-        """Run the coroutine function ``target(*args, **kwargs)`` as an ``asyncio.Task``."""
-        return asyncio.ensure_future(target(*args, **kwargs))
-
-    async def sleep(self, seconds: float = 0) -> None:
-        await asyncio.sleep(seconds)
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue:
-        return asyncio.Queue(*args, **kwargs)
-
-    def get_queue_empty_exception(self) -> type[Exception]:
-        return asyncio.QueueEmpty
-
-    def create_event(self, *args: Any, **kwargs: Any) -> asyncio.Event:
-        return asyncio.Event(*args, **kwargs)
-
-    def generate_id(self) -> str:
-        """A fresh session id."""
-        return generate_sid()
-
     # -- requests -------------------------------------------------------------------------------------
 
     @staticmethod
@@ -328,10 +246,7 @@ class AsyncServer:
         return asyncio.get_running_loop().time()
 
     async def _handle(self, request: Any) -> Any:
-        verdict = None
-        origin = request.headers.get('origin')
-        if origin is not None and callable(self.cors_allowed_origins):
-            verdict = bool(_call_origin_check(self.cors_allowed_origins, origin, request.environ()))
+        verdict = self._origin_verdict(request.headers.get('origin'), request.environ)
         route = self._core.route(request.method, request.query, request.headers, scheme=request.scheme,
                                  origin_verdict=verdict)
         kind = type(route)
@@ -371,11 +286,9 @@ class AsyncServer:
         socket = await self._open(request, route.transport)
         if socket is None:
             return await request.respond(self._core.unauthorized(self._refusal_message))
-        cookie = route.cookie
-        if cookie is not None and any(callable(v) for v in cookie.values()):
-            cookie = {k: v() if callable(v) else v for k, v in cookie.items()}
         body = socket.conn.poll(self._loop_time())
-        return await request.respond(self._compressed(request, route.response_for(socket.conn, body or '', cookie)))
+        response = route.response_for(socket.conn, body or '', self._cookie(route.cookie))
+        return await request.respond(self._compressed(request, response))
 
     _refusal_message: Any = None
 
@@ -624,14 +537,10 @@ class AsyncServer:
         handler = self.handlers.get(event)
         if handler is None:
             return None
-        if event == 'disconnect' and not self._disconnect_takes_reason:
+        if event == 'disconnect' and not self._reason_arg:
             args = args[:1]
         try:
-            result = handler(*args)
-            if inspect.isawaitable(result):
-                result = await result
-        except asyncio.CancelledError:
-            return None
+            result = await settle(handler(*args))
         except Exception:
             self.logger.exception('%s handler error', event)
             return False if event == 'connect' else None
@@ -663,11 +572,6 @@ def detect_async_mode() -> str:
         if importlib.util.find_spec(mode) is not None:
             return mode
     return 'asgi'
-
-
-def _call_origin_check(check: Callable, origin: str, environ: dict) -> Any:
-    """python-engineio calls a ``cors_allowed_origins`` callable with ``(origin, environ)`` or ``(origin)``."""
-    return check(origin, environ) if accepts(check, 2) else check(origin)
 
 
 async def _close_quietly(ws: Any) -> None:

@@ -2,7 +2,7 @@
 
 ``python async_engineio_app.py FRAMEWORK [OPTIONS_JSON]`` serves an echo
 server on 127.0.0.1 and a free port, at ``/socket.io/``, under ``asgi``
-(uvicorn), ``aiohttp`` or ``tornado``, and prints the port.  The echo
+(uvicorn), ``aiohttp``, ``tornado`` or ``sanic``, and prints the port.  The echo
 handler answers each message with the same message; a message ``"close"``
 makes the server close the session.  ``GET /reasons`` answers the
 disconnect reasons seen so far, as JSON ``{sid: reason}``.  The test process
@@ -41,7 +41,9 @@ def make_server(mode: str, options: dict[str, Any]) -> engineio.AsyncServer:
 
 
 def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # uvicorn writes a response's head and body apart (without it: a 40 ms delayed-ACK stall)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(('127.0.0.1', 0))
     sock.listen(128)
@@ -91,11 +93,27 @@ async def serve_tornado(eio: engineio.AsyncServer, sock: socket.socket) -> None:
     await asyncio.Event().wait()
 
 
+async def serve_sanic(eio: engineio.AsyncServer, sock: socket.socket) -> None:
+    from sanic import Sanic, response
+
+    app = Sanic('greensio_test')
+    eio.attach(app, 'socket.io')
+
+    @app.get('/reasons')
+    async def reasons(request: Any) -> Any:
+        return response.json(REASONS)
+
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    await server.startup()
+    await server.serve_forever()
+
+
 async def main(mode: str, options: dict[str, Any]) -> None:
     eio = make_server(mode, options)
     sock = listening_socket()
     print(sock.getsockname()[1], flush=True)
-    await {'asgi': serve_asgi, 'aiohttp': serve_aiohttp, 'tornado': serve_tornado}[mode](eio, sock)
+    serve = {'asgi': serve_asgi, 'aiohttp': serve_aiohttp, 'tornado': serve_tornado, 'sanic': serve_sanic}[mode]
+    await serve(eio, sock)
 
 
 if __name__ == '__main__':

@@ -283,17 +283,15 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
             self.logger.info('%s %s?%s refused: %s', request.method, request.path, request.query, refusal.message)
 
     async def _handshake(self, request: Any, route: Handshake) -> Any:
-        socket = await self._open(request, route.transport)
+        socket, refusal = await self._open(request, route.transport)
         if socket is None:
-            return await request.respond(self._core.unauthorized(self._refusal_message))
+            return await request.respond(self._core.unauthorized(refusal))
         body = socket.conn.poll(self._loop_time())
         response = route.response_for(socket.conn, body or '', self._cookie(route.cookie))
         return await request.respond(self._compressed(request, response))
 
-    _refusal_message: Any = None
-
-    async def _open(self, request: Any, transport: str) -> AsyncSocket | None:
-        """A new session, if the connect handler accepts it (None: refused, the message in ``_refusal_message``)."""
+    async def _open(self, request: Any, transport: str) -> tuple[AsyncSocket | None, Any]:
+        """A new session if the connect handler accepts it, else None and the handler's refusal message."""
         sid = self.generate_id()
         conn, open_packet = self._core.open(sid, transport, self._loop_time())
         socket = conn.context = AsyncSocket(self, conn)
@@ -306,10 +304,9 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
             if self.sockets.get(sid) is socket:
                 del self.sockets[sid]
             self.logger.warning('Application rejected connection')
-            self._refusal_message = ret or None
-            return None
+            return None, ret or None
         self._arm(socket)
-        return socket
+        return socket, None
 
     async def _poll(self, request: Any, route: Poll) -> Any:
         conn = route.session
@@ -369,9 +366,9 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
 
     async def _open_websocket(self, request: Any, route: WebSocketRequest) -> Any:
         """A session that starts on a websocket: the connect handler decides before the 101."""
-        socket = await self._open(request, 'websocket')
+        socket, refusal = await self._open(request, 'websocket')
         if socket is None:
-            return await request.refuse_websocket(self._core.unauthorized(self._refusal_message))
+            return await request.refuse_websocket(self._core.unauthorized(refusal))
         ws = await request.accept_websocket(route.headers)
         if ws is None:
             socket.conn.transport_closed()

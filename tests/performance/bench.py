@@ -38,6 +38,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVER_APP = os.path.join(HERE, 'server_app.py')
+ASYNC_SERVER_APP = os.path.join(HERE, 'async_server_app.py')
 LOADGEN = os.path.join(HERE, 'loadgen.js')
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SERVER_START_TIMEOUT_S = 30.0  # python + gevent + socketio import and bind
@@ -47,7 +48,9 @@ IDLE_SETTLE_S = 1.0  # let the server finish per-connection work before reading 
 #: greensio+metrics is greensio with greensio.metrics on: --impls greensio+metrics,greensio
 #: shows the metrics' cost as ratios of the same run; greensio+recovery, with connection state
 #: recovery on, likewise.
-IMPLS = frozenset({'greensio', 'greensio+metrics', 'greensio+recovery', 'socketio'})
+#: greensio-asgi / socketio-asgi: the AsyncServers under uvicorn (async_server_app.py).
+IMPLS = frozenset({'greensio', 'greensio+metrics', 'greensio+recovery', 'socketio', 'greensio-asgi',
+                   'socketio-asgi'})
 LOADGEN_BOUND_PCT = 90.0  # loadgen busier than this: rates may measure the client, not the server
 BUSY_MACHINE_PCT = 15.0  # other processes (or the hypervisor) took this much: rates are suspect
 
@@ -299,7 +302,7 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
     children: list[Child] = []
     try:
         server = Child(f'{tag}-server', pin_prefix(0, pinning) + [
-            sys.executable, SERVER_APP, '--impl', impl, '--port', port,
+            sys.executable, ASYNC_SERVER_APP if impl.endswith('-asgi') else SERVER_APP, '--impl', impl, '--port', port,
             '--scenario', scen.name], log_dir, env=env, cwd=REPO)
         children.append(server)
         ready = server.expect('ready', True, SERVER_START_TIMEOUT_S)

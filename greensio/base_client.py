@@ -22,9 +22,6 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
-import engineio
-from engineio import base_client as eio_base_client
-
 from . import exceptions
 from ._core.client_events import (
     AckArrived,
@@ -38,8 +35,10 @@ from ._core.errors import LocalProtocolError, RemoteProtocolError
 from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
 from ._core.payload import from_args
 from ._core.reconnect import backoff_schedule
+from ._options import packet_class, setup_logger
 from ._twins import SharedDocs
-from .base_server import _packet_class, _setup_logger
+from .engineio import exceptions as eio_exceptions
+from .engineio.base_client import BaseClient as EngineBase
 from .namespace import BaseClientNamespace
 
 default_logger = logging.getLogger('socketio.client')
@@ -48,12 +47,6 @@ default_logger = logging.getLogger('socketio.client')
 _RESERVED_EVENTS = ['connect', 'connect_error', 'disconnect', '__disconnect_final']
 CLIENT_RESERVED_EVENTS = frozenset(_RESERVED_EVENTS)
 
-
-#: How long ``disconnect()`` lets queued packets (the DISCONNECTs) reach the server.
-FLUSH_SECONDS = 1.0
-
-#: Packets per long-polling POST: python-engineio servers refuse payloads of more than 16.
-MAX_PACKETS_PER_POST = 16
 
 #: A step of a flow: a callable and its arguments (see ``_twins.drive``).
 Step = tuple[Any, ...]
@@ -72,26 +65,6 @@ class CallWaiter:
         self.done.set()
 
 
-def take_batch(queue: Any, first: Any, empty: type[BaseException]) -> tuple[list[Any], bool]:
-    """``first`` and what else is queued, up to the limit; True if the end marker (``None``) came.
-
-    For both twins' Engine.IO writers: ``queue`` is a ``queue.Queue`` or an
-    ``asyncio.Queue``, ``empty`` the exception its ``get_nowait`` raises.
-    """
-    batch: list[Any] = []
-    item = first
-    while item is not None:
-        batch.append(item)
-        if len(batch) >= MAX_PACKETS_PER_POST:
-            return batch, False
-        try:
-            item = queue.get_nowait()
-        except empty:
-            return batch, False
-    queue.task_done()  # the end marker
-    return batch, True
-
-
 def _real(value: Any) -> Any:
     """``url``, ``headers`` and ``auth`` may be callables, evaluated at every attempt.
 
@@ -107,11 +80,11 @@ class BaseClient(SharedDocs):
     Not used directly: see :class:`greensio.Client` and :class:`greensio.AsyncClient`.
     """
 
-    reason = eio_base_client.BaseClient.reason
+    reason = EngineBase.reason
     reserved_events: ClassVar[list[str]] = list(_RESERVED_EVENTS)
 
-    #: The python-engineio client class the twin builds on (its options are accepted).
-    _engine_base: ClassVar[type] = object
+    #: The Engine.IO client class the twin builds on (its options are accepted).
+    _engine_base: ClassVar[type] = EngineBase
 
     # each twin creates these, as threading or asyncio events and a thread or task
     _answer: Any  # set at each namespace answer and when the connection ends
@@ -128,12 +101,12 @@ class BaseClient(SharedDocs):
         self.reconnection_delay_max = reconnection_delay_max
         self.randomization_factor = randomization_factor
         self.handle_sigint = handle_sigint
-        self.logger = _setup_logger(logger, default_logger)
+        self.logger = setup_logger(logger, default_logger)
         engineio_options = dict(kwargs)
         if 'engineio_logger' in engineio_options:
             engineio_options['logger'] = engineio_options.pop('engineio_logger')
         engineio_options['handle_sigint'] = handle_sigint
-        self.packet_class = _packet_class(serializer)
+        self.packet_class = packet_class(serializer)
         if json is not None:
             self.packet_class.json = json
             engineio_options['json'] = json
@@ -141,7 +114,8 @@ class BaseClient(SharedDocs):
         ignored = set(engineio_options) - accepted
         if ignored:
             self.logger.debug('ignoring unknown client options: %s', ', '.join(sorted(ignored)))
-        self.eio = self._create_engine({k: v for k, v in engineio_options.items() if k in accepted})
+        self.eio = self._engine_base(**{k: v for k, v in engineio_options.items() if k in accepted})
+        self.eio._raw_messages = True  # on the reader, in order, undecoded: the Socket.IO layer decodes
         self.eio.on('connect', self._handle_eio_connect)
         self.eio.on('message', self._handle_eio_message)
         self.eio.on('disconnect', self._handle_eio_disconnect)
@@ -162,12 +136,9 @@ class BaseClient(SharedDocs):
         self._wait_timeout: float = 1
         self._attempt_namespaces: list[str] = []
         self._answered: set[str] = set()
-        self._server_broke_protocol = False
         self._lock: Any = contextlib.nullcontext()
         self._recovered: dict[str, bool] = {}  # namespace -> restored by the server, this connection
-
-    def _create_engine(self, options: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        self._reconnect_gate: Any = None  # the reconnection task waits there for the disconnect handlers
 
     def is_asyncio_based(self) -> bool:
         """``True`` for :class:`AsyncClient`."""
@@ -323,7 +294,7 @@ class BaseClient(SharedDocs):
 
     @staticmethod
     def _connect_error_detail(exc: BaseException) -> Any:
-        """The ``connect_error`` argument for python-engineio's ``ConnectionError``."""
+        """The ``connect_error`` argument for the Engine.IO client's ``ConnectionError``."""
         return exc.args[1] if len(exc.args) > 1 else (exc.args[0] if exc.args else None)
 
     # -- what each twin provides: how it waits, spawns and sends ----------------------------------------
@@ -354,10 +325,6 @@ class BaseClient(SharedDocs):
 
     def _join_reconnect(self, task: Any, timeout: float) -> Any:
         """Wait (bounded) until the reconnection ``task`` stopped."""
-        raise NotImplementedError
-
-    def _flush(self, timeout: float) -> Any:
-        """Wait (bounded) until the writer has sent what is queued."""
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -429,7 +396,7 @@ class BaseClient(SharedDocs):
         try:
             yield from self._attempt_flow(self.connection_namespaces, wait, wait_timeout)
         except exceptions.ConnectionError as exc:
-            if not (retry and isinstance(exc.__cause__, engineio.exceptions.ConnectionError)
+            if not (retry and isinstance(exc.__cause__, eio_exceptions.ConnectionError)
                     and (yield from self._retry_flow())):
                 self._finish()
                 raise
@@ -461,7 +428,7 @@ class BaseClient(SharedDocs):
         args, kwargs = self._engine_connect_args(url, headers)
         try:
             yield (functools.partial(self.eio.connect, **kwargs), *args)
-        except engineio.exceptions.ConnectionError as exc:
+        except eio_exceptions.ConnectionError as exc:
             detail = self._connect_error_detail(exc)
             for namespace in namespaces:
                 yield from self._handler_flow('connect_error', namespace, detail)
@@ -512,7 +479,7 @@ class BaseClient(SharedDocs):
         with self._lock:
             for pkt in self._session.disconnect():
                 self._send_packet(pkt)
-        yield (self._flush, FLUSH_SECONDS)
+        # the Engine.IO client sends what is queued (these DISCONNECTs) before its CLOSE
         yield self._eio_disconnect(abort=self._in_reader())
         with self._lock:  # never connected, or already lost: nothing ran _finish
             self.connected = False
@@ -558,7 +525,6 @@ class BaseClient(SharedDocs):
             self.logger.warning('protocol violation by the server, closing the connection: %s', exc)
             # a failed connection, not a chosen disconnect: reconnection applies (socket.io-client
             # reconnects after a "parse error" too)
-            self._server_broke_protocol = True
             yield self._eio_disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
             return
         for event in events:
@@ -626,43 +592,51 @@ class BaseClient(SharedDocs):
             self._finish()
 
     def _eio_disconnect_flow(self, reason: str | None) -> Flow:
-        """The Engine.IO connection ended (engineio runs this on its reader or in ``disconnect``)."""
+        """The Engine.IO connection ended (run on its reader or in its ``disconnect``)."""
         reason = reason or self.reason.TRANSPORT_ERROR
         with self._lock:
             was_connected, self.connected = self.connected, False
             lost = self._session.connection_lost()
-            # engineio's state is still 'connected' only when the transport failed
-            broken, self._server_broke_protocol = self._server_broke_protocol, False
-            will_reconnect = self.reconnection and was_connected and (broken or self.eio.state == 'connected')
+            # a failed transport (or a server that broke the protocol) is worth another
+            # attempt; a disconnect by either side is final
+            will_reconnect = self.reconnection and was_connected and reason == self.reason.TRANSPORT_ERROR
         self.sid = None
         self._answer.set()  # wake a connect() waiting for namespace answers
         if not was_connected:  # an attempt that failed: connect() reports it
             return
         self.logger.info('Engine.IO connection dropped (%s)', reason)
-        for namespace in lost:
-            yield from self._handler_flow('disconnect', namespace, reason)
-            if not will_reconnect:
-                yield from self._handler_flow('__disconnect_final', namespace)
+        gate = None
+        if will_reconnect:
+            with self._lock:
+                if self._reconnect_task is None and not self._finished.is_set():
+                    # started before the disconnect handlers run (it waits for them at the
+                    # gate), so that Ctrl-C or disconnect() meanwhile finds and stops it
+                    gate = self._reconnect_gate = self.eio.create_event()
+                    self._reconnect_abort.clear()
+                    self._mark_reconnecting()  # from now on Ctrl-C aborts it
+                    self._reconnect_task = self.start_background_task(
+                        self._reconnect_main, lost or self.connection_namespaces, gate)
+        try:
+            for namespace in lost:
+                yield from self._handler_flow('disconnect', namespace, reason)
+                if not will_reconnect:
+                    yield from self._handler_flow('__disconnect_final', namespace)
+        finally:
+            if gate is not None:
+                gate.set()
         if not will_reconnect:
             self._finish()
-            return
-        namespaces = lost or self.connection_namespaces
-        with self._lock:
-            # disconnect() from a disconnect handler sets _finished: no reconnection then
-            if self._reconnect_task is None and not self._finished.is_set():
-                self._reconnect_abort.clear()
-                self._mark_reconnecting()  # from now on Ctrl-C aborts it
-                self._reconnect_task = self.start_background_task(self._reconnect_main, namespaces)
 
     # -- reconnection ---------------------------------------------------------------------------
 
-    def _reconnect_main(self, namespaces: list[str]) -> Any:
+    def _reconnect_main(self, namespaces: list[str], gate: Any) -> Any:
         """The reconnection task's body (an awaitable on asyncio)."""
-        return self._run_flow(self._reconnect_main_flow(namespaces))
+        return self._run_flow(self._reconnect_main_flow(namespaces, gate))
 
-    def _reconnect_main_flow(self, namespaces: list[str]) -> Flow:
+    def _reconnect_main_flow(self, namespaces: list[str], gate: Any) -> Flow:
         me = self._current()
         try:
+            yield (self._wait, gate, None)  # the disconnect handlers have run
             reconnected = yield (self._reconnect_loop, namespaces)
         finally:
             with self._lock:
@@ -705,6 +679,8 @@ class BaseClient(SharedDocs):
         if task is None or task is self._current():
             return
         self._reconnect_abort.set()
+        if self._reconnect_gate is not None:
+            self._reconnect_gate.set()  # a disconnect handler calling disconnect(): the task waits there
         # an attempt under way ends within the request timeout plus the namespace wait
         yield (self._join_reconnect, task, self.eio.request_timeout + self._wait_timeout + 1)
 

@@ -26,6 +26,8 @@ from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
 from ._core.recovery import RECOVERABLE_REASONS, RecoveryLog
 from ._core.session import ServerConnection
+from ._options import packet_class as _packet_class
+from ._options import setup_logger as _setup_logger
 from ._twins import SharedDocs
 from .namespace import BaseServerNamespace
 
@@ -45,16 +47,6 @@ def utf8_size(text: str) -> int:
     return len(text.encode('utf-8', 'surrogatepass'))
 
 
-def _setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
-    """python-socketio's ``logger=`` convention: bool or a logger object."""
-    if not isinstance(logger, bool):
-        return logger
-    if default.level == logging.NOTSET:
-        default.setLevel(logging.INFO if logger else logging.ERROR)
-        default.addHandler(logging.StreamHandler())
-    return default
-
-
 #: ``connection_state_recovery`` options and their defaults.
 RECOVERY_DEFAULTS = {'max_disconnection_duration': 120.0, 'skip_handlers': True}
 
@@ -71,18 +63,6 @@ def _recovery_options(options: Any) -> dict[str, Any] | None:
         raise ValueError(f'unknown connection_state_recovery options: {", ".join(sorted(unknown))} '
                          f'(known: {", ".join(RECOVERY_DEFAULTS)})')
     return {**RECOVERY_DEFAULTS, **options}
-
-
-def _packet_class(serializer: Any) -> type[pk.Packet]:
-    if serializer == 'default':
-        return pk.Packet
-    if serializer == 'msgpack':
-        from .msgpack_packet import MsgPackPacket
-
-        return MsgPackPacket
-    if isinstance(serializer, type) and issubclass(serializer, pk.Packet):
-        return serializer
-    raise ValueError(f"serializer must be 'default', 'msgpack' or a Packet subclass, not {serializer!r}")
 
 
 class _SessionContext:

@@ -1,14 +1,15 @@
 """The synchronous Socket.IO client (``socketio.Client``).
 
-Shell ring.  python-engineio's ``engineio.Client`` carries the transport
-(requests and websocket-client), ``_core.client_session.ClientSession``
-holds the protocol state, ``_core.reconnect`` computes the backoff, and
-this module runs user handlers and waits.
+Shell ring.  :class:`greensio.engineio.Client` carries the transport
+(requests and websocket-client, around the sans-IO Engine.IO core),
+``_core.client_session.ClientSession`` holds the protocol state,
+``_core.reconnect`` computes the backoff, and this module runs user
+handlers and waits.
 
 Threads: the client uses the ``threading`` module, so it runs on green
 threads once gevent has monkey-patched the process (do that first thing,
 as for any blocking library under gevent) and on OS threads otherwise.  A
-connection has python-engineio's reader and writer, a few reused handler
+connection has the Engine.IO client's reader and writer, a few reused handler
 workers and, while one runs, a reconnection task.  Messages are decoded in
 order on the reader (binary attachments included); handlers run on the
 workers, so a handler that blocks or calls ``call()`` never stops acks
@@ -17,7 +18,6 @@ from arriving, and a burst of events starts in arrival order.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import signal
@@ -28,26 +28,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import engineio
-from engineio import base_client as eio_base_client
-from engineio import packet as eio_packet
-from engineio import payload as eio_payload
-
 from ._twins import drive
-from .base_client import (  # noqa: F401 - CLIENT_RESERVED_EVENTS and the limits re-exported
+from .base_client import (  # noqa: F401 - CLIENT_RESERVED_EVENTS re-exported
     CLIENT_RESERVED_EVENTS,
-    FLUSH_SECONDS,
-    MAX_PACKETS_PER_POST,
     BaseClient,
     CallWaiter,
     Flow,
-    take_batch,
 )
-
-try:
-    from websocket import WebSocketConnectionClosedException as _WS_CLOSED
-except ImportError:  # no 'client' extra: the server still imports; the websocket transport is unavailable
-    _WS_CLOSED = OSError
+from .engineio.client import Client as EngineIOClient
+from .engineio.client import wait_event
 
 #: Handler workers one client runs at once; further events wait for a free one.
 MAX_WORKERS = 32
@@ -55,11 +44,6 @@ MAX_WORKERS = 32
 WORKER_IDLE_SECONDS = 5.0
 #: How long ``disconnect()`` waits for running handlers to end (they are daemons).
 WORKER_JOIN_SECONDS = 1.0
-
-#: Long waits wake at least this often: CPython runs a signal handler only in the
-#: main thread, and a SIGINT the kernel delivers to another thread cannot
-#: interrupt the main thread's untimed lock wait, so Ctrl-C would go unseen.
-SIGNAL_CHECK_SECONDS = 1.0
 
 # Clients waiting to reconnect; Ctrl-C aborts their waits (handle_sigint).
 _reconnecting: weakref.WeakSet = weakref.WeakSet()
@@ -81,8 +65,8 @@ TRANSPORT_PACKAGES = {'polling': ('requests', 'requests'), 'websocket': ('websoc
 def require_transport_packages(transports: Any) -> None:
     """Raise at once, naming the extra to install, if a transport's package is missing.
 
-    Without this check python-engineio logs that a package is missing and the
-    connection attempt then fails with a misleading "Connection lost".
+    Without this check the connection attempt would fail with a less helpful
+    ``ConnectionError``.
     """
     missing = []
     for transport in transports or ('polling', 'websocket'):
@@ -112,143 +96,6 @@ def _install_sigint_handler() -> None:
     global _previous_sigint
     if _previous_sigint is None and threading.current_thread() is threading.main_thread():
         _previous_sigint = signal.signal(signal.SIGINT, _sigint)
-
-
-def wait_event(event: Any, timeout: float | None = None) -> bool:
-    """``event.wait(timeout)`` in slices of ``SIGNAL_CHECK_SECONDS``; True once the event is set."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        if deadline is None:
-            step = SIGNAL_CHECK_SECONDS
-        else:
-            step = min(deadline - time.monotonic(), SIGNAL_CHECK_SECONDS)
-            if step <= 0:
-                return event.is_set()
-        if event.wait(step):
-            return True
-
-
-class _EngineClient(engineio.Client):
-    """``engineio.Client`` that hands messages over on its reader, in order.
-
-    python-engineio starts a thread per message, which can reorder packets
-    and splits a binary packet's parts across threads; the Socket.IO layer
-    decodes on the reader instead and runs handlers on its own workers.
-    """
-
-    def connect(self, *args: Any, **kwargs: Any) -> Any:
-        if self.state == 'disconnected':
-            # a fresh queue per connection: packets of the last one (and its
-            # sentinel) can never reach this one's writer
-            self.queue = self.create_queue()
-        return super().connect(*args, **kwargs)
-
-    def _reset(self) -> None:
-        writer = self.write_loop_task
-        super()._reset()
-        if writer is not None and writer is not threading.current_thread() and writer.is_alive():
-            # python-engineio drains the queue here; after a disconnect made on
-            # the reader (a CLOSE from the server) that removes the sentinel the
-            # writer waits for, leaving it blocked for ping_interval + ping_timeout
-            self.queue.put(None)
-
-    def _read_loop_polling(self) -> None:
-        """Long-poll until the connection ends; then what python-engineio does on the way out.
-
-        Replaces python-engineio's loop only for its decoder, which refuses a
-        response of more than 16 packets (a limit meant for what a client
-        POSTs to a server): the Node server sends everything queued for a
-        client in one response, so a burst of 17 events dropped the
-        connection.  The server's maxPayload bounds a response.
-        """
-        while self.state == 'connected' and self.write_loop_task:
-            response = self._send_request('GET', self.base_url + self._get_url_timestamp(),
-                                          timeout=max(self.ping_interval, self.ping_timeout) + 5)
-            packets = self._poll_packets(response)
-            if packets is None:
-                self.queue.put(None)  # ends the writer too
-                break
-            for pkt in packets:
-                self._receive_packet(pkt)
-        writer = self.write_loop_task
-        if writer is not None:  # the writer clears the attribute itself when it ends
-            writer.join()
-        if self.state == 'connected':
-            self._trigger_event('disconnect', self.reason.TRANSPORT_ERROR, run_async=False)
-            with contextlib.suppress(ValueError):
-                eio_base_client.connected_clients.remove(self)
-            self._reset()
-
-    def _poll_packets(self, response: Any) -> list[Any] | None:
-        """The packets of a polling response, or None when the connection is unusable."""
-        if response is None or isinstance(response, str):
-            self.logger.warning('polling request failed: %s', response or 'connection refused')
-            return None
-        if not 200 <= response.status_code < 300:
-            self.logger.warning('polling request failed with status %s', response.status_code)
-            return None
-        try:
-            body = response.content.decode('utf-8')
-            return [eio_packet.Packet(encoded_packet=part) for part in body.split('\x1e')] if body else []
-        except ValueError as exc:  # UnicodeDecodeError and binascii.Error included
-            self.logger.warning('invalid polling response: %s', exc)
-            return None
-
-    def _write_loop(self) -> None:
-        """Send what is queued until the connection ends, at most ``MAX_PACKETS_PER_POST`` per POST.
-
-        Replaces python-engineio's writer, which puts everything queued in
-        one POST: python-engineio servers refuse more than 16 packets in a
-        payload, so a burst of emits over long-polling was lost and the
-        connection failed.  A ``None`` in the queue ends the writer.
-        """
-        timeout = max(self.ping_interval, self.ping_timeout) + 5
-        while self.state == 'connected':
-            try:
-                first = self.queue.get(timeout=timeout)
-            except self.queue_empty:
-                self.logger.error('packet queue is empty, aborting')
-                break
-            batch, last = take_batch(self.queue, first, self.queue_empty)
-            if batch and not self._send_batch(batch):
-                break
-            if last:
-                break
-        self.logger.info('Exiting write loop task')
-        self.write_loop_task = None
-
-    def _send_batch(self, batch: list[Any]) -> bool:
-        """Send packets on the current transport; False once it failed."""
-        try:
-            if self.current_transport == 'polling':
-                body = eio_payload.Payload(packets=batch).encode()
-                response = self._send_request('POST', self.base_url, body=body,
-                                              headers={'Content-Type': 'text/plain'}, timeout=self.request_timeout)
-                if response is None or isinstance(response, str) or not 200 <= response.status_code < 300:
-                    status = getattr(response, 'status_code', response)
-                    self.logger.warning('polling POST failed (%s), aborting', status)
-                    return False
-                return True
-            for pkt in batch:
-                if pkt.binary:
-                    self.ws.send_binary(pkt.encode())
-                else:
-                    self.ws.send(pkt.encode())
-            return True
-        except (_WS_CLOSED, OSError):  # BrokenPipeError included
-            self.logger.warning('WebSocket connection was closed, aborting')
-            return False
-        finally:
-            for _ in batch:
-                self.queue.task_done()
-
-    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == 'message':
-            handler = self.handlers.get('message')
-            if handler is not None:
-                handler(*args)
-            return None
-        return super()._trigger_event(event, *args, **kwargs)
 
 
 class _Workers:
@@ -355,7 +202,7 @@ class Client(BaseClient):
         ``timestamp_requests``, ``engineio_logger``; others are ignored.
     """
 
-    _engine_base = engineio.Client
+    _engine_base = EngineIOClient
 
     def __init__(self, reconnection: bool = True, reconnection_attempts: int = 0, reconnection_delay: float = 1,
                  reconnection_delay_max: float = 5, randomization_factor: float = 0.5, logger: Any = False,
@@ -372,9 +219,6 @@ class Client(BaseClient):
         self._reconnect_task: Any = None
         self._reconnect_abort = self.eio.create_event()
         self._home = _green_home()  # under gevent: where emits from native threads are handed
-
-    def _create_engine(self, options: dict[str, Any]) -> _EngineClient:
-        return _EngineClient(**options)
 
     # -- the public API (flows and docstrings on BaseClient) --------------------------------------
 
@@ -427,20 +271,6 @@ class Client(BaseClient):
 
     def _queue_message(self, data: str | bytes) -> None:
         self.eio.send(data)
-
-    def _flush(self, timeout: float) -> None:
-        work = self.eio.queue
-        if self.eio.state != 'connected' or threading.current_thread() is self.eio.write_loop_task:
-            return
-        if not work.unfinished_tasks:
-            return
-        condition = getattr(work, 'all_tasks_done', None)
-        if condition is None:  # gevent's patched Queue: join() takes a timeout
-            work.join(timeout)
-            return
-        with condition:
-            if work.unfinished_tasks:
-                condition.wait(timeout)
 
     def _finish(self) -> None:
         """Disconnected for good: release ``wait()`` and end the handler workers."""

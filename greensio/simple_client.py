@@ -14,7 +14,8 @@ from typing import Any
 
 from ._twins import drive
 from .base_client import BaseSimpleClient
-from .client import SIGNAL_CHECK_SECONDS, Client
+from .client import Client
+from .engineio.client import SIGNAL_CHECK_SECONDS
 
 
 class SimpleClient(BaseSimpleClient):

@@ -20,6 +20,8 @@ from . import exceptions
 _LAZY = {
     'ASGIApp': '.asgi',
     'AsyncServer': '.async_server',
+    'Client': '.client',
+    'AsyncClient': '.async_client',
     'get_tornado_handler': '.async_drivers.tornado',
 }
 

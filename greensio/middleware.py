@@ -1,10 +1,10 @@
 """WSGI glue: ``WSGIApp`` routes Socket.IO requests, static files and a
 wrapped WSGI app such as Flask (integration ring)."""
 
-from .engineio.middleware import WSGIApp as EngineIOWSGIApp
+import engineio
 
 
-class WSGIApp(EngineIOWSGIApp):
+class WSGIApp(engineio.WSGIApp):
     """WSGI application for a :class:`greensio.Server`.
 
     :param socketio_app: the :class:`greensio.Server`.

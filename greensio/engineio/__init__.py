@@ -18,9 +18,6 @@ from typing import Any
 from . import exceptions
 
 _LAZY = {
-    'Server': '.server',
-    'WSGIApp': '.middleware',
-    'Middleware': '.middleware',
     'ASGIApp': '.asgi',
     'AsyncServer': '.async_server',
     'Client': '.client',

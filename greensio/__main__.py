@@ -1,15 +1,28 @@
-"""``python -m greensio``: emit to Socket.IO clients from a shell script or a cron job.
+"""``python -m greensio``: reach Socket.IO clients from a shell script or a cron job.
 
-Integration ring.  A write-only manager publishes on the message queue the
-servers listen to, as an application's own write-only manager would; this
-process needs no server and serves no clients.
+Integration ring.  This process needs no server and serves no clients; it
+talks to the servers through the message queue they share.
 
-    python -m greensio emit EVENT DATA [--to ROOM] [--namespace NS]
-                       [--message-queue URL] [--channel NAME] [--timeout SECONDS]
+    python -m greensio emit EVENT DATA [--to ROOM] [--namespace NS] [options]
+    python -m greensio call EVENT DATA --to SID [--namespace NS] [options]
+    python -m greensio sockets [--to ROOM] [--namespace NS] [--json] [options]
+    python -m greensio rooms [--namespace NS] [--json] [options]
+    python -m greensio workers [--json] [options]
 
-Exit status: 0 once the broker confirmed the message; 1 if it could not be
-reached (or did not confirm) within ``--timeout``; 2 for bad input (usage,
-JSON).  Each error is one line on stderr.
+    options: [--message-queue URL] [--channel NAME] [--timeout SECONDS]
+
+``emit`` publishes with a write-only manager, as an application's own
+write-only manager would.  The other commands need the workers' answers:
+their manager listens on the channel as a client of the cluster, never as a
+worker (no worker waits for it), asks the workers to announce themselves,
+then sends its request (``call()`` to a sid, ``fetch_sockets``) and
+gathers the answers.
+
+Exit status: 0 on success; 1 if the broker could not be reached (or did not
+confirm) within ``--timeout``; 2 for bad input (usage, JSON); 3 when the
+workers did not answer in time (no client answered the call, a worker
+missing from a listing, no worker on the channel).  Each error is one line
+on stderr.
 """
 
 from __future__ import annotations
@@ -19,18 +32,30 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 import urllib.parse
 from typing import Any, NoReturn
 
-#: Exit status once the broker confirmed every message.
+#: Exit status on success (``emit``: once the broker confirmed the message).
 EXIT_OK = 0
 #: Exit status when the broker could not be reached or did not confirm in time.
 EXIT_UNREACHABLE = 1
 #: Exit status for bad input: arguments, DATA that is not JSON (argparse's own).
 EXIT_USAGE = 2
+#: Exit status when answers did not come in time: no client answered a call,
+#: a worker did not answer a listing, or no worker is on the channel.
+EXIT_NO_ANSWER = 3
 
-#: How long, by default, the command waits for the broker before giving up.
+#: How long, by default, a command waits for the broker and the answers before giving up.
 DEFAULT_TIMEOUT = 10.0
+#: Longest wait for the first worker to announce itself.  Workers answer this
+#: process's hello at once; one that does not (an older greensio) still sends
+#: a heartbeat every 2 s by default.
+DISCOVERY_TIMEOUT = 3.0
+#: Once a worker announced itself, the others are taken to be known when none
+#: more did for this long (they all answer the same hello, within milliseconds).
+DISCOVERY_QUIET = 0.3
 
 #: Where the message queue URL comes from when ``--message-queue`` is not given.
 URL_VARIABLE = 'GREENSIO_MESSAGE_QUEUE'
@@ -46,19 +71,37 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> _Parser:
-    parser = _Parser(prog=_PROG, description='Emit to Socket.IO clients through the servers\' message queue.')
+    parser = _Parser(prog=_PROG, description='Reach Socket.IO clients through the servers\' message queue.')
     commands = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    emit = commands.add_parser('emit', help='emit an event to every client, or to a room or one sid')
-    emit.add_argument('event', metavar='EVENT', help='the event name')
-    emit.add_argument('data', metavar='DATA', help='the event\'s one argument, as JSON (e.g. \'{"n": 1}\', \'"text"\', \'null\')')
-    emit.add_argument('--to', metavar='ROOM', help='a room or a client\'s sid (default: every client)')
-    emit.add_argument('--namespace', metavar='NS', default='/', help='the namespace (default: /)')
-    emit.add_argument('--message-queue', metavar='URL', default=os.environ.get(URL_VARIABLE),
-                      help=f'amqp://... (RabbitMQ) or redis://... (default: ${URL_VARIABLE})')
-    emit.add_argument('--channel', metavar='NAME', default='socketio',
-                      help='the channel the servers use (default: socketio; Flask-SocketIO apps: flask-socketio)')
-    emit.add_argument('--timeout', metavar='SECONDS', type=float, default=DEFAULT_TIMEOUT,
-                      help=f'seconds to wait for the broker (default: {DEFAULT_TIMEOUT:g})')
+
+    def command(name: str, help: str, data: bool = False, to: str | None = None, listing: bool = False) -> Any:
+        sub = commands.add_parser(name, help=help)
+        if data:
+            sub.add_argument('event', metavar='EVENT', help='the event name')
+            sub.add_argument('data', metavar='DATA',
+                             help='the event\'s one argument, as JSON (e.g. \'{"n": 1}\', \'"text"\', \'null\')')
+        if to is not None:
+            sub.add_argument('--to', metavar=to.split(':')[0], required=name == 'call', help=to.split(':', 1)[1])
+        if name != 'workers':
+            sub.add_argument('--namespace', metavar='NS', default='/', help='the namespace (default: /)')
+        if listing:
+            sub.add_argument('--json', action='store_true', help='print JSON instead of lines of text')
+        sub.add_argument('--message-queue', metavar='URL', default=os.environ.get(URL_VARIABLE),
+                         help=f'amqp://... (RabbitMQ) or redis://... (default: ${URL_VARIABLE})')
+        sub.add_argument('--channel', metavar='NAME', default='socketio',
+                         help='the channel the servers use (default: socketio; Flask-SocketIO apps: flask-socketio)')
+        sub.add_argument('--timeout', metavar='SECONDS', type=float, default=DEFAULT_TIMEOUT,
+                         help=f'seconds to wait for the broker and the answers (default: {DEFAULT_TIMEOUT:g})')
+        sub.set_defaults(run=globals()[name])
+
+    command('emit', 'emit an event to every client, or to a room or one sid', data=True,
+            to="ROOM:a room or a client's sid (default: every client)")
+    command('call', "emit an event to one client and print its answer as JSON", data=True,
+            to="SID:the client's sid (a room: the list of its clients' answers)")
+    command('sockets', 'list the clients of every worker', to='ROOM:only the clients in this room (or this sid)',
+            listing=True)
+    command('rooms', 'list the rooms of every worker with their number of clients', listing=True)
+    command('workers', 'list the ids of the live workers', listing=True)
     return parser
 
 
@@ -71,39 +114,46 @@ def _redacted(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _manager(url: str, channel: str) -> Any:
-    """A write-only manager: Redis for ``redis://``, ``rediss://`` and ``unix://``, kombu otherwise."""
+def _manager(url: str, channel: str, write_only: bool = True) -> Any:
+    """A manager without a server: Redis for ``redis://``, ``rediss://`` and ``unix://``, kombu otherwise."""
     import greensio
 
     name = 'RedisManager' if url.startswith(('redis://', 'rediss://', 'unix://')) else 'KombuManager'
     try:
         manager_class = getattr(greensio, name)
-        return manager_class(url, channel=channel, write_only=True)
+        manager = manager_class(url, channel=channel, write_only=write_only)
     except (ImportError, AttributeError) as exc:
         extra = 'redis' if name == 'RedisManager' else 'kombu'
         raise SystemExit(f"{_PROG}: error: {_redacted(url)} needs the '{extra}' extra: "
                          f"pip install 'greensio[{extra}]' ({exc})") from None
+    manager.idle_tick = min(manager.idle_tick, 0.1)  # its listener notices close() that soon: a prompt exit
+    return manager
 
 
-def emit(args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.data)
-    except ValueError as exc:
-        print(f'{_PROG}: error: DATA is not valid JSON ({exc})', file=sys.stderr)
-        return EXIT_USAGE
+def _fail(message: str, status: int) -> int:
+    print(f'{_PROG}: error: {message}', file=sys.stderr)
+    return status
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments argparse let through, or None."""
     if not args.message_queue:
-        print(f'{_PROG}: error: no message queue: give --message-queue URL or set ${URL_VARIABLE}', file=sys.stderr)
-        return EXIT_USAGE
-    if not args.namespace.startswith('/'):
-        print(f'{_PROG}: error: a namespace starts with "/", not {args.namespace!r}', file=sys.stderr)
-        return EXIT_USAGE
+        return f'no message queue: give --message-queue URL or set ${URL_VARIABLE}'
+    if not getattr(args, 'namespace', '/').startswith('/'):
+        return f'a namespace starts with "/", not {args.namespace!r}'
     if args.timeout <= 0:
-        print(f'{_PROG}: error: --timeout must be positive', file=sys.stderr)
-        return EXIT_USAGE
-    # the manager logs outages and retries for long-running servers; here the
-    # one line below says what happened
+        return '--timeout must be positive'
+    return None
+
+
+def _quiet() -> None:
+    # the managers log outages and retries for long-running servers; here one
+    # line says what happened
     logging.getLogger('socketio').setLevel(logging.CRITICAL + 1)
     logging.getLogger('greensio').setLevel(logging.CRITICAL + 1)
+
+
+def emit(args: argparse.Namespace, data: Any) -> int:
     manager = _manager(args.message_queue, args.channel)
     try:
         manager.emit(args.event, data, namespace=args.namespace, room=args.to)
@@ -115,15 +165,164 @@ def emit(args: argparse.Namespace) -> int:
     finally:
         manager.close(timeout=0.1)
     if not confirmed:
-        print(f'{_PROG}: error: the message queue at {_redacted(args.message_queue)} could not be reached '
-              f'({reason}); nothing was sent', file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return _fail(f'the message queue at {_redacted(args.message_queue)} could not be reached '
+                     f'({reason}); nothing was sent', EXIT_UNREACHABLE)
     return EXIT_OK
+
+
+# -- the commands that gather answers --------------------------------------------------------
+
+class _Cluster:
+    """A manager listening on the channel as a client of the workers, until ``deadline``."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.deadline = time.monotonic() + args.timeout
+        self.manager = _manager(args.message_queue, args.channel, write_only=False)
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def connect(self) -> str | None:
+        """Listen and learn the live workers; an error message, or None."""
+        try:
+            listening = self.manager._listen_as_client(self.args.timeout)
+        except Exception as exc:  # noqa: BLE001 - whatever the broker client raised: one line
+            listening, detail = False, f'{type(exc).__name__}: {exc}'
+        else:
+            detail = f'not subscribed within {self.args.timeout:g} s'
+        if not listening:
+            return f'the message queue at {_redacted(self.args.message_queue)} could not be reached ({detail})'
+        return None
+
+    def workers(self) -> list[str]:
+        """The workers that announced themselves (see ``DISCOVERY_TIMEOUT`` and ``DISCOVERY_QUIET``)."""
+        first = min(self.deadline, time.monotonic() + DISCOVERY_TIMEOUT)
+        known: list[str] = []
+        quiet_until = first
+        while time.monotonic() < (quiet_until if known else first):
+            live = self.manager.workers()[1:]
+            if len(live) > len(known):
+                known = live
+                quiet_until = min(self.deadline, time.monotonic() + DISCOVERY_QUIET)
+            time.sleep(0.02)
+        return self.manager.workers()[1:]
+
+    def wait(self, gathering: Any) -> None:
+        """Block until every answer came or the gathering's deadline passed."""
+        wake = threading.Event()
+        gathering.on_change = wake.set
+        for wait in self.manager._waits(gathering):
+            wake.clear()
+            wake.wait(wait)
+
+    def no_workers(self) -> int:
+        return _fail(f'no greensio worker announced itself on channel {self.args.channel!r} '
+                     f'within {min(self.args.timeout, DISCOVERY_TIMEOUT):g} s', EXIT_NO_ANSWER)
+
+    def close(self) -> None:
+        self.manager.close(timeout=0.1)
+
+
+def call(cluster: _Cluster, data: Any) -> int:
+    from ._core.cluster import UNKNOWN
+
+    args = cluster.args
+    gathering = cluster.manager._emit_gathering(args.event, data, args.namespace, args.to, None, cluster.remaining())
+    gathering.want_one = True  # a sid of a worker that counts nothing (python-socketio) answers all the same
+    cluster.wait(gathering)
+    counted = sum(gathering.counts.values())
+    if gathering.client or (counted == 0 and UNKNOWN in gathering.answered):  # one client: its answer
+        if gathering.answers:
+            print(_dumps(gathering.answers[0]))
+            return EXIT_OK
+        return _fail(f'no answer from {args.to} within {args.timeout:g} s', EXIT_NO_ANSWER)
+    if counted == 0:
+        return _fail(f'no answer within {args.timeout:g} s: no client {args.to} in namespace {args.namespace} '
+                     f'on the {len(gathering.expected)} worker(s) that answered', EXIT_NO_ANSWER)
+    print(_dumps(gathering.answers))  # a room: every answer that came
+    if gathering.missing:
+        return _fail(f'{gathering.missing} of the clients in {args.to} did not answer within {args.timeout:g} s',
+                     EXIT_NO_ANSWER)
+    return EXIT_OK
+
+
+def _fetch(cluster: _Cluster, to: Any) -> tuple[list[dict[str, Any]], int]:
+    from ._core.pubsub import FETCH_SOCKETS
+
+    args = cluster.args
+    gathering = cluster.manager._start_request(FETCH_SOCKETS, args.namespace, cluster.remaining(), to=to, skip=None)
+    cluster.wait(gathering)
+    return list(gathering.answers), gathering.missing
+
+
+def _incomplete(missing: int, args: argparse.Namespace) -> int:
+    if not missing:
+        return EXIT_OK
+    return _fail(f'{missing} worker(s) did not answer within {args.timeout:g} s: the list is incomplete',
+                 EXIT_NO_ANSWER)
+
+
+def sockets(cluster: _Cluster, _data: Any) -> int:
+    found, missing = _fetch(cluster, cluster.args.to)
+    found.sort(key=lambda s: s['sid'])
+    if cluster.args.json:
+        print(_dumps(found))
+    for socket in [] if cluster.args.json else found:
+        rooms = ','.join(str(room) for room in socket['rooms'] if room != socket['sid'])
+        print(f'{socket["sid"]}\t{socket["handshake"].get("address", "")}\t{rooms}')
+    return _incomplete(missing, cluster.args)
+
+
+def rooms(cluster: _Cluster, _data: Any) -> int:
+    found, missing = _fetch(cluster, None)
+    counts: dict[Any, int] = {}
+    for socket in found:
+        for room in socket['rooms']:
+            if room != socket['sid']:  # every client's own room is not listed
+                counts[room] = counts.get(room, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: str(item[0]))
+    if cluster.args.json:
+        print(_dumps({str(room): count for room, count in ordered}))
+    for room, count in [] if cluster.args.json else ordered:
+        print(f'{room}\t{count}')
+    return _incomplete(missing, cluster.args)
+
+
+def workers(cluster: _Cluster, _data: Any) -> int:
+    live = cluster.manager.workers()[1:]
+    print(_dumps(live) if cluster.args.json else '\n'.join(live))
+    return EXIT_OK
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return emit(args)
+    data = None
+    if hasattr(args, 'data'):
+        try:
+            data = json.loads(args.data)
+        except ValueError as exc:
+            return _fail(f'DATA is not valid JSON ({exc})', EXIT_USAGE)
+    problem = _check(args)
+    if problem is not None:
+        return _fail(problem, EXIT_USAGE)
+    _quiet()
+    if args.run is emit:
+        return emit(args, data)
+    cluster = _Cluster(args)
+    try:
+        problem = cluster.connect()
+        if problem is not None:
+            return _fail(problem, EXIT_UNREACHABLE)
+        if not cluster.workers():
+            return cluster.no_workers()
+        return args.run(cluster, data)
+    finally:
+        cluster.close()
 
 
 if __name__ == '__main__':

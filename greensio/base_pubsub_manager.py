@@ -380,6 +380,8 @@ class BasePubSubManager(BaseManager):
             self._membership.left(message.host_id)
             for gathering in list(self._gatherings.values()):  # their waiters stop waiting for it
                 gathering._changed()
+            if message.hello:  # hello and leaving at once: a process that is no worker asks who is there
+                self._announce()
             return
         joined = self._membership.heard(message.host_id, message.interval, time.monotonic())
         if joined or message.hello:
@@ -473,6 +475,8 @@ class BasePubSubManager(BaseManager):
                                       namespace=namespace, room=room, skip_sid=skip_sid,
                                       callback=(gathering.request, namespace, 0), request=gathering.request,
                                       timeout=max(gathering.deadline - time.monotonic(), 0.001))
+        if self.server is None:  # a client of the cluster (python -m greensio): no clients of its own
+            return message, None
         return message, functools.partial(self._gather_locally, gathering, event, data, namespace, room, skip_sid)
 
     def _server_handler_flow(self, message: pubsub.RequestMessage) -> Any:

@@ -166,6 +166,24 @@ class PubSubManager(BasePubSubManager, Manager):
             self._heartbeat_task = self._spawn(self._heartbeat_loop)
         self.logger.info('%s backend initialized.', self.name)
 
+    def _listen_as_client(self, timeout: float) -> bool:
+        """Listen without a server and without being a worker (``python -m greensio``).
+
+        The manager can then send requests (``_start_request``,
+        ``_emit_gathering``) and gather the workers' answers.  It sends no
+        heartbeats, so no worker ever waits for it; its one heartbeat says
+        hello and leaving at once, which makes every worker announce itself
+        at once without counting this process.  False if the broker did not
+        take the subscription within ``timeout`` seconds.
+        """
+        _wake, _room, _stop, ready = self._runtime()
+        self.thread = self._spawn(self._listener_loop)
+        if not ready.wait(timeout):
+            return False
+        self._heartbeat_due = self._heartbeat_message(hello=True, leaving=True)
+        self._wake_publisher()
+        return True
+
     def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,  # type: ignore[override]
              skip_sid: Any = None, callback: Callable[..., Any] | None = None, to: Any = None,
              **kwargs: Any) -> Any:

@@ -1,5 +1,6 @@
 """Operability on real brokers: ``python -m greensio emit`` to the clients of two
-worker processes, and readiness and queue metrics through a RabbitMQ outage.
+worker processes (the other commands: test_cli_cluster.py), bad command lines,
+and readiness and queue metrics through a RabbitMQ outage.
 
 The outage uses test_faults.py's ``rabbitmq_stopped`` (RabbitMQ is always
 started again, in a ``finally``).
@@ -105,6 +106,11 @@ def test_cli_with_the_broker_unreachable_fails_in_one_line(url):
     ('emit', 'news'),                                                 # DATA missing
     ('emit', 'news', '1', '--timeout', 'soon', '--message-queue', AMQP_URL),
     ('publish', 'news', '1'),
+    ('call', 'question', '{"n": 1', '--to', 'x', '--message-queue', AMQP_URL),    # malformed JSON
+    ('call', 'question', '1', '--message-queue', AMQP_URL),                       # --to missing
+    ('call', 'question', '1', '--to', 'x', '--namespace', 'chat', '--message-queue', AMQP_URL),
+    ('sockets', '--timeout', '0', '--message-queue', AMQP_URL),
+    ('rooms', '--to', 'x', '--message-queue', AMQP_URL),                          # rooms takes no --to
 ])
 def test_cli_bad_input_exits_2_with_one_line(args):
     run = cli(*args)

@@ -1,0 +1,106 @@
+"""``python -m greensio call / sockets / rooms / workers`` against real worker processes.
+
+Two greensio workers (tests/mq/mq_server.py) on RabbitMQ or Redis, a client
+on each; the command line, in a subprocess of its own, asks them through the
+broker and prints what they answered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .conftest import needs_rabbitmq, needs_redis
+from .helpers import AMQP_URL, REDIS_URL, Recorder, unique_channel
+from .test_faults import fleet_of
+from .test_operability import cli
+
+BACKENDS = [pytest.param('kombu', marks=needs_rabbitmq), pytest.param('redis', marks=needs_redis)]
+
+
+def answer(event: str, args: tuple) -> object:
+    """What the clients answer a ``question``: who they are and what they were asked."""
+    return {'asked': args[0], 'event': event} if event == 'question' else None
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_call_sockets_rooms_workers_across_two_workers(backend):
+    url = AMQP_URL if backend == 'kombu' else REDIS_URL
+    with fleet_of(backend, emitter=False) as fleet:
+        a, b = (Recorder(u, w, answer=answer) for w, u in zip('ab', fleet.urls))
+        try:
+            assert a.client.call('join', 'ops', timeout=10) == 'joined'
+            assert b.client.call('join', 'ops', timeout=10) == 'joined'
+            assert b.client.call('join', 'night shift', timeout=10) == 'joined'
+            common = ('--message-queue', url, '--channel', fleet.channel)
+
+            for client in (a, b):  # a client of each worker answers, wherever the command connects
+                started = time.monotonic()
+                run = cli('call', 'question', '{"n": 1, "text": "é"}', '--to', client.sid, *common)
+                assert (run.returncode, run.stderr) == (0, ''), run.stderr
+                assert json.loads(run.stdout) == {'asked': {'n': 1, 'text': 'é'}, 'event': 'question'}
+                assert time.monotonic() - started < 8  # answered, not timed out (python start-up included)
+
+            run = cli('call', 'question', '2', '--to', 'ops', *common)  # a room: every client's answer
+            assert run.returncode == 0, run.stderr
+            assert sorted(json.loads(run.stdout), key=json.dumps) == [{'asked': 2, 'event': 'question'}] * 2
+
+            run = cli('sockets', *common)
+            assert run.returncode == 0, run.stderr
+            lines = sorted(line.split('\t') for line in run.stdout.splitlines())
+            assert lines == sorted([[a.sid, '127.0.0.1', 'ops'], [b.sid, '127.0.0.1', 'night shift,ops']]) or \
+                lines == sorted([[a.sid, '127.0.0.1', 'ops'], [b.sid, '127.0.0.1', 'ops,night shift']])
+            run = cli('sockets', '--to', 'night shift', '--json', *common)
+            assert run.returncode == 0, run.stderr
+            (only,) = json.loads(run.stdout)
+            assert only['sid'] == b.sid and set(only['rooms']) == {b.sid, 'ops', 'night shift'}
+            assert only['namespace'] == '/' and only['handshake']['address'] == '127.0.0.1'
+
+            run = cli('rooms', *common)
+            assert (run.returncode, run.stdout) == (0, 'night shift\t1\nops\t2\n'), run.stderr
+            run = cli('rooms', '--json', *common)
+            assert json.loads(run.stdout) == {'night shift': 1, 'ops': 2}
+
+            run = cli('workers', '--json', *common)
+            assert run.returncode == 0, run.stderr
+            assert sorted(json.loads(run.stdout)) == sorted(fleet.host_ids)
+
+            run = cli('sockets', '--namespace', '/nobody', *common)
+            assert (run.returncode, run.stdout, run.stderr) == (0, '', '')
+
+            # no such client: a clear line once the timeout is over
+            run = cli('call', 'question', '3', '--to', 'no-such-sid', '--timeout', '2', *common)
+            assert run.returncode == 3 and run.stdout == ''
+            assert run.stderr.splitlines() == [(
+                'python -m greensio: error: no answer within 2 s: no client no-such-sid in namespace / '
+                'on the 2 worker(s) that answered')]
+        finally:
+            a.disconnect()
+            b.disconnect()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_no_worker_on_the_channel(backend):
+    url = AMQP_URL if backend == 'kombu' else REDIS_URL
+    run = cli('sockets', '--message-queue', url, '--channel', unique_channel(), '--timeout', '1')
+    assert run.returncode == 3 and run.stdout == ''
+    assert run.stderr.startswith('python -m greensio: error: no greensio worker announced itself on channel ')
+    assert len(run.stderr.splitlines()) == 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('command', [('call', 'question', '1', '--to', 'x'), ('sockets',), ('rooms',),
+                                     ('workers',)])
+@pytest.mark.parametrize('url', ['amqp://guest:secret@127.0.0.1:9//', 'redis://127.0.0.1:9/0'])
+def test_broker_unreachable_fails_in_one_line(command, url):
+    run = cli(*command, '--message-queue', url, '--channel', unique_channel(), '--timeout', '1.5')
+    assert run.returncode == 1, run.stderr
+    assert run.stdout == ''
+    (line,) = run.stderr.splitlines()
+    assert line.startswith('python -m greensio: error: the message queue at ')
+    assert 'could not be reached' in line and 'secret' not in line
+

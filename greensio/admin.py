@@ -19,7 +19,10 @@ counters; each twin only adds its way of waiting and emitting.
 With several workers behind a message queue, every worker is instrumented
 by the same code: its ``server_stats`` (with its own ``serverId``) and its
 development-mode reports are emits to the admin namespace, which the queue
-carries to the Admin UI whatever worker it is connected to.
+carries to the Admin UI whatever worker it is connected to.  The UI's
+actions go through the cluster methods (``sockets_join``, ``sockets_leave``,
+``disconnect_sockets``, ``emit``), so they reach the sockets they name on
+every worker.
 """
 
 from __future__ import annotations
@@ -324,21 +327,8 @@ class BaseInstrument:
         return self.event_buffer.get_and_clear()
 
     def _targets(self, namespace: str, room_filter: Any) -> list[tuple[str, str]]:
-        """The local sockets an Admin UI action applies to (a room, a socket's own room, or all)."""
+        """The local sockets in a room (a socket's own room included), or all for None."""
         return list(self.sio.manager.get_participants(namespace, room_filter or None))
-
-    def _action_targets(self, namespace: str, room_filter: Any) -> tuple[list[tuple[str, str]], list[str]]:
-        """The sockets an Admin UI action applies to: local ``(sid, eio_sid)`` pairs, else another worker's sid.
-
-        The UI's per-socket buttons pass the socket's id as the filter; a
-        socket of another worker is reached through the message queue by
-        the server's own methods.  A room filter acts on this worker's
-        members only.
-        """
-        local = self._targets(namespace, room_filter)
-        if local or not self.queue or not isinstance(room_filter, str):
-            return local, []
-        return [], [room_filter]
 
     def _announcements(self) -> list[tuple[dict, str]]:
         """``socket_connected`` arguments for every local socket, when a queue manager makes them due."""
@@ -460,25 +450,16 @@ class InstrumentedServer(BaseInstrument):
     def admin_emit(self, _: str, namespace: str, room_filter: Any, event: str, *data: Any) -> None:
         self.sio.emit(event, data, to=room_filter or None, namespace=namespace)
 
+    # The UI's filter is a room or, from a socket's own buttons, its sid; the
+    # cluster methods reach the sockets it names on every worker.
     def admin_enter_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        for sid in [sid for sid, _eio_sid in local] + remote:
-            self.sio.enter_room(sid, room, namespace=namespace)
+        self.sio.sockets_join(room, to=room_filter or None, namespace=namespace)
 
     def admin_leave_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        for sid in [sid for sid, _eio_sid in local] + remote:
-            self.sio.leave_room(sid, room, namespace=namespace)
+        self.sio.sockets_leave(room, to=room_filter or None, namespace=namespace)
 
     def admin_disconnect(self, _: str, namespace: str, close: Any = False, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        if close:  # the whole connection, every namespace of it
-            for eio_sid in {eio_sid for _sid, eio_sid in local}:
-                self.sio.eio.disconnect(eio_sid)
-        else:
-            remote = [sid for sid, _eio_sid in local] + remote
-        for sid in remote:  # another worker's socket leaves its namespace: connections are closed where they are
-            self.sio.disconnect(sid, namespace=namespace)
+        self.sio.disconnect_sockets(to=room_filter or None, namespace=namespace, close=bool(close))
 
     # -- stats ----------------------------------------------------------------------
 

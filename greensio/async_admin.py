@@ -69,24 +69,13 @@ class AsyncInstrumentedServer(BaseInstrument):
         await self.sio.emit(event, data, to=room_filter or None, namespace=namespace)
 
     async def admin_enter_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        for sid in [sid for sid, _eio_sid in local] + remote:
-            await self.sio.enter_room(sid, room, namespace=namespace)
+        await self.sio.sockets_join(room, to=room_filter or None, namespace=namespace)
 
     async def admin_leave_room(self, _: str, namespace: str, room: Any, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        for sid in [sid for sid, _eio_sid in local] + remote:
-            await self.sio.leave_room(sid, room, namespace=namespace)
+        await self.sio.sockets_leave(room, to=room_filter or None, namespace=namespace)
 
     async def admin_disconnect(self, _: str, namespace: str, close: Any = False, room_filter: Any = None) -> None:
-        local, remote = self._action_targets(namespace, room_filter)
-        if close:  # the whole connection, every namespace of it
-            for eio_sid in {eio_sid for _sid, eio_sid in local}:
-                await self.sio.eio.disconnect(eio_sid)
-        else:
-            remote = [sid for sid, _eio_sid in local] + remote
-        for sid in remote:  # another worker's socket leaves its namespace: connections are closed where they are
-            await self.sio.disconnect(sid, namespace=namespace)
+        await self.sio.disconnect_sockets(to=room_filter or None, namespace=namespace, close=bool(close))
 
     # -- stats ----------------------------------------------------------------------
 

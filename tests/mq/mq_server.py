@@ -6,7 +6,8 @@ Serves on 127.0.0.1, port 0, and prints ``PORT <n>``, ``HOST <host id>``
 and (kombu) ``QUEUE <name>``.  Commands on stdin, one per line: ``state``
 (prints ``STATE <healthy|degraded>``), ``outbox`` (prints ``OUTBOX <messages
 not yet confirmed by the broker>``); end of input stops the worker cleanly.
-Handlers: ``join`` (enter a room), ``blast`` (emit a numbered stream of
+``--instrument``: the Admin UI's namespace, without authentication, with
+stats every 0.2 s.  Handlers: ``join`` (enter a room), ``blast`` (emit a numbered stream of
 broadcasts from this worker), ``relay_call`` (``call()`` a client that may
 be on another worker and ack its answer).
 """
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument('--impl', choices=['greensio', 'socketio'], default='greensio')
     parser.add_argument('--exchange-durable', choices=['default', 'yes', 'no'], default='default')
     parser.add_argument('--client-name', default=None, help='Redis CLIENT SETNAME of the connections')
+    parser.add_argument('--instrument', action='store_true', help='serve the Admin UI namespace (greensio only)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f'[{args.impl} %(process)d] %(name)s %(levelname)s %(message)s')
@@ -51,6 +53,8 @@ def main() -> None:
             options['streams'] = True  # greensio only: python-socketio cannot read a stream
         manager = socketio.RedisManager(args.url, channel=args.channel, **options)
     sio = socketio.Server(client_manager=manager, async_mode='gevent')
+    if args.instrument:
+        sio.instrument(auth=False, server_stats_interval=0.2).announce_interval = 0.5
 
     @sio.on('join')
     def join(sid, room):

@@ -77,6 +77,7 @@ class BasePubSubManager(BaseManager):
     """The queue managers' shared half; a twin adds its waits (see the module docs)."""
 
     name = 'pubsub'
+    _cluster = True
     heartbeat_interval = HEARTBEAT_INTERVAL
     retry_delay_min = RETRY_DELAY_MIN
     retry_delay_max = RETRY_DELAY_MAX
@@ -181,7 +182,8 @@ class BasePubSubManager(BaseManager):
                                       skip_sid=skip_sid, callback=wire_callback)
         if self.server is None:
             return message, None
-        return message, functools.partial(self._emit_local, event, data, namespace, room, skip_sid, local_callback)
+        return message, functools.partial(self._emit_local, event, data, namespace, room, skip_sid, local_callback,
+                                          msg_id=message['msg_id'])
 
     def _route_room(self, kind: str, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> Outgoing | None:
         """Enter or leave a room here if the client is ours (None), else what to send the other workers."""
@@ -344,7 +346,8 @@ class BasePubSubManager(BaseManager):
             callback = functools.partial(self._return_callback, message.host_id, sid, namespace, ack_id)
         data = from_args(message.args)
         if message.request is None:
-            self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback)
+            self._emit_local(message.event, data, message.namespace, message.room, message.skip_sid, callback,
+                             msg_id=message.msg_id)
             return None
         count, recipients = self._emit_collecting(message.event, data, message.namespace, message.room,
                                                   message.skip_sid, callback)
@@ -428,6 +431,8 @@ class BasePubSubManager(BaseManager):
             gathering.count(message.sender, message.count, message.client)
         elif message.sockets is not None:
             gathering.reply(message.sender, message.sockets)
+        elif message.session is not None:
+            gathering.reply(message.sender, [message.session])
         else:
             gathering.reply(message.sender, [message.answer] if message.handled else [])
 
@@ -446,6 +451,9 @@ class BasePubSubManager(BaseManager):
             self._local_room_change(op == pubsub.SOCKETS_JOIN, namespace, message.room, message.to, message.skip)
         elif op == pubsub.DISCONNECT_SOCKETS:
             yield from self._local_disconnects(namespace, message.to, message.skip, message.close)
+        elif op == pubsub.RECOVER_SESSION:
+            session = yield from self.server._hand_over_flow(namespace, message.pid, message.offset)
+            answer = {'session': session}
         else:
             yield (self._spawn_server_handler, message)
         if answer is not None and message.reply:

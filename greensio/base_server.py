@@ -13,6 +13,7 @@ pattern).  The per-event hot path stays in each shell, a dozen lines each.
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import time
 from collections.abc import Callable, Generator
@@ -24,7 +25,14 @@ from ._core.eio_codec import MESSAGE
 from ._core.eio_server import Reason
 from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
-from ._core.recovery import RECOVERABLE_REASONS, RecoveryLog
+from ._core.pubsub import RECOVER_SESSION
+from ._core.recovery import (
+    CLUSTER_RECOVERY_TIMEOUT,
+    MAX_TOKEN_LENGTH,
+    RECOVERABLE_REASONS,
+    Handover,
+    RecoveryLog,
+)
 from ._core.session import ServerConnection
 from ._options import packet_class as _packet_class
 from ._options import setup_logger as _setup_logger
@@ -150,7 +158,10 @@ class BaseServer(SharedDocs):
         self._skip_handlers_on_recovery = False
         if recovery is not None:
             heartbeat = self.eio.ping_interval + self.eio.ping_timeout
-            self._recovery = RecoveryLog(recovery['max_disconnection_duration'], heartbeat)
+            # on a cluster each worker's offsets carry a tag of their own, so that a
+            # worker taking over a session tells the holder's offsets from its own
+            tag = f'{self.manager._worker_id[:8]}.' if getattr(self.manager, '_cluster', False) else ''
+            self._recovery = RecoveryLog(recovery['max_disconnection_duration'], heartbeat, tag=tag)
             self._skip_handlers_on_recovery = bool(recovery['skip_handlers'])
 
     def _create_engine(self, options: dict[str, Any]) -> Any:
@@ -521,12 +532,22 @@ class BaseServer(SharedDocs):
             self._send_packet(eio_sid, self.packet_class(
                 pk.CONNECT_ERROR, data={'message': 'Invalid namespace'}, namespace=namespace))
             return
-        restored = None
+        restored = handover = None
         if self._recovery is not None:
             yield from self._end_stale_connection(conn, namespace, auth)
+            ask_cluster = self._asks_cluster(auth)
             restored = self._recovery.restore(namespace, auth, time.monotonic())
+            if restored is None and ask_cluster:
+                handover = yield from self._recover_from_cluster_flow(eio_sid, namespace, auth)
             auth = self._recovery.handler_auth(auth)
-        if restored is not None:
+        if handover is not None:
+            # registered and adopted with no switch in between: what the log
+            # holds up to here is replayed, what comes later reaches it live
+            sid = self.manager.basic_restore(eio_sid, namespace, handover[0].sid, handover[0].rooms)
+            if sid is not None:
+                restored = self._recovery.adopt(pid=handover[2], namespace=namespace,  # type: ignore[union-attr]
+                                                handover=handover[0], asked=handover[1])
+        elif restored is not None:
             sid = self.manager.basic_restore(eio_sid, namespace, restored.sid, restored.rooms)
         else:
             sid = yield (self.manager.pre_connect, eio_sid, namespace)
@@ -545,6 +566,9 @@ class BaseServer(SharedDocs):
             pid = conn.pids[namespace] = restored.pid if restored else self.eio.generate_id()
             answer['pid'] = pid
             self._live_pids[pid] = eio_sid
+            # a session restored here still needs what its replay holds, should it drop again at once
+            self._recovery.begin(pid, restored.needed_from - 1 if restored is not None and restored.remote is None
+                                 else None)
         if restored is not None:
             conn.sessions[namespace] = restored.data
             conn.recovered.add(namespace)
@@ -582,7 +606,7 @@ class BaseServer(SharedDocs):
         """The CONNECT answer and, for a recovered session, the events it missed."""
         self._send_packet(conn.eio_sid, self.packet_class(pk.CONNECT, answer, namespace=namespace))
         if restored is not None:
-            missed = self._recovery.missed(restored)  # type: ignore[union-attr]
+            missed = self._recovery.replay(restored, time.monotonic())  # type: ignore[union-attr]
             for payload in missed:
                 self._send_packet(conn.eio_sid, self.packet_class(pk.EVENT, payload, namespace=namespace))
             if self._metrics is not None:
@@ -622,6 +646,83 @@ class BaseServer(SharedDocs):
         pid = conn.pids.pop(namespace, None)
         if pid is not None and self._live_pids.get(pid) == conn.eio_sid:
             del self._live_pids[pid]
+            self._recovery.end(pid)  # type: ignore[union-attr]
+
+    # -- recovery across workers --------------------------------------------------------
+
+    def _asks_cluster(self, auth: Any) -> bool:
+        """Whether a returning client's session may be on another worker: a well-formed pid
+        unknown here, with a queue manager."""
+        if not getattr(self.manager, '_cluster', False) or not isinstance(auth, dict):
+            return False
+        pid, offset = auth.get('pid'), auth.get('offset')
+        return (isinstance(pid, str) and 0 < len(pid) <= MAX_TOKEN_LENGTH
+                and (offset is None or (isinstance(offset, str) and len(offset) <= MAX_TOKEN_LENGTH))
+                and not self._recovery.holds(pid))  # type: ignore[union-attr]
+
+    def _recover_from_cluster_flow(self, eio_sid: str, namespace: str, auth: dict) -> Any:
+        """Ask the other workers for the session ``auth['pid']``: ``(Handover, when asked, pid)`` or None.
+
+        Every worker answers (the holder with the session, the others with
+        nothing), so an unknown pid costs one round trip; a holder that died
+        costs at most ``CLUSTER_RECOVERY_TIMEOUT``.
+        """
+        pid, offset = auth['pid'], auth.get('offset')
+        asked = time.monotonic()
+        try:
+            timeout = min(CLUSTER_RECOVERY_TIMEOUT, self._recovery.max_disconnection_duration)  # type: ignore[union-attr]
+            gathering = yield (functools.partial(self.manager._start_request, RECOVER_SESSION, namespace, timeout,
+                                                 pid=pid, offset=offset),)
+        except Exception as exc:  # noqa: BLE001 - a full outbox: the client gets a new session
+            self.logger.warning('%s: could not ask the other workers for its session: %r', eio_sid, exc)
+            return None
+        yield (self._wait_gathering, gathering)
+        for found in gathering.answers:
+            if not isinstance(found, dict):
+                continue
+            sid = found['sid']
+            if self.manager.eio_sid_from_sid(sid, namespace) is not None:
+                self.logger.warning('%s: a worker handed over session %s, which is connected here: refused',
+                                    eio_sid, sid)
+                return None
+            handover = Handover(sid=sid, rooms=found['rooms'], data=found['data'], missed=found['missed'],
+                                seen=found['seen'])
+            self.logger.info('%s: session %s handed over by another worker [%s]', eio_sid, sid, namespace)
+            return handover, asked, pid
+        if gathering.missing:
+            self.logger.info('%s: %d worker(s) did not answer in time about its session: a new one', eio_sid,
+                             gathering.missing)
+        return None
+
+    def _hand_over_flow(self, namespace: str, pid: Any, offset: Any) -> Any:
+        """Another worker asks for the session ``pid``: its JSON form, given away once, or None."""
+        recovery = self._recovery
+        if recovery is None or not isinstance(pid, str):
+            return None
+        stale = self._live_pids.get(pid)
+        old = self._connections.get(stale) if stale is not None else None
+        if old is not None and old.pids.get(namespace) == pid:
+            # the client is back elsewhere, so this connection is dead though not noticed yet
+            self.logger.info('%s: its client is back on another worker, closing it', stale)
+            yield from self._eio_disconnect_flow(stale, self.reason.TRANSPORT_CLOSE)
+            yield (self.eio.disconnect, stale)
+        handover = recovery.hand_over(namespace, pid, offset, time.monotonic())
+        if handover is None:
+            return None
+        json = getattr(self.manager, 'json', self.packet_class.json)
+        try:
+            json.dumps(handover.data)
+        except (TypeError, ValueError) as exc:
+            self.logger.warning('session %s cannot move to another worker (its data is not JSON: %s); '
+                                'the client gets a new session', handover.sid, exc)
+            return None
+        if not isinstance(handover.data, dict):
+            return None
+        rooms = [room for room in handover.rooms if isinstance(room, (str, int))]
+        self.logger.info('session %s handed over to another worker with %d missed event(s) [%s]', handover.sid,
+                         len(handover.missed), namespace)
+        return {'sid': handover.sid, 'rooms': rooms, 'data': handover.data,
+                'missed': [[payload, msg_id] for payload, msg_id in handover.missed], 'seen': handover.seen}
 
     def _end_stale_connection(self, conn: ServerConnection, namespace: str, auth: Any) -> Flow:
         """End the connection a returning client left, if the server still takes it for alive.

@@ -40,6 +40,9 @@ class BaseManager(SharedDocs):
     name = 'memory'
     #: This worker's name in cluster answers (a queue manager's host id).
     _worker_id = 'local'
+    #: Whether other workers share this server's clients (a queue manager):
+    #: a recoverable session may then be saved on another worker.
+    _cluster = False
 
     def __init__(self) -> None:
         self.logger = default_logger
@@ -206,15 +209,17 @@ class BaseManager(SharedDocs):
         raise NotImplementedError
 
     def _emit_local(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-                    callback: Callable[..., Any] | None = None, to: Any = None) -> int:
+                    callback: Callable[..., Any] | None = None, to: Any = None, msg_id: str | None = None) -> int:
         # Sending only queues packets, in both twins, so the delivery loop is
-        # plain code that the green and the asyncio manager share.
+        # plain code that the green and the asyncio manager share.  ``msg_id``
+        # names the queue message of the emit, which a worker taking over a
+        # recoverable session from another one matches against that one's log.
         room = to or room
         server = self.server
         recovery = server._recovery
         if recovery is not None and callback is None:
             # logged even with no client to send it to: a disconnected one may come back for it
-            payload = recovery.record(namespace, room, skip_sid, [event, *to_args(data)], time.monotonic())
+            payload = recovery.record(namespace, room, skip_sid, [event, *to_args(data)], time.monotonic(), msg_id)
         elif namespace not in self._registry.rooms:
             return 0
         else:

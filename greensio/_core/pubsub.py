@@ -33,6 +33,7 @@ from typing import Any
 
 from .errors import RemoteProtocolError
 from .packet import Packet, check_placeholders
+from .recovery import MAX_LOG_ENTRIES, MAX_TOKEN_LENGTH
 
 #: Bumped only for changes an older receiver would misread; added optional
 #: fields keep the version.  A receiver drops messages from a newer schema.
@@ -47,9 +48,11 @@ REQUEST, RESPONSE, HEARTBEAT = 'greensio.request', 'greensio.response', 'greensi
 KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM, REQUEST, RESPONSE, HEARTBEAT})
 
 #: What a ``greensio.request`` asks every worker to do with its own clients.
-FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT = (
-    'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_emit')
-OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT})
+#: ``recover_session``: a client came back to the asking worker with a pid
+#: it does not know; the worker holding that saved session hands it over.
+FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION = (
+    'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_emit', 'recover_session')
+OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION})
 
 #: A broadcast may carry files, but a rogue publisher must not make every
 #: worker parse an unbounded document (RabbitMQ's own cap is 128 MiB).
@@ -73,6 +76,14 @@ MAX_HEARTBEAT_INTERVAL = 60.0
 #: Longest wait for the acks of a broadcast a receiver accepts (a day): a
 #: receiver keeps each silent client's ack callback that long.
 MAX_ACK_TIMEOUT = 86_400.0
+#: Longest ``pid`` or ``offset`` a ``recover_session`` may carry: the same
+#: bound a worker applies to what a client sends (they come from a client).
+MAX_RECOVERY_TOKEN = MAX_TOKEN_LENGTH
+#: Rooms one handed-over session may name (a client in more is not recovered
+#: across workers; far above what applications put one client in).
+MAX_SESSION_ROOMS = 10_000
+#: Events one handed-over session may carry: the holder's log holds no more.
+MAX_HANDOVER_EVENTS = MAX_LOG_ENTRIES
 
 
 class InvalidMessage(RemoteProtocolError):
@@ -158,6 +169,9 @@ class RequestMessage:
     args: list[Any]
     #: Whether the origin waits for an answer from each worker.
     reply: bool
+    #: ``recover_session``: the client's private session id and last offset.
+    pid: str | None = None
+    offset: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +194,10 @@ class ResponseMessage:
     #: ``server_emit``: whether a handler ran, and its answer.
     handled: bool = False
     answer: Any = None
+    #: ``recover_session``: the handed-over session (``sid``, ``rooms``,
+    #: ``data``, ``missed`` as ``[payload, msg_id or null]`` pairs, ``seen``
+    #: message ids), or None from a worker that does not hold it.
+    session: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,7 +257,7 @@ class MessageFactory:
 
     def request(self, op: str, *, request: str, namespace: str, to: Any = None, skip: Any = None,
                 room: Any = None, close: bool = False, event: str | None = None, args: list[Any] | None = None,
-                reply: bool = False) -> dict[str, Any]:
+                reply: bool = False, pid: str | None = None, offset: str | None = None) -> dict[str, Any]:
         if op not in OPS:
             raise ValueError(f'not a request operation: {op!r}')
         message = self._base(REQUEST)
@@ -251,13 +269,22 @@ class MessageFactory:
         if event is not None:
             data, binary = _pack_args(list(args or []))
             message.update(event=event, data=data, binary=binary)
+        if pid is not None:
+            message.update(pid=pid, offset=offset)
         return message
 
     def response(self, *, origin_host_id: str, request: str, **payload: Any) -> dict[str, Any]:
-        """An answer to ``origin_host_id``: ``count``/``client``, ``sockets`` or ``handled``/``answer``."""
+        """An answer to ``origin_host_id``: ``count``/``client``, ``sockets``, ``handled``/``answer`` or ``session``."""
         message = self._base(RESPONSE, origin_host_id)
         message.update(sender=self.host_id, request=request)
-        if 'answer' in payload:
+        if 'session' in payload:
+            session = payload.pop('session')
+            if session is None:
+                message['session'] = None
+            else:  # binary event arguments travel as attachments, as in an emit
+                data, binary = _pack_args([session])
+                message.update(session=data, binary=binary)
+        elif 'answer' in payload:
             data, binary = _pack_args([payload.pop('answer')])
             message.update(answer=data, binary=binary)
         elif 'answers' in payload:
@@ -506,6 +533,13 @@ def _decode_request(data: dict[str, Any], host_id: str, msg_id: str | None, name
             raise InvalidMessage(f'{op} without a "room"')
     event = None
     args: list[Any] = []
+    pid = offset = None
+    if op == RECOVER_SESSION:
+        pid, offset = data.get('pid'), data.get('offset')
+        if not isinstance(pid, str) or not 0 < len(pid) <= MAX_RECOVERY_TOKEN:
+            raise InvalidMessage(f'recover_session needs a "pid" of 1 to {MAX_RECOVERY_TOKEN} characters')
+        if offset is not None and (not isinstance(offset, str) or len(offset) > MAX_RECOVERY_TOKEN):
+            raise InvalidMessage(f'recover_session "offset" must be null or up to {MAX_RECOVERY_TOKEN} characters')
     if op == SERVER_EMIT:
         event = data.get('event')
         if not isinstance(event, str):
@@ -513,12 +547,21 @@ def _decode_request(data: dict[str, Any], host_id: str, msg_id: str | None, name
         args = _args(data, 'data')
     return RequestMessage(host_id=host_id, msg_id=msg_id, request=_id(data.get('request'), 'request'), op=op,
                           namespace=namespace, to=_target(data.get('to'), 'to'), skip=_target(data.get('skip'), 'skip'),
-                          room=room, close=_flag(data, 'close'), event=event, args=args, reply=_flag(data, 'reply'))
+                          room=room, close=_flag(data, 'close'), event=event, args=args, reply=_flag(data, 'reply'),
+                          pid=pid, offset=offset)
 
 
 def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> ResponseMessage:
     sender = _id(data.get('sender'), 'sender')
     request = _id(data.get('request'), 'request')
+    if 'session' in data:
+        session = None
+        if data['session'] is not None:
+            packed = _args(data, 'session')
+            if len(packed) != 1:
+                raise InvalidMessage('"session" must hold one object')
+            session = _check_session(packed[0])
+        return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, session=session)
     if 'count' in data:
         count = data['count']
         if type(count) is not int or not 0 <= count <= MAX_COUNT:
@@ -561,6 +604,36 @@ def _check_socket(socket: Any) -> None:
     for field in ('handshake', 'data'):
         if not isinstance(socket.get(field), dict):
             raise InvalidMessage(f'a socket description without a "{field}" object')
+
+
+def _check_session(session: Any) -> dict[str, Any]:
+    """A handed-over session (the answer to ``recover_session``)."""
+    if not isinstance(session, dict):
+        raise InvalidMessage('"session" must be an object')
+    sid = _sid(session.get('sid'))
+    rooms = session.get('rooms')
+    if (not isinstance(rooms, list) or len(rooms) > MAX_SESSION_ROOMS or sid not in rooms
+            or not all(_is_room_name(r) for r in rooms)):
+        raise InvalidMessage(f'a session needs "rooms": up to {MAX_SESSION_ROOMS} names, its sid among them')
+    if not isinstance(session.get('data'), dict):
+        raise InvalidMessage('a session without a "data" object')
+    missed = session.get('missed')
+    if not isinstance(missed, list) or len(missed) > MAX_HANDOVER_EVENTS:
+        raise InvalidMessage(f'a session needs "missed": up to {MAX_HANDOVER_EVENTS} events')
+    pairs = []
+    for item in missed:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], list) and item[0]
+                and isinstance(item[0][0], str) and (item[1] is None or isinstance(item[1], str))):
+            raise InvalidMessage('a missed event must be [[event, *args], msg_id or null]')
+        if item[1] is not None:
+            _id(item[1], 'msg_id')
+        pairs.append((item[0], item[1]))
+    seen = session.get('seen')
+    if not isinstance(seen, list) or len(seen) > MAX_HANDOVER_EVENTS:
+        raise InvalidMessage(f'a session needs "seen": up to {MAX_HANDOVER_EVENTS} message ids')
+    for msg_id in seen:
+        _id(msg_id, 'seen')
+    return {'sid': sid, 'rooms': rooms, 'data': session['data'], 'missed': pairs, 'seen': seen}
 
 
 def _decode_heartbeat(data: dict[str, Any], host_id: str, msg_id: str | None) -> HeartbeatMessage:

@@ -24,6 +24,24 @@ seconds (plus the heartbeat) before the disconnect: anything older was
 either delivered while the connection was alive or not addressed to it.
 Recovery succeeds when the log still holds every entry from there on.
 
+A session also remembers where the log stood when its client connected (its
+*floor*): nothing recorded before that was ever meant for it.
+
+Several workers.  A client may reconnect to a worker that did not save its
+session.  That worker (B) asks the cluster, and the holder (A) hands the
+session over (``hand_over``), once: it is gone from A after answering.  The
+answer holds the sid, rooms and data, the events the client missed (each
+with the queue message id it came with, if any), and the message ids of what
+the client did receive shortly before it dropped.  B cannot simply trust A's list to be complete: an event published
+while the question was on its way may have reached B before A.  So B
+adopts the session (``adopt``) and replays (``replay``) A's missed events,
+then the events of its own log since shortly before it asked that match the session's rooms
+and that A's answer does not name, and registers the client with no switch
+to other work in between, so that what comes later reaches it live.  Each
+replayed event is recorded again in B's log, under B's offset, addressed to
+the client alone: its next offset is B's.  Offsets carry a per-log *tag* on
+a cluster, so that B tells one of A's offsets from its own.
+
 The log is bounded by time (entries older than the recovery window plus the
 margin are of no use to any saved session) and by count; saved sessions by
 time and by count.  Nothing a client sends can make either grow.
@@ -63,6 +81,23 @@ MAX_SAVED_SESSIONS = 100_000
 #: shorter, and a forged one must not cost a large dictionary lookup.
 MAX_TOKEN_LENGTH = 64
 
+#: Longest a reconnecting client waits for the cluster to find its session
+#: before it gets a new one: the answer is one broker round trip, and a
+#: holder that died must not keep the client waiting for a heartbeat timeout.
+CLUSTER_RECOVERY_TIMEOUT = 2.0
+
+#: Seconds before its question during which a worker that takes over a
+#: session looks for events in its own log that the holder's answer may lack:
+#: the same event reaches different workers at different times, and the
+#: holder's part of the skew is bounded by how long the question may take.
+HANDOVER_MARGIN = IN_FLIGHT_MARGIN + CLUSTER_RECOVERY_TIMEOUT
+
+
+def _split_offset(offset: str) -> tuple[str, str]:
+    """``'<tag><counter>'`` as ``(tag, counter)``; tags end with a dot."""
+    tag, dot, counter = offset.rpartition('.')
+    return (tag + dot, counter)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SavedSession:
@@ -78,6 +113,29 @@ class SavedSession:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Handover:
+    """A session another worker takes over: what it needs to replay, and what the client had."""
+
+    sid: str
+    rooms: list[Any]
+    data: Any
+    #: ``(payload without this log's offset, queue message id or None)``, oldest first.
+    missed: list[tuple[list[Any], str | None]]
+    #: Queue message ids of events the client received shortly before it dropped.
+    seen: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remote:
+    """What a worker adopting another's session replays besides that worker's list."""
+
+    missed: list[tuple[list[Any], str | None]]
+    known: frozenset[str]  # message ids the holder's answer names (missed or seen)
+    since: float  # own log entries recorded from then on are candidates...
+    upto: int  # ...up to this counter (later ones reach the client live)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restored:
     """A recovered session: who it was, and from where in the log it needs events."""
 
@@ -87,6 +145,8 @@ class Restored:
     rooms: frozenset[Any]
     data: Any
     needed_from: int
+    #: Set when the session comes from another worker (see ``adopt``).
+    remote: Remote | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +157,12 @@ class _Entry:
     rooms: frozenset[Any] | None  # None: the whole namespace
     skip: frozenset[Any]
     payload: list[Any]  # with its offset as the last argument
+    msg_id: str | None  # the queue message it came with, if any
+
+
+def _matches(entry: _Entry, namespace: str, rooms: frozenset[Any]) -> bool:
+    return (entry.namespace == namespace and (entry.rooms is None or not entry.rooms.isdisjoint(rooms))
+            and entry.skip.isdisjoint(rooms))
 
 
 def _targets(room: Any) -> frozenset[Any] | None:
@@ -109,39 +175,58 @@ class RecoveryLog:
     """The replay log and the disconnected sessions of one server."""
 
     def __init__(self, max_disconnection_duration: float, heartbeat: float, *,
-                 max_entries: int = MAX_LOG_ENTRIES, max_sessions: int = MAX_SAVED_SESSIONS) -> None:
+                 max_entries: int = MAX_LOG_ENTRIES, max_sessions: int = MAX_SAVED_SESSIONS, tag: str = '') -> None:
         if max_disconnection_duration <= 0:
             raise ValueError('max_disconnection_duration must be a positive number of seconds')
+        if tag and not (tag.endswith('.') and tag[:-1].isalnum() and tag.isascii() and len(tag) <= 16):
+            raise ValueError('tag must be up to 15 ASCII letters and digits followed by a dot')
         self.max_disconnection_duration = max_disconnection_duration
         self.margin = heartbeat + IN_FLIGHT_MARGIN
         self.max_entries = max_entries
         self.max_sessions = max_sessions
+        #: Prefix of this log's offsets; one per worker on a cluster, '' alone.
+        self.tag = tag
         self._entries: deque[_Entry] = deque()
         self._counter = 0
         self._sessions: dict[str, SavedSession] = {}
+        self._floors: dict[str, int] = {}  # pid -> counter when its client connected (live sessions)
 
     # -- the log ----------------------------------------------------------------
 
     @property
     def last_offset(self) -> str:
         """The offset of the newest entry (``'0'`` before the first)."""
-        return str(self._counter)
+        return f'{self.tag}{self._counter}'
 
-    def record(self, namespace: str, room: Any, skip: Any, payload: list[Any], now: float) -> list[Any]:
+    def record(self, namespace: str, room: Any, skip: Any, payload: list[Any], now: float,
+               msg_id: str | None = None) -> list[Any]:
         """Log an event going to ``room`` (None: everyone) except ``skip``; the payload to send.
 
         The returned payload is ``payload`` with the new offset appended: the
         same list for every recipient, so the broadcast is still encoded once.
+        ``msg_id`` names the queue message the event came with, if any.
         """
         self._counter += 1
-        offset_payload = [*payload, str(self._counter)]
+        offset_payload = [*payload, f'{self.tag}{self._counter}']
         if skip is None:
             skipped: frozenset[Any] = frozenset()
         else:
             skipped = _targets(skip) or frozenset()
-        self._entries.append(_Entry(self._counter, now, namespace, _targets(room), skipped, offset_payload))
+        self._entries.append(_Entry(self._counter, now, namespace, _targets(room), skipped, offset_payload, msg_id))
         self._trim(now)
         return offset_payload
+
+    def begin(self, pid: str, floor: int | None = None) -> None:
+        """A recoverable session's client is connected from now on: nothing logged before is for it.
+
+        ``floor``: the last entry it does not need, when that is earlier (a
+        restored session whose replay it may not have received yet).
+        """
+        self._floors[pid] = self._counter if floor is None else min(floor, self._counter)
+
+    def end(self, pid: str) -> None:
+        """A session's connection ended and was not saved."""
+        self._floors.pop(pid, None)
 
     def _trim(self, now: float) -> None:
         entries = self._entries
@@ -159,6 +244,9 @@ class RecoveryLog:
         entries = self._entries
         first = bisect_left(entries, now - self.margin, key=lambda e: e.time)
         needed_from = entries[first].counter if first < len(entries) else self._counter + 1
+        floor = self._floors.pop(pid, None)
+        if floor is not None:
+            needed_from = max(needed_from, floor + 1)
         self._sessions.pop(pid, None)
         self._sessions[pid] = SavedSession(pid=pid, sid=sid, namespace=namespace, rooms=frozenset(rooms),
                                            data=data, needed_from=needed_from,
@@ -175,6 +263,10 @@ class RecoveryLog:
     def __len__(self) -> int:
         """How many sessions are kept."""
         return len(self._sessions)
+
+    def holds(self, pid: Any) -> bool:
+        """Whether a session is saved here under ``pid``."""
+        return isinstance(pid, str) and pid in self._sessions
 
     def restore(self, namespace: str, auth: Any, now: float) -> Restored | None:
         """The state of the session named by ``auth['pid']``, if it can be recovered exactly.
@@ -196,9 +288,14 @@ class RecoveryLog:
         del self._sessions[pid]  # whatever happens next, a pid recovers once
         needed_from = saved.needed_from
         if offset is not None:
-            if not (isinstance(offset, str) and len(offset) <= MAX_TOKEN_LENGTH and offset.isascii() and offset.isdigit()):
+            if not (isinstance(offset, str) and len(offset) <= MAX_TOKEN_LENGTH and offset.isascii()):
                 return None
-            received = int(offset)
+            tag, counter = _split_offset(offset)
+            if not counter.isdigit() or (tag and not tag[:-1].isalnum()):
+                return None
+            # Another worker's offset (the client came from there and has
+            # received nothing here since): the floor says where it stands.
+            received = int(counter) if tag == self.tag else 0
             if received > self._counter:
                 return None
             # Everything up to the offset arrived.  Between it and the margin,
@@ -217,15 +314,86 @@ class RecoveryLog:
 
         The shell calls this when the client is back in its rooms, with no
         switch to other work in between: what is emitted later reaches it
-        live, what was emitted before is here, and nothing is in both.
+        live, what was emitted before is here, and nothing is in both.  An
+        event logged twice (once as it passed, once replayed to a client that
+        came from another worker) is given once.
         """
-        namespace, rooms, entries = restored.namespace, restored.rooms, self._entries
-        start = max(0, restored.needed_from - entries[0].counter) if entries else 0  # counters have no gaps
-        return [
-            entry.payload for entry in islice(entries, start, None)
-            if entry.namespace == namespace
-            and (entry.rooms is None or not entry.rooms.isdisjoint(rooms)) and entry.skip.isdisjoint(rooms)
-        ]
+        namespace, rooms = restored.namespace, restored.rooms
+        given: set[str] = set()
+        out = []
+        for entry in self._from(restored.needed_from):
+            if _matches(entry, namespace, rooms):
+                if entry.msg_id is not None:
+                    if entry.msg_id in given:
+                        continue
+                    given.add(entry.msg_id)
+                out.append(entry.payload)
+        return out
+
+    def _from(self, counter: int) -> Any:
+        entries = self._entries
+        start = max(0, counter - entries[0].counter) if entries else 0  # counters have no gaps
+        return islice(entries, start, None)
+
+    # -- several workers ----------------------------------------------------------
+
+    def hand_over(self, namespace: str, pid: Any, offset: Any, now: float) -> Handover | None:
+        """The holder's side: give away the session ``pid`` (once), or None.
+
+        ``seen`` lists the message ids of matching events the client received
+        lately (twice ``HANDOVER_MARGIN``: the taker's look-back plus the
+        skew between the two workers), so that the taker does not replay
+        them from its own log.
+        """
+        restored = self.restore(namespace, {'pid': pid, 'offset': offset}, now)
+        if restored is None:
+            return None
+        rooms, horizon = restored.rooms, now - 2 * HANDOVER_MARGIN
+        seen, missed = [], []
+        for entry in self._entries:
+            if entry.counter >= restored.needed_from:
+                if _matches(entry, namespace, rooms):
+                    missed.append((entry.payload[:-1], entry.msg_id))
+            elif entry.time >= horizon and entry.msg_id is not None and _matches(entry, namespace, rooms):
+                seen.append(entry.msg_id)
+        return Handover(sid=restored.sid, rooms=sorted(rooms, key=str), data=restored.data, missed=missed,
+                        seen=seen)
+
+    def adopt(self, *, pid: str, namespace: str, handover: Handover, asked: float) -> Restored:
+        """The taker's side: a session handed over by the worker that held it.
+
+        ``asked`` is when this worker asked for it; call this when the
+        client is registered in its rooms (no switch in between until
+        ``replay``).
+        """
+        known = {msg_id for _, msg_id in handover.missed if msg_id is not None}
+        known.update(handover.seen)
+        remote = Remote(missed=handover.missed, known=frozenset(known), since=asked - HANDOVER_MARGIN,
+                        upto=self._counter)
+        return Restored(pid=pid, sid=handover.sid, namespace=namespace, rooms=frozenset(handover.rooms),
+                        data=handover.data, needed_from=self._counter + 1, remote=remote)
+
+    def replay(self, restored: Restored, now: float) -> list[list[Any]]:
+        """The payloads to send a restored session, oldest first (see ``missed``).
+
+        For a session from another worker: the holder's missed events, then
+        this log's own since shortly before the question that the holder did
+        not name, each logged again for the client alone under this log's
+        offset.
+        """
+        remote = restored.remote
+        if remote is None:
+            return self.missed(restored)
+        namespace, rooms = restored.namespace, restored.rooms
+        pending = list(remote.missed)
+        first = bisect_left(self._entries, remote.since, key=lambda e: e.time)
+        for entry in islice(self._entries, first, None):
+            if entry.counter > remote.upto:
+                break
+            if (entry.msg_id is not None and entry.msg_id not in remote.known
+                    and _matches(entry, namespace, rooms)):
+                pending.append((entry.payload[:-1], entry.msg_id))
+        return [self.record(namespace, restored.sid, None, payload, now, msg_id) for payload, msg_id in pending]
 
     def handler_auth(self, auth: Any) -> Any:
         """The CONNECT auth without the recovery fields, as the connect handler should see it."""

@@ -389,7 +389,7 @@ def test_async_server_coroutine_auth_read_only(async_server, clients):
 
 @pytest.mark.parametrize('metrics_first', [True, False])
 def test_admin_ui_and_metrics_together(serve, clients, metrics_first):
-    """Both wrap the same dispatch points; each sees the traffic, in either order."""
+    """The Admin UI wraps the dispatch points the metrics count at in place; each sees the traffic, in either order."""
     metrics_module = pytest.importorskip('greensio.metrics')
     sio = greensio.Server()
     sio.on('echo', lambda sid, data: data)

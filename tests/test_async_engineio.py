@@ -35,8 +35,8 @@ pytestmark = pytest.mark.timeout(60)
 class EngineProcess:
     """``async_engineio_app.py`` serving one framework with the given options."""
 
-    def __init__(self, framework: str, **options: Any) -> None:
-        self.proc = subprocess.Popen([SERVER_PYTHON, APP, framework, json.dumps(options)], stdout=subprocess.PIPE,
+    def __init__(self, framework: str, kind: str = 'engineio', **options: Any) -> None:
+        self.proc = subprocess.Popen([SERVER_PYTHON, APP, framework, json.dumps(options), kind], stdout=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         try:
             with gevent.Timeout(20, TimeoutError(f'the {framework} server did not start')):
@@ -65,12 +65,12 @@ def servers() -> Iterator[Callable[..., EngineProcess]]:
     """Started on first use, one per framework and options, for the whole module."""
     started: dict[str, EngineProcess] = {}
 
-    def get(framework: str, **options: Any) -> EngineProcess:
+    def get(framework: str, kind: str = 'engineio', **options: Any) -> EngineProcess:
         if framework != 'asgi' and _missing(framework):
             pytest.skip(f'{framework} is not installed')
-        key = json.dumps([framework, options], sort_keys=True)
+        key = json.dumps([framework, kind, options], sort_keys=True)
         if key not in started:
-            started[key] = EngineProcess(framework, **options)
+            started[key] = EngineProcess(framework, kind, **options)
         return started[key]
 
     yield get
@@ -213,6 +213,36 @@ def test_python_engineio_async_client(servers: Callable[..., EngineProcess], fra
     assert result['transport'] == ('polling' if transport == 'polling' else 'websocket')
     assert rc.wait_until(lambda: 'client disconnect' in server.reasons().values() or transport != 'polling',
                          timeout=3)
+
+
+SOCKETIO_CLIENT = '''
+import asyncio, json, sys
+import socketio
+
+async def main(url, transports):
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(url, transports=transports)
+    answers = [await client.call('echo', 'hello', timeout=5), await client.call('echo', b'\\x01\\x02', timeout=5)]
+    transport = client.transport()
+    await client.disconnect()
+    print(json.dumps({'transport': transport, 'answers': [a if isinstance(a, str) else list(a) for a in answers]}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2].split(',')))
+'''
+
+
+@pytest.mark.parametrize('transport', list(TRANSPORTS))
+@pytest.mark.parametrize('framework', FRAMEWORKS)
+def test_python_socketio_client_against_greensio_async_server_on_each_framework(
+        servers: Callable[..., EngineProcess], framework: str, transport: str) -> None:
+    # python-socketio's documented deployments: ASGIApp, attach() (aiohttp, sanic), get_tornado_handler()
+    server = servers(framework, 'socketio')
+    done = subprocess.run([sys.executable, '-c', SOCKETIO_CLIENT, server.url, TRANSPORTS[transport]],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result['answers'] == ['hello', [1, 2]]
+    assert result['transport'] == ('polling' if transport == 'polling' else 'websocket')
 
 
 JS_CLIENT = os.path.join(HERE, 'js', 'eio_client.js')

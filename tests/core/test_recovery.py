@@ -218,3 +218,135 @@ def test_without_recovery_on_the_server_event_arguments_are_untouched():
     session.open('e1', ['/'], None)
     connect_answer(session, {'sid': 's1'})
     assert session.receive(pk.Packet(pk.EVENT, ['news', 'last string']).encode())[0].args == ['last string']
+
+
+# -- several workers: a session handed over to another worker -------------------------------------
+
+def test_a_cluster_log_tags_its_offsets_and_takes_a_foreign_offset_for_none():
+    rec = log(tag='aaaa.')
+    assert rec.record('/', None, None, ['e'], now=0) == ['e', 'aaaa.1']
+    assert rec.last_offset == 'aaaa.1'
+    rec.begin('p1')
+    rec.record('/', None, None, ['after connect'], now=1)
+    save(rec, now=2)
+    # an offset of another worker's log says nothing here: the floor does
+    restored = rec.restore('/', {'pid': 'p1', 'offset': 'bbbb.999'}, now=3)
+    assert restored is not None and rec.missed(restored) == [['after connect', 'aaaa.2']]
+    with pytest.raises(ValueError, match='tag'):
+        log(tag='no dot')
+
+
+def test_nothing_logged_before_a_client_connected_is_replayed_to_it():
+    rec = log()
+    rec.record('/', None, None, ['before it came'], now=0)
+    rec.begin('p1')
+    rec.record('/', None, None, ['after'], now=1)
+    save(rec, now=2)
+    restored = rec.restore('/', {'pid': 'p1'}, now=3)
+    assert restored is not None and rec.missed(restored) == [['after', '2']]
+
+
+def test_the_holder_hands_over_once_with_message_ids_and_what_the_client_had():
+    a = log(tag='a.')
+    a.begin('p1')
+    a.record('/', 'room', None, ['got it'], now=100, msg_id='x.1')
+    a.record('/', 'other', None, ['not mine'], now=100, msg_id='x.2')
+    save(a, now=101, data={'user': 'ann'})
+    a.record('/', 'room', None, ['missed', b'\x01'], now=102, msg_id='x.3')
+    a.record('/', 's1', None, ['direct, local'], now=103)
+    handover = a.hand_over('/', 'p1', 'a.1', now=104)
+    assert handover is not None
+    assert handover.sid == 's1' and handover.rooms == ['room', 's1'] and handover.data == {'user': 'ann'}
+    assert handover.missed == [(['missed', b'\x01'], 'x.3'), (['direct, local'], None)]
+    assert handover.seen == ['x.1']
+    assert a.hand_over('/', 'p1', 'a.1', now=104) is None  # once
+    assert a.hand_over('/', 'forged', None, now=104) is None
+
+
+def test_the_taker_replays_the_holders_events_then_its_own_unnamed_ones_under_its_offsets():
+    a = log(tag='a.')
+    a.begin('p1')
+    a.record('/', 'room', None, ['seen'], now=100, msg_id='x.1')
+    save(a, now=101)
+    a.record('/', 'room', None, ['missed on a'], now=102, msg_id='x.2')
+    handover = a.hand_over('/', 'p1', 'a.1', now=103)
+    b = log(tag='b.')
+    b.record('/', 'room', None, ['seen'], now=100, msg_id='x.1')  # the client had it from A
+    b.record('/', 'room', None, ['missed on a'], now=102, msg_id='x.2')  # in A's list
+    b.record('/', 'room', None, ['not at a yet'], now=102.5, msg_id='x.3')  # reached B first
+    b.record('/', 'other', None, ['not for it'], now=102.5, msg_id='x.4')
+    b.record('/', 'room', None, ['local only'], now=102.6)  # no queue message: never for a client of A
+    restored = b.adopt(pid='p1', namespace='/', handover=handover, asked=103)
+    b.begin('p1')  # the shell registers the client, then replays
+    b.record('/', 'room', None, ['live'], now=103.5, msg_id='x.5')  # after registration: reaches it live
+    assert b.replay(restored, now=104) == [['missed on a', 'b.7'], ['not at a yet', 'b.8']]
+    # the replay is in B's log for that client alone, under B's offsets
+    save(b, now=105, rooms=('s1', 'room'))
+    again = b.restore('/', {'pid': 'p1', 'offset': 'b.7'}, now=106)
+    assert again is not None and b.missed(again) == [['not at a yet', 'b.8']]
+
+
+def test_an_event_logged_twice_is_replayed_once():
+    rec = log(tag='b.')
+    rec.record('/', 'room', None, ['e'], now=0, msg_id='x.1')
+    rec.record('/', 's1', None, ['e'], now=0, msg_id='x.1')  # replayed to a client taken over
+    save(rec, now=1)
+    restored = rec.restore('/', {'pid': 'p1', 'offset': 'b.0'}, now=2)
+    assert restored is not None and rec.missed(restored) == [['e', 'b.1']]
+
+
+# -- the wire: recover_session and its answer -------------------------------------------------------
+
+def _roundtrip(message: dict) -> object:
+    import json
+
+    from greensio._core import pubsub
+
+    return pubsub.decode(pubsub.encode(message, json), json)
+
+
+def test_recover_session_crosses_the_wire_with_binary_events():
+    from greensio._core import pubsub
+
+    factory = pubsub.MessageFactory('hostA')
+    request = _roundtrip(factory.request(pubsub.RECOVER_SESSION, request='hostA.r1', namespace='/chat',
+                                         reply=True, pid='p1', offset='t.4'))
+    assert (request.op, request.pid, request.offset, request.namespace) == ('recover_session', 'p1', 't.4', '/chat')
+    session = {'sid': 's1', 'rooms': ['s1', 'room', 7], 'data': {'user': 'ann'},
+               'missed': [[['file', b'\x00\xff', {'n': 1}], 'h.1'], [['plain'], None]], 'seen': ['h.0']}
+    answer = _roundtrip(factory.response(origin_host_id='hostB', request='hostB.g1', session=session))
+    assert answer.session == {**session, 'missed': [(['file', b'\x00\xff', {'n': 1}], 'h.1'), (['plain'], None)]}
+    nothing = _roundtrip(factory.response(origin_host_id='hostB', request='hostB.g1', session=None))
+    assert nothing.session is None and not nothing.handled
+
+
+@pytest.mark.parametrize('fields', [
+    {'pid': None}, {'pid': ''}, {'pid': 'p' * 65}, {'pid': 7}, {'pid': 'p', 'offset': 7},
+    {'pid': 'p', 'offset': '1' * 65},
+])
+def test_a_malformed_recover_session_is_dropped(fields):
+    from greensio._core import pubsub
+
+    message = pubsub.MessageFactory('h').request(pubsub.RECOVER_SESSION, request='h.r1', namespace='/', reply=True)
+    message.update(fields)
+    with pytest.raises(pubsub.InvalidMessage):
+        _roundtrip(message)
+
+
+@pytest.mark.parametrize('session', [
+    [], {'sid': 's1'}, {'sid': 's1', 'rooms': ['other'], 'data': {}, 'missed': [], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1', ['nested']], 'data': {}, 'missed': [], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1'], 'data': 'x', 'missed': [], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1'], 'data': {}, 'missed': [[[], None]], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1'], 'data': {}, 'missed': [[[1], None]], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1'], 'data': {}, 'missed': [[['e'], 5]], 'seen': []},
+    {'sid': 's1', 'rooms': ['s1'], 'data': {}, 'missed': [], 'seen': [None]},
+    {'sid': 's1', 'rooms': ['s1'] * 10_001, 'data': {}, 'missed': [], 'seen': []},
+])
+def test_a_malformed_session_answer_is_dropped(session):
+    from greensio._core import pubsub
+
+    message = pubsub.MessageFactory('h').response(origin_host_id='o', request='o.g1', session=None)
+    message['session'] = session
+    with pytest.raises(pubsub.InvalidMessage):
+        _roundtrip(message)

@@ -14,6 +14,7 @@ cannot carry, and a holder that is killed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,9 +26,10 @@ from typing import Any
 import gevent
 import pytest
 import socketio as pysocketio
-from e2e_helpers import FAST_RECONNECT, needs_node
-from jsclient import JSClient
+from e2e_helpers import FAST_RECONNECT
+from jsclient import JSClient, skip_reason
 from tcp_proxy import CuttableProxy
+from test_async_pubsub import Bus, CapturingSocket, MemoryManager, aio, received, until
 
 import greensio
 from greensio._core.recovery import CLUSTER_RECOVERY_TIMEOUT
@@ -42,7 +44,7 @@ from .helpers import (
     wait_until,
 )
 
-pytestmark = [needs_node, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 BACKENDS = [pytest.param('kombu', AMQP_URL, marks=needs_rabbitmq, id='kombu'),
             pytest.param('redis', REDIS_URL, marks=needs_redis, id='redis')]
@@ -115,6 +117,8 @@ def fleet(request):
 
 @pytest.fixture
 def js():
+    if skip_reason() is not None:
+        pytest.skip(skip_reason())
     with JSClient() as client:
         yield client
 
@@ -243,3 +247,72 @@ def test_a_killed_holder_means_a_new_session_within_the_timeout(fleet, js):
     wait_until(lambda: 'did not answer in time' in fleet.stderr(), 5, 'the taker to log the timeout')
     with contextlib.suppress(Exception):
         fleet.workers[0].stop()
+
+
+# -- the asyncio twin, in one process on an in-memory bus -------------------------------------
+
+
+class FastHeartbeats(MemoryManager):
+    heartbeat_interval = 0.1
+
+
+async def connect(sio: greensio.AsyncServer, eio_sid: str, auth: Any = None) -> tuple[dict, CapturingSocket]:
+    sock = CapturingSocket(eio_sid)
+    sio.eio.sockets[eio_sid] = sock
+    await sio._handle_eio_connect(eio_sid, {})
+    await sio._handle_eio_message(eio_sid, '0' + (json.dumps(auth) if auth is not None else ''))
+    answer = sock.queue.get_nowait().data
+    assert answer.startswith('0{'), answer
+    return json.loads(answer[1:]), sock
+
+
+@aio
+async def test_the_asyncio_twin_hands_a_session_over_with_binary_events() -> None:
+    bus = Bus()
+    a, b = (greensio.AsyncServer(async_mode='asgi', client_manager=FastHeartbeats(bus),
+                                 connection_state_recovery={'max_disconnection_duration': 30}) for _ in range(2))
+    first, sock = await connect(a, 'eio-a')
+    sid, pid = first['sid'], first['pid']
+    await a.enter_room(sid, 'room')
+    await a.save_session(sid, {'user': 'ann'})
+    await connect(b, 'eio-starter')  # B's manager joins the cluster with its first client
+    for sio in (a, b):
+        await until(lambda sio=sio: len(sio.manager.workers()) == 2, 5)
+    await a.emit('before', 0, to='room')
+    offset = json.loads(received(sock)[-1][1:])[-1]
+    await a._handle_eio_disconnect('eio-a', 'transport close')
+    await b.emit('while', 1, to='room')
+    await b.emit('bytes', b'\x00\x01', to=sid)
+    await a.emit('while', 2, to='room')
+    await until(lambda: a._recovery.last_offset.endswith('.4'), 5)  # A logged what B emitted
+
+    again, sock_b = await connect(b, 'eio-b', {'pid': pid, 'offset': offset})
+    assert again == {'sid': sid, 'pid': pid}
+    packets = received(sock_b)
+    events, offsets = [], []
+    for i, packet in enumerate(packets):
+        if isinstance(packet, str) and packet.startswith('2'):
+            payload = json.loads(packet[1:])
+        elif isinstance(packet, str) and packet.startswith('51-'):
+            payload = json.loads(packet[3:])
+            assert payload[1] == {'_placeholder': True, 'num': 0}
+            payload[1] = packets[i + 1]  # the attachment follows its packet
+        else:
+            continue
+        events.append(payload[:2])
+        offsets.append(payload[-1])
+    # each sender's events once and in its order (the two senders' are not ordered between them)
+    assert [e for e in events if e != ['while', 2]] == [['while', 1], ['bytes', b'\x00\x01']]
+    assert events.count(['while', 2]) == 1 and len(events) == 3
+    # the offsets are B's from now on, growing
+    assert all(o.startswith(b._recovery.tag) for o in offsets)
+    assert [int(o.rsplit('.', 1)[1]) for o in offsets] == sorted(int(o.rsplit('.', 1)[1]) for o in offsets)
+    # the session came along
+    assert await b.get_session(sid) == {'user': 'ann'}
+    assert sorted(b.rooms(sid)) == sorted([sid, 'room'])
+    assert b.recovered(sid)
+    # a pid recovers once, cluster-wide: the holder gave it away
+    assert not a._recovery.holds(pid) and len(a._recovery) == 0
+    for sio in (a, b):
+        await sio.manager.close(timeout=1)
+    await asyncio.sleep(0)

@@ -249,18 +249,17 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
         verdict = self._origin_verdict(request.headers.get('origin'), request.environ)
         route = self._core.route(request.method, request.query, request.headers, scheme=request.scheme,
                                  origin_verdict=verdict)
-        kind = type(route)
-        if kind is Poll:
+        if isinstance(route, Poll):
             return await self._poll(request, route)
-        if kind is Post:
+        if isinstance(route, Post):
             return await self._post(request, route)
-        if kind is WebSocketRequest:
+        if isinstance(route, WebSocketRequest):
             if route.session is None:
                 return await self._open_websocket(request, route)
-            return await self._upgrade(request, route)
-        if kind is Handshake:
+            return await self._upgrade(request, route, route.session)
+        if isinstance(route, Handshake):
             return await self._handshake(request, route)
-        if kind is Refusal:
+        if isinstance(route, Refusal):
             self._log_refusal(request, route)
             response = route.response()
             if request.websocket:
@@ -350,7 +349,8 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
             body = await request.read_body(limit)
         except Exception:  # noqa: BLE001 - the peer went away mid-body: the core refuses what came
             body = b''
-        socket.posted = posted = []
+        posted: list[str | bytes] = []
+        socket.posted = posted
         try:
             conn.receive_post(body, self._loop_time(), post=route)
         except HttpRefused as exc:
@@ -376,8 +376,7 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
         await self._serve_websocket(socket, ws)
         return request.result()
 
-    async def _upgrade(self, request: Any, route: WebSocketRequest) -> Any:
-        conn = route.session
+    async def _upgrade(self, request: Any, route: WebSocketRequest, conn: ServerSession) -> Any:
         socket = conn.context
         ws = await request.accept_websocket(route.headers)
         if ws is None:
@@ -560,7 +559,8 @@ class _SessionContext:
         return self.session
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.server.save_session(self.sid, self.session)
+        if self.session is not None:
+            await self.server.save_session(self.sid, self.session)
 
 
 def detect_async_mode() -> str:

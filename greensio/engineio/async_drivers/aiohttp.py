@@ -95,7 +95,7 @@ class AiohttpWebSocket:
         return None
 
     async def send(self, message: str | bytes) -> None:
-        if type(message) is str:
+        if isinstance(message, str):
             await self.ws.send_str(message)
         else:
             await self.ws.send_bytes(message)

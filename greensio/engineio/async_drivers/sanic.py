@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse  # type: ignore[import-not-found,unused-ignore]
 
 from ..._core.eio_http import Response
 from . import CLOSE_NORMAL, wsgi_environ

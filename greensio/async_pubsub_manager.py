@@ -83,10 +83,11 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         if self._closed:
             return True
         if self._heartbeat_task is not None:  # the others stop counting this worker at once
-            self._heartbeat_due = self._heartbeat_message(leaving=True)
+            self._leaving = True
+            leaving = self._heartbeat_due = self._heartbeat_message(leaving=True)
             self._wake_publisher()
             deadline = time.monotonic() + LEAVE_TIMEOUT
-            while self._heartbeat_due is not None and time.monotonic() < deadline:
+            while self._heartbeat_sent is not leaving and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
         flushed = await self.flush(timeout)
         self._mark_closed(flushed)
@@ -165,7 +166,7 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
 
     async def _heartbeat_loop(self) -> None:
         hello = True
-        while not self._closed:
+        while not self._closed and not self._leaving:
             if self._heartbeat_due is None or hello:
                 self._heartbeat_due = self._heartbeat_message(hello=hello)
                 hello = False
@@ -278,6 +279,7 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                     await _wait(self._stop, delay)
                     delay = self._backoff(delay)
                     continue
+                self._heartbeat_sent = heartbeat
             if not outbox:
                 self._wake.clear()
                 if self._heartbeat_due is None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from . import exceptions
 from ._core import packet as pk
-from ._core.eio_codec import MESSAGE
+from ._core.eio_codec import MESSAGE, OutPacket
 from ._core.eio_server import Reason
 from ._core.handlers import HandlerRegistry, event_decorator
 from ._core.payload import to_args
@@ -104,9 +104,8 @@ class BaseServer(SharedDocs):
 
     reason = Reason
     #: The Engine.IO packet class of this twin's engine (one packet per
-    #: broadcast, encoded once).  None: the green engine's, imported when
-    #: the first server is made, so the asyncio twin never imports gevent.
-    eio_packet_class: ClassVar[Any] = None
+    #: broadcast, encoded once; both engines take the core's).
+    eio_packet_class: ClassVar[Any] = OutPacket
     reserved_events: ClassVar[list[str]] = ['connect', 'disconnect']
 
     class _NotHandled:
@@ -126,10 +125,6 @@ class BaseServer(SharedDocs):
         if 'engineio_logger' in engineio_options:
             engineio_options['logger'] = engineio_options.pop('engineio_logger')
         self.packet_class = _packet_class(serializer)
-        if self.eio_packet_class is None:
-            from .engine import OutPacket
-
-            type(self).eio_packet_class = OutPacket
         if json is not None:
             self.packet_class.json = json
             engineio_options['json'] = json

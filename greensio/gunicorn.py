@@ -33,6 +33,12 @@ class GunicornHandler(GreenHandler, PyWSGIHandler):
         # logs it then, with its real duration, like any other request
         PyWSGIHandler.log_request(self)
 
+    def log_direct(self, status: str, length: int) -> None:
+        # a long-polling request answered without WSGI: gunicorn's line all the same
+        self.status = status
+        self.response_length = length
+        PyWSGIHandler.log_request(self)
+
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):
     """gunicorn's gevent pywsgi worker with greensio's websocket handler."""

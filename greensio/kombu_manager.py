@@ -39,6 +39,8 @@ try:
 except ImportError:  # pragma: no cover
     kombu = None
 
+from ._core.cluster import HEARTBEAT_MISSES
+from ._core.pubsub import HEARTBEAT as HEARTBEAT_KIND
 from ._core.pubsub import encode
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
@@ -281,9 +283,10 @@ class KombuManager(PubSubManager):
         self._nacked = True
         self._on_ack(delivery_tag, multiple)
 
-    def _publish_text(self, producer: Any, text: str) -> None:
+    def _publish_text(self, producer: Any, text: str, expiration: str | None = None) -> None:
+        options = {'delivery_mode': 2} if expiration is None else {'delivery_mode': 1, 'expiration': expiration}
         producer.publish(text, routing_key='', content_type='application/json', content_encoding='utf-8',
-                         delivery_mode=2, retry=False)
+                         retry=False, **options)
         if self._confirms:
             self._next_tag += 1
             self._unconfirmed.add(self._next_tag)
@@ -308,8 +311,15 @@ class KombuManager(PubSubManager):
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
         with self._publisher_guard():
             producer = self._publisher()
-            for _message, text in batch:
-                self._publish_text(producer, text)
+            for message, text in batch:
+                if message.get('method') == HEARTBEAT_KIND:
+                    # a heartbeat read late would say a dead worker is alive: the broker
+                    # drops it once it is as old as the heartbeat timeout, and never
+                    # writes it to disk
+                    ttl = self.heartbeat_interval * HEARTBEAT_MISSES
+                    self._publish_text(producer, text, str(int(ttl * 1000)))
+                else:
+                    self._publish_text(producer, text)
             self._wait_for_confirms()
 
     def _heartbeat(self) -> bool:
@@ -362,9 +372,11 @@ class _RawPublisher:
         self._exchange = exchange
 
     def publish(self, body: str, routing_key: str = '', content_type: str = 'application/json',
-                content_encoding: str = 'utf-8', delivery_mode: int = 2, **_: Any) -> None:
+                content_encoding: str = 'utf-8', delivery_mode: int = 2, expiration: str | None = None,
+                **_: Any) -> None:
+        properties = {'expiration': expiration} if expiration is not None else {}
         message = self._message(body.encode(content_encoding), content_type=content_type,
-                                content_encoding=content_encoding, delivery_mode=delivery_mode)
+                                content_encoding=content_encoding, delivery_mode=delivery_mode, **properties)
         self._publish(message, exchange=self._exchange, routing_key=routing_key)
 
 

@@ -1,10 +1,10 @@
 """WSGI glue: ``WSGIApp`` routes Socket.IO requests, static files and a
 wrapped WSGI app such as Flask (integration ring)."""
 
-import engineio
+from .engineio.middleware import WSGIApp as EngineIOWSGIApp
 
 
-class WSGIApp(engineio.WSGIApp):
+class WSGIApp(EngineIOWSGIApp):
     """WSGI application for a :class:`greensio.Server`.
 
     :param socketio_app: the :class:`greensio.Server`.

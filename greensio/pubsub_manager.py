@@ -120,11 +120,12 @@ class PubSubManager(BasePubSubManager, Manager):
         if self._closed:
             return True
         if self._heartbeat_task is not None:  # the others stop counting this worker at once
-            self._heartbeat_due = self._heartbeat_message(leaving=True)
+            self._leaving = True
+            leaving = self._heartbeat_due = self._heartbeat_message(leaving=True)
             self._wake_publisher()
             _wake, _room, stop, _ready = self._runtime()
             deadline = time.monotonic() + LEAVE_TIMEOUT
-            while self._heartbeat_due is not None and time.monotonic() < deadline:
+            while self._heartbeat_sent is not leaving and time.monotonic() < deadline:
                 stop.wait(0.01)
         flushed = self.flush(timeout)
         self._mark_closed(flushed)
@@ -236,7 +237,7 @@ class PubSubManager(BasePubSubManager, Manager):
         _wake, _room, stop, _ready = self._runtime()
         announce = self._announce_event = self.server.eio.create_event() if self.server else threading.Event()
         hello = True
-        while not self._closed:
+        while not self._closed and not self._leaving:
             if self._heartbeat_due is None or hello:
                 self._heartbeat_due = self._heartbeat_message(hello=hello)
                 hello = False
@@ -417,6 +418,7 @@ class PubSubManager(BasePubSubManager, Manager):
             with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
                 batch = list(islice(outbox, PUBLISH_BATCH))
             try:
+                self._heartbeat_sent = heartbeat
                 self._publish_batch(batch)
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 self._set_health(publisher=False, error=exc)

@@ -3,7 +3,7 @@
 Shell ring.  Engine.IO messages go into a ``_core.session.ServerConnection``;
 the events that come out run user handlers (events on reused greenlets,
 connects inline, as python-socketio does) and whatever must be sent is
-encoded by the packet class and written through ``EngineServer``.
+encoded by the packet class and written through ``greensio.engineio.Server``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from . import exceptions
 from ._core.cluster import ACKS
+from ._core.eio_codec import OutPacket
 from ._core.errors import RemoteProtocolError
 from ._core.events import (
     AckReceived,
@@ -36,7 +37,7 @@ from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
 from ._twins import drive
 from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
 from .cluster import RemoteSocket
-from .engine import EngineServer, OutPacket
+from .engineio.server import Server as EngineServer
 from .manager import Manager
 
 
@@ -95,7 +96,6 @@ class Server(BaseServer):
 
     def _create_engine(self, options: dict[str, Any]) -> EngineServer:
         if options.get('async_mode') is None:
-            # python-engineio's detection would pick eventlet whenever it is importable
             options['async_mode'] = 'gevent'
         return EngineServer(**options)
 

@@ -12,23 +12,21 @@ blocking libraries, and always with the message-queue managers, which check.
 
 from __future__ import annotations
 
-import io
 import signal
 import socket
 import time
+from datetime import datetime
 from email.utils import formatdate
 from typing import Any
 
-import engineio
 import gevent
-from engineio import exceptions as eio_exc
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
 
-from .engine import EngineServer
+from ._core.eio_http import parse_query
+from .engineio.middleware import WSGIApp
+from .engineio.server import Server
 
-#: Responses up to this size go out in one ``send()`` with their headers.
-COALESCE_LIMIT = 64 * 1024
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for
 #: the whole life of every websocket client, this one too but at half.
 REQUEST_BUFFER = 4096
@@ -136,45 +134,21 @@ class RequestHeaders:
 class _PollingRoute:
     """Where a server's long-polling requests go, found once per server.
 
-    Set when the served app is a plain ``WSGIApp`` (possibly behind a
-    Flask app's ``wsgi_app``) of a greensio server on its gevent engine.
+    Set when the served app is a plain ``WSGIApp`` (possibly behind a Flask
+    app's ``wsgi_app``) of a green Engine.IO server, or of a greensio server
+    on one.
     """
 
-    def __init__(self, path: str, engine: EngineServer) -> None:
+    def __init__(self, path: str, engine: Server) -> None:
         self.path = path
         self.engine = engine
-        origins = engine.cors_allowed_origins
-        self.cors = origins != []
-        self.any_origin = origins == '*' or (isinstance(origins, (list, tuple)) and '*' in origins)
-        # an allow-list of names is checked here; a callable only by python-engineio
-        self.allowed: frozenset[str] | None = None
-        if isinstance(origins, str):
-            self.allowed = frozenset([origins])
-        elif isinstance(origins, (list, tuple)):
-            self.allowed = frozenset(origin for origin in origins if isinstance(origin, str))
-        self.same_origin = origins is None  # python-engineio's default
-
-    def origin_allowed(self, origin: str, headers: RequestHeaders, scheme: str) -> bool:
-        """True when python-engineio would certainly accept ``origin``.
-
-        False sends the request down the ordinary path, which decides (a
-        refusal, a callable, or proxy headers in play).
-        """
-        if not self.cors or self.any_origin:
-            return True
-        if self.allowed is not None:
-            return origin in self.allowed
-        if self.same_origin and headers.get('x-forwarded-proto') is None and headers.get('x-forwarded-host') is None:
-            host = headers.get('host')
-            return bool(host) and origin == f'{scheme}://{host}'
-        return False
 
     @classmethod
     def of(cls, application: Any) -> _PollingRoute | None:
         for app in (application, getattr(application, 'wsgi_app', None)):
-            if isinstance(app, engineio.WSGIApp) and _may_skip(type(app)):
-                engine = getattr(app.engineio_app, 'eio', None)
-                if isinstance(engine, EngineServer) and engine.async_mode == 'gevent':
+            if isinstance(app, WSGIApp) and _may_skip(type(app)):
+                engine = getattr(app.engineio_app, 'eio', app.engineio_app)
+                if isinstance(engine, Server) and engine.async_mode == 'gevent':
                     return cls(app.engineio_path, engine)
         return None
 
@@ -185,19 +159,16 @@ def _may_skip(app_class: type) -> bool:
     A class says so with ``fast_polling``; one that overrides ``__call__``
     without saying is given every request.
     """
-    return vars(app_class).get('fast_polling', app_class.__call__ is engineio.WSGIApp.__call__)
+    return vars(app_class).get('fast_polling', app_class.__call__ is WSGIApp.__call__)
 
 
-#: what pywsgi puts in ``server.log`` when asked for no access log
-_NO_LOG = getattr(pywsgi, '_NoopLog', ())
-
-_date_cache: list[Any] = [0, b'']
+_date_cache: list[Any] = [0, '']
 
 
-def _http_date() -> bytes:
+def _http_date() -> str:
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache[:] = [now, formatdate(now, usegmt=True).encode('latin-1')]
+        _date_cache[:] = [now, formatdate(now, usegmt=True)]
     return _date_cache[1]
 
 
@@ -205,9 +176,8 @@ class GreenHandler(WebSocketHandler):
     """gevent-websocket's handler, tuned for Engine.IO's small responses.
 
     TCP_NODELAY on the connection, a lighter request header parser, and
-    headers and a small body written with one system call: a long-polling
-    round trip is two small responses, and pywsgi's separate header write
-    doubled the sends (and the wake-ups of the peer) for each.
+    long-polling requests of existing sessions answered straight from the
+    parsed request (no WSGI environ), headers and body in one send.
     """
 
     MessageClass = RequestHeaders
@@ -220,7 +190,10 @@ class GreenHandler(WebSocketHandler):
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # not TCP (a unix socket)
             pass
-        super().handle()
+        try:
+            super().handle()
+        except OSError:  # the peer left while an error answer was written: nothing to report
+            pass
 
     def read_requestline(self) -> str:
         self.socket.settimeout(getattr(self.server, 'idle_timeout', IDLE_TIMEOUT))
@@ -230,139 +203,83 @@ class GreenHandler(WebSocketHandler):
         # faulty framing is refused by RequestHeaders; this is the rule that
         # needs the version: HTTP/1.0 has no Transfer-Encoding, so its framing
         # is in doubt (a ValueError here is answered 400, and the connection closed)
-        parsed = super().read_request(raw_requestline)
+        try:
+            parsed = super().read_request(raw_requestline)
+        except OSError as exc:
+            # the head stalled past the idle timeout, or the peer left: a
+            # ValueError is answered 400 without pywsgi's traceback on stderr
+            raise ValueError(f'request head not received ({exc.__class__.__name__})') from None
         if self.request_version != 'HTTP/1.1' and self.headers.get('transfer-encoding') is not None:
             raise ValueError(f'Transfer-Encoding in an {self.request_version} request')
         return parsed
 
-    def _handle_client_error(self, ex: Exception) -> Any:
-        if isinstance(ex, OSError):  # the head stalled past the idle timeout, or the peer left:
-            return None  # close without a traceback on stderr (pywsgi prints one)
-        return super()._handle_client_error(ex)
-
-    # -- the long-polling fast path ---------------------------------------------
+    # -- long-polling, straight from the parsed request ------------------------------
     #
     # A long-polling round trip is two small HTTP requests.  Building a WSGI
-    # environ, routing through WSGIApp and python-engineio's request checks
-    # cost more than the Engine.IO work itself, so requests for an existing,
-    # connected polling session are served straight from the parsed request
-    # line and headers.  Anything unusual (JSONP, an Origin not certainly
-    # allowed, an upgrade, chunked bodies, an unknown sid...) takes
-    # the ordinary WSGI path, which keeps python-engineio's behaviour.
-    # pywsgi calls ``get_environ`` right after parsing the headers, so that is
-    # where the fast path runs; ``handle_one_response`` then has nothing to do.
+    # environ and routing through WSGIApp cost more than the Engine.IO work
+    # itself, so requests that carry a sid (and no upgrade, no chunked body)
+    # go to the Engine.IO server's ``handle_polling`` from the parsed request
+    # line and headers; the core decides them exactly as it decides WSGI
+    # requests.  Handshakes and websockets take the WSGI path: the
+    # application keeps their environ.  pywsgi calls ``get_environ`` right
+    # after parsing the headers, so that is where this runs;
+    # ``handle_one_response`` then has nothing to do.
 
-    _served_fast = False
+    _served_direct = False
 
     def get_environ(self) -> dict:
         if self._serve_polling():
-            self._served_fast = True
+            self._served_direct = True
             return {}
         self.socket.settimeout(None)  # past its head, an application's request is not bounded here
         return super().get_environ()
 
     def handle_one_response(self) -> None:
-        if self._served_fast:
-            self._served_fast = False
+        if self._served_direct:
+            self._served_direct = False
             return
         super().handle_one_response()
 
     def _polling_route(self) -> _PollingRoute | None:
         server = self.server
-        route = server.__dict__.get('_greensio_route', False)
+        route = server.__dict__.get('greensio_route', False)
         if route is False:
-            route = server._greensio_route = _PollingRoute.of(server.application)
+            route = server.greensio_route = _PollingRoute.of(server.application)
         return route
 
     def _serve_polling(self) -> bool:
-        command = self.command
-        if (command != 'GET' and command != 'POST') or self.request_version != 'HTTP/1.1':
+        if self.request_version != 'HTTP/1.1':
             return False
         route = self._polling_route()
         if route is None:
             return False
         path, _, query = self.path.partition('?')
-        if path != route.path or '%' in query:
-            return False
-        params = dict(part.partition('=')[::2] for part in query.split('&'))
-        if params.get('transport') != 'polling' or 'j' in params:
-            return False
-        engine = route.engine
-        sid = params.get('sid')
-        s = engine.sockets.get(sid)
-        if s is None or s.closed or not s.connected or s.upgraded or s.upgrading:
+        if path != route.path or 'sid=' not in query:
             return False
         headers = self.headers
-        origin = headers.get('origin')
-        if origin is not None and (
-            '\r' in origin  # a value pywsgi's own checks must refuse
-            or not route.origin_allowed(origin, headers, self.server.environ['wsgi.url_scheme'])
-        ):
+        if headers.get('upgrade') is not None or headers.get('transfer-encoding') is not None:
             return False
-        if headers.get('upgrade'):
+        command = self.command
+        if command != 'POST' and headers.get('content-length') not in (None, '0'):
+            return False  # a body nobody would read
+        self.time_start = time.time()
+        engine = route.engine
+        r = engine.handle_polling(command, query, headers, self.server.environ['wsgi.url_scheme'], self.rfile.read)
+        if r is NotImplemented:
             return False
-        if command == 'POST':
-            length = headers.get('content-length')
-            if length is None or not length.isdigit() or int(length) > engine.max_http_buffer_size:
-                return False
-            answer = self._post(engine, s, int(length))
-        else:
-            answer = self._get(engine, s)
-        if answer is None:  # the body never came: no answer, the connection closes
+        if r is None:  # the body never came: no answer, the connection closes
             self.close_connection = True
-        else:
-            self._respond(engine, route, *answer, origin)
-        return True
-
-    def _post(self, engine: EngineServer, s: Any, length: int) -> tuple[bytes, bytes, bytes] | None:
-        try:
-            body = self.rfile.read(length)
-        except OSError:  # the body stalled past the idle timeout, or the peer left
-            return None
-        if len(body) < length:
-            # the peer ended its side inside the body: refused (by the session,
-            # which sees the short body) and, the framing being broken, closed
+            return True
+        body = r.body
+        head = [f'HTTP/1.1 {r.status_line}\r\n']
+        for name, value in r.headers:
+            head.append(f'{name}: {value}\r\n')
+        head.append(f'Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n')
+        if r.close_connection or self.close_connection:  # the client may ask for it too
             self.close_connection = True
-        try:
-            s.handle_post_request({'CONTENT_LENGTH': length, 'wsgi.input': io.BytesIO(body)})
-        except eio_exc.EngineIOError:
-            engine.disconnect(s.sid)
-            return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
-        except Exception:
-            engine.logger.exception('post request handler error')
-        return b'200 OK', b'text/plain', b'ok'
-
-    def _get(self, engine: EngineServer, s: Any) -> tuple[bytes, bytes, bytes]:
-        try:
-            packets = s.handle_get_request({}, None)
-        except eio_exc.EngineIOError:
-            engine.disconnect(s.sid)
-            return b'400 BAD REQUEST', b'text/plain', b'"Bad Request"'
-        finally:
-            if s.closed:
-                engine.sockets.pop(s.sid, None)
-        return b'200 OK', b'text/plain; charset=UTF-8', engine._ok(packets)['response']
-
-    def _respond(self, engine: EngineServer, route: _PollingRoute, status: bytes, content_type: bytes,
-                 body: bytes, origin: str | None) -> None:
-        extra = b''
-        if engine.http_compression and len(body) >= engine.compression_threshold:
-            accepted = [e.split(';')[0].strip() for e in (self.headers.get('accept-encoding') or '').split(',')]
-            for encoding in engine.compression_methods:
-                if encoding in accepted:
-                    body = getattr(engine, '_' + encoding)(body)
-                    extra += b'Content-Encoding: ' + encoding.encode() + b'\r\n'
-                    break
-        if route.cors:
-            if origin is not None:
-                extra += b'Access-Control-Allow-Origin: ' + origin.encode('latin-1') + b'\r\n'
-            if engine.cors_credentials:
-                extra += b'Access-Control-Allow-Credentials: true\r\n'
-        if self.close_connection:
-            extra += b'Connection: close\r\n'
-        head = b'HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s\r\n' % (
-            status, content_type, len(body), _http_date(), extra)
-        data = head + body
+            head.append('Connection: close\r\n')
+        head.append('\r\n')
+        data = ''.join(head).encode('latin-1') + body
         try:
             # one send() is enough for a small response; gevent's sendall()
             # adds a getsockopt() system call and chunking on every call
@@ -371,18 +288,27 @@ class GreenHandler(WebSocketHandler):
                 self.socket.sendall(memoryview(data)[sent:])
         except OSError:
             self.close_connection = True
-            return
-        if not isinstance(self.server.log, _NO_LOG):
-            self.status = self._orig_status = status.decode('latin-1')
-            self.response_length = len(body)
+            if command == 'GET' and r.status == 200:
+                engine.polling_lost(parse_query(query).get('sid', ''))
+            return True
+        if getattr(self.server, 'access_log', True):
             self.time_finish = time.time()
-            self.log_request()
+            self.log_direct(r.status_line, len(body))
+        return True
+
+    def log_direct(self, status: str, length: int) -> None:
+        """The access-log line of a request answered without WSGI (pywsgi's format)."""
+        delta = self.time_finish - self.time_start
+        client = self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address
+        now = datetime.now().replace(microsecond=0)
+        self.server.log.write(f'{client or "-"} - - [{now}] "{self.requestline}" {status.split()[0]} '
+                              f'{length or "-"} {delta:.6f}\n')
 
     def log_request(self) -> None:
         # pywsgi's access log, to the server's ``log``.  gevent-websocket's
         # version formats the line for every request (~20 µs) and hands it to
         # its own logger, which shows nothing unless in debug mode.
-        if not isinstance(self.server.log, _NO_LOG):
+        if getattr(self.server, 'access_log', True):
             pywsgi.WSGIHandler.log_request(self)
 
     def run_application(self) -> None:
@@ -396,21 +322,6 @@ class GreenHandler(WebSocketHandler):
             body.content_length = body.position
             body.chunked_input = False
 
-    def _write_with_headers(self, data: bytes) -> None:
-        if self.response_use_chunked or len(data) > COALESCE_LIMIT:
-            return super()._write_with_headers(data)
-        self.headers_sent = True
-        self.finalize_headers()
-        out = bytearray(b'HTTP/1.1 ')
-        out += self.status
-        out += b'\r\n'
-        for header, value in self.response_headers:
-            out += header + b': ' + value + b'\r\n'
-        out += b'\r\n'
-        if data:  # gevent-websocket writes its 101 response with ''
-            out += data
-        self._sendall(out)
-
 
 def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = None,
                 idle_timeout: float = IDLE_TIMEOUT, **kwargs: Any) -> pywsgi.WSGIServer:
@@ -421,6 +332,7 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 
     """
     server = pywsgi.WSGIServer((host, port), app, handler_class=GreenHandler, log=log, **kwargs)
     server.idle_timeout = idle_timeout
+    server.access_log = log is not None
     return server
 
 

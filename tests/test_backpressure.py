@@ -34,7 +34,6 @@ from jsclient import JSClient, jsclients
 
 import greensio
 from greensio._core.session import MAX_EVENTS_IN_FLIGHT
-from greensio.engine import EngineServer, GreenSocket
 from greensio.testing import TestClient
 
 pytestmark = pytest.mark.timeout(20)
@@ -159,21 +158,30 @@ def test_the_bound_is_an_option_with_a_default() -> None:
             greensio.AsyncServer(max_events_in_flight=bad)
 
 
-def test_a_paused_peer_cannot_time_out() -> None:
-    engine = EngineServer(async_mode='gevent', ping_timeout=1)
-    sock = GreenSocket(engine, 'sid')
-    sock.last_ping = time.time() - 60  # a PING whose PONG is long overdue
-    sock.hold_heartbeat(True)
-    sock.hold_heartbeat(True)  # two readers paused (overlapping polling POSTs)
-    assert sock.check_ping_timeout() and not sock.closed
-    sock.hold_heartbeat(False)
-    assert sock.check_ping_timeout() and not sock.closed
-    sock.hold_heartbeat(False)
-    # released: the pending ping gets a whole ping_timeout again, from now
-    assert time.time() - sock.last_ping < 1
-    assert sock.check_ping_timeout() and not sock.closed
-    sock.last_ping = time.time() - 60
-    assert not sock.check_ping_timeout() and sock.closed
+def test_a_paused_peer_cannot_time_out(serve: Any) -> None:
+    # a websocket client that never answers a PING, held by two paused readers
+    # (overlapping polling POSTs do that): the heartbeat timer must not end it
+    sio = greensio.Server(ping_interval=0.2, ping_timeout=0.2)
+    gone = []
+    sio.on('disconnect', lambda sid, reason: gone.append(reason))
+    url = serve(sio)
+    client, _ = rc.connect_sio(url, answer_pings=False)
+    try:
+        socket = next(iter(sio.eio.sockets.values()))
+        socket.hold_heartbeat(True)
+        socket.hold_heartbeat(True)
+        gevent.sleep(1.0)  # pinged, never answered: without the holds gone at 0.4 s
+        assert not socket.closed and gone == []
+        socket.hold_heartbeat(False)
+        gevent.sleep(0.6)
+        assert not socket.closed
+        start = time.monotonic()
+        socket.hold_heartbeat(False)  # released: the pending ping gets a whole ping_timeout, from now
+        assert wait_until(lambda: socket.closed, timeout=2, what='ping timeout after the release')
+        assert 0.1 < time.monotonic() - start < 0.6
+        assert wait_until(lambda: gone == ['ping timeout'], what='the disconnect handler')
+    finally:
+        client.close()
 
 
 # -- end to end: the JS client floods a slow handler --------------------------------------------

@@ -151,7 +151,7 @@ def test_post_with_twenty_packets_delivers_all(app: App) -> None:
 
 @pytest.mark.parametrize(
     'body',
-    ['x', '4hello\x1e\x1e4again', '\x1e', 'b!!!not-base64', '9', '4ok\x1e7bad', '0{}', b'4\xff\xfe'],
+    ['x', '4hello\x1e\x1e4again', '\x1e', 'b!!!not-base64', '9', '4ok\x1e7bad', b'4\xff\xfe'],
     ids=repr,
 )
 def test_malformed_post_closes_the_session(app: App, caplog: Any, body: str | bytes) -> None:

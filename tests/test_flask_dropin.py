@@ -732,7 +732,7 @@ def test_cookie_and_cors_options_over_real_sockets(serve):
     assert ok.headers['Access-Control-Allow-Origin'] == 'http://allowed.example'
     bad = requests.get(f'{url}/socket.io/?EIO=4&transport=polling', headers={'Origin': 'http://evil.example'},
                        timeout=5)
-    assert bad.status_code == 400
+    assert bad.status_code == 403  # the spec: a refused Origin is "Forbidden"
     with jsclients() as make:
         js = make()
         assert js.connect(url, transports=['websocket'], wait=True)['type'] == 'connect'

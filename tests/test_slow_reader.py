@@ -2,7 +2,7 @@
 
 greensio writes websocket frames from the emitting greenlet without
 blocking; what a peer does not read waits in a per-connection backlog of at
-most ``greensio.engine.MAX_WRITE_BACKLOG`` bytes, past which that connection
+most ``greensio.engineio.websocket.MAX_WRITE_BACKLOG`` bytes, past which that connection
 is closed.  The limit is lowered here so the test moves megabytes, not tens.
 """
 
@@ -16,7 +16,7 @@ import rawclient
 import socketio as psio
 
 import greensio
-from greensio import engine
+from greensio.engineio import websocket as engine
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,7 +26,7 @@ BROADCASTS = 64  # 16 MiB in all: far past the lowered backlog plus kernel buffe
 
 def test_a_client_that_stops_reading_is_dropped_and_the_others_are_served(serve, monkeypatch, caplog):
     monkeypatch.setattr(engine, 'MAX_WRITE_BACKLOG', 1024 * 1024)
-    caplog.set_level(logging.WARNING, logger='greensio.engine')
+    caplog.set_level(logging.WARNING, logger='greensio.engineio')
     sio = greensio.Server(max_http_buffer_size=4 * CHUNK)
     gone = []
     sio.on('disconnect', lambda sid, reason: gone.append(sid))

@@ -56,6 +56,7 @@ POLLING    GET, nothing buffered               POLLING    the GET waits (``wake_
 POLLING    GET while a GET waits               CLOSED     waiting GET gets ``1``; this one 400
 POLLING    the GET's connection is lost        CLOSED     ``transport error``
 POLLING    POST while a POST is read           CLOSED     400
+POLLING    the POST's connection is lost       POLLING    nothing received (``post_aborted``)
 POLLING    websocket with this sid             POLLING    upgrade reserved (a second one: 400)
 POLLING    ``2probe`` on that websocket        PROBING    ``3probe``; waiting GET gets ``6``
 PROBING    GET                                 PROBING    ``6`` now
@@ -403,6 +404,14 @@ class ServerSession:
         self._release = None
         self._close(Reason.TRANSPORT_ERROR)
 
+    def post_aborted(self) -> None:
+        """A POST's connection was lost before its body was read: nothing arrived, the session carries on.
+
+        As the reference server does: a client whose POST stalled or was cut
+        sends it again on a new connection, and the heartbeat watches it.
+        """
+        self._post_pending = False
+
     def _take_buffer(self) -> str:
         buffer = self._buffer
         if len(buffer) == 1:
@@ -564,7 +573,12 @@ class ServerSession:
         # held: the peer's PONG may wait unread behind its other packets, so
         # it cannot time out, and it is pinged anyway so it does not time us out
         self._pong_due = True
-        self.deadline = now + (config.ping_interval if self._holds else config.ping_timeout)
+        step = config.ping_interval if self._holds else config.ping_timeout
+        # counted from when the ping was due, not from a timer that fired a
+        # little late: a client that never answers is gone at exactly
+        # pingInterval + pingTimeout.  A timer far behind (a stalled process)
+        # still gives the peer half a step to answer.
+        self.deadline = max(self.deadline + step, now + step / 2)
         return self.send(PING_PACKET)
 
     def hold_heartbeat(self, held: bool, now: float) -> None:

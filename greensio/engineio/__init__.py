@@ -18,6 +18,9 @@ from typing import Any
 from . import exceptions
 
 _LAZY = {
+    'Server': '.server',
+    'WSGIApp': '.middleware',
+    'Middleware': '.middleware',
     'ASGIApp': '.asgi',
     'AsyncServer': '.async_server',
     'Client': '.client',

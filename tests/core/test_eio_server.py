@@ -620,6 +620,17 @@ def test_overlapping_posts_close_the_session() -> None:
     assert shell.ends == [('S1', Reason.TRANSPORT_ERROR)]
 
 
+def test_a_post_whose_body_never_came_leaves_the_session_open() -> None:
+    core, shell = make()
+    session, _ = handshake(core)
+    lost = route(core, 'POST', f'{Q}&sid=S1', content_length='100')
+    assert isinstance(lost, Post)
+    session.post_aborted()  # its connection stalled or was cut before the body
+    assert session.state == 'polling' and shell.ends == []
+    assert post(core, 'S1', '4again') == 200  # not an overlapping POST
+    assert shell.messages == [('S1', 'again')]
+
+
 def test_binary_post_body() -> None:
     core, shell = make()
     handshake(core)

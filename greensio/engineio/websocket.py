@@ -1,0 +1,192 @@
+"""A websocket taken over from gevent-websocket: frames read and written by greensio.
+
+Shell ring (gevent).  gevent-websocket (or greensio's server, which uses its
+handler) does the HTTP upgrade; from then on greensio reads the TCP socket
+and parses frames with ``_core.websocket``, and writes frames straight to
+the socket from the emitting greenlet: no per-socket queue or writer
+greenlet, and a broadcast writes the same cached frame to every recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket as _socket
+from typing import Any
+
+import gevent
+
+from .._core import websocket as wsproto
+
+#: Bytes a websocket may owe its peer before the peer is deemed dead; a
+#: client that stops reading must not grow the server's memory without end.
+MAX_WRITE_BACKLOG = 16 * 1024 * 1024
+#: Bytes asked of the socket per read: gevent's recv allocates its buffer only
+#: once data is there, so an idle client costs no read buffer.
+READ_SIZE = 65536
+
+logger = logging.getLogger('greensio.engineio')
+
+
+class WebSocketTransport:
+    """Frames in and out of one websocket's TCP socket."""
+
+    def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'') -> None:
+        self.sock = sock
+        self.parser = wsproto.FrameParser(max_message_size)
+        if early_data:
+            self.parser.feed(early_data)
+        self.closed = False
+        self._recv = sock.recv
+        self._send = sock.send
+        self._backlog: list[bytes] = []
+        self._backlog_size = 0
+        self._flushing = False
+        # No socket timeout: the heartbeat closes a silent peer, and a timeout
+        # would cost a timer on every blocking read.
+        sock.settimeout(None)
+
+    @classmethod
+    def take_over(cls, ws: Any, max_message_size: int) -> WebSocketTransport:
+        """The transport of gevent-websocket's ``environ['wsgi.websocket']``, which goes dead."""
+        handler = ws.handler
+        ws.closed = True  # gevent-websocket must not write its own close frame later
+        sock = handler.socket
+        # a peer may have sent frames right behind its upgrade request, into
+        # the buffer of pywsgi's reader: collect them without waiting
+        sock.settimeout(0.0)
+        try:
+            early = handler.rfile.read1(READ_SIZE) or b''
+        except OSError:
+            early = b''
+        return cls(sock, max_message_size, early)
+
+    def settimeout(self, seconds: float | None) -> None:
+        self.sock.settimeout(seconds)
+
+    def receive(self) -> str | bytes | None:
+        """The next text or binary message; None once the peer is gone.
+
+        Raises ``wsproto.WebSocketError`` on a protocol violation, OSError
+        on a socket error or a timeout.
+        """
+        parser = self.parser
+        while True:
+            msg = parser.next_message()
+            if msg is None:
+                data = self._recv(max(parser.bytes_wanted(), READ_SIZE))
+                if not data:
+                    return None
+                parser.feed(data)
+                continue
+            op = msg.opcode
+            if op == wsproto.OP_TEXT or op == wsproto.OP_BINARY:
+                return msg.data
+            if op == wsproto.OP_PING:
+                self.send(wsproto.encode_frame(wsproto.OP_PONG, msg.data))  # type: ignore[arg-type]
+            elif op == wsproto.OP_CLOSE:
+                self.close()
+                return None
+
+    def send(self, frame: bytes) -> None:
+        """Write ``frame`` now, without waiting: what the socket does not take waits in a bounded backlog."""
+        if self.closed:
+            return
+        if self._flushing:
+            self._queue(frame)
+            return
+        try:
+            # gevent's send with a timeout of 0: never parks the emitting
+            # greenlet (a broadcast must not wait for one slow reader)
+            sent = self._send(frame, 0, 0.0)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.abort()
+            return
+        if sent < len(frame):
+            self._queue(frame[sent:])
+            self._flushing = True
+            gevent.spawn(self._flush)
+
+    def _queue(self, data: bytes) -> None:
+        self._backlog.append(data)
+        self._backlog_size += len(data)
+        if self._backlog_size > MAX_WRITE_BACKLOG:
+            logger.warning('websocket peer stopped reading (%d bytes owed), closing', self._backlog_size)
+            self.abort()
+
+    def _flush(self) -> None:
+        try:
+            while self._backlog and not self.closed:
+                data = b''.join(self._backlog)
+                self._backlog.clear()
+                self._backlog_size = 0
+                self.sock.sendall(data)
+        except OSError:
+            self.abort()
+        finally:
+            self._flushing = False
+
+    def close(self, code: int = wsproto.CLOSE_NORMAL, reason: str = '') -> None:
+        """Send a close frame and end the TCP connection.
+
+        A peer whose writes are backed up gets no close frame: it would sit
+        behind data the peer is not reading.
+        """
+        if self.closed:
+            return
+        if not self._flushing:
+            self.send(wsproto.encode_close(code, reason))
+        self.abort()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._backlog.clear()
+        self._backlog_size = 0
+        try:
+            self.sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class TakenOverWebSocket:
+    """``environ['wsgi.websocket']`` once greensio reads and writes the connection.
+
+    gevent-websocket's own object goes dead at the takeover, yet users of
+    gevent-websocket and python-socketio keep the environ of a connect
+    handler and drop the client later with ``environ['wsgi.websocket'].close()``.
+    This stand-in keeps that working: ``close()`` sends a close frame and ends
+    the TCP connection (the server's disconnect handler then runs), ``closed``
+    says whether it has ended, and the request details come from
+    gevent-websocket's object.  ``send()`` and ``receive()`` raise: a raw
+    message would break Engine.IO's framing, and the server reads every
+    message itself.
+    """
+
+    def __init__(self, original: Any, transport: WebSocketTransport) -> None:
+        self.original = original
+        self.transport = transport
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.closed
+
+    def close(self, code: int = wsproto.CLOSE_NORMAL, message: bytes | str = b'') -> None:
+        reason = message.decode('utf-8', 'replace') if isinstance(message, bytes) else message
+        self.transport.close(code, reason)
+
+    def send(self, message: Any, binary: bool | None = None) -> None:
+        raise RuntimeError('greensio writes this websocket itself: use the server\'s emit() or send()')
+
+    def receive(self) -> Any:
+        raise RuntimeError('greensio reads this websocket itself: its messages reach the event handlers '
+                           '(and emit() sends)')
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _REQUEST_DETAILS:
+            return getattr(self.original, name)
+        raise AttributeError(name)
+
+
+#: what ``TakenOverWebSocket`` reads from gevent-websocket's object
+_REQUEST_DETAILS = frozenset({'environ', 'origin', 'protocol', 'version', 'path'})

@@ -34,7 +34,15 @@ class GunicornHandler(GreenHandler, PyWSGIHandler):
         PyWSGIHandler.log_request(self)
 
     def log_direct(self, status: str, length: int) -> None:
-        # a long-polling request answered without WSGI: gunicorn's line all the same
+        # a long-polling request answered without WSGI: gunicorn's line all the
+        # same, from the request details its log format reads
+        path, _, query = self.path.partition('?')
+        client = self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address
+        self.environ = {'REMOTE_ADDR': client or '-', 'REQUEST_METHOD': self.command, 'RAW_URI': self.path,
+                        'PATH_INFO': path, 'QUERY_STRING': query, 'SERVER_PROTOCOL': self.request_version,
+                        'HTTP_USER_AGENT': self.headers.get('user-agent') or '-',
+                        'HTTP_REFERER': self.headers.get('referer') or '-'}
+        self.response_headers = []
         self.status = status
         self.response_length = length
         PyWSGIHandler.log_request(self)

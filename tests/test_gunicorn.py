@@ -91,6 +91,23 @@ def test_chat_on_one_gunicorn_worker(worker_class):
     assert 'Traceback' not in proc.log, proc.log
 
 
+def test_access_log_lines_for_long_polling_answered_without_wsgi():
+    # greensio's handler answers long-polling requests of a session from the
+    # parsed request; gunicorn's access log still gets a line for each
+    import rawclient
+
+    with gunicorn_chat(workers=1, GUNICORN_CMD_ARGS='--access-logfile -') as (url, proc):
+        session = rawclient.PollingSession(url)
+        assert session.send('40/chat,').status == 200
+        assert session.poll().status == 200
+        status, _ = fetch(url + '/')  # a request that ends the connection, so the log is flushed behind it
+        assert status == 200
+    polls = [line for line in proc.log.splitlines() if f'sid={session.sid}' in line]
+    assert len(polls) == 2 and all('" 200 ' in line for line in polls), proc.log
+    assert 'POST /socket.io/' in polls[0] and 'GET /socket.io/' in polls[1]
+    assert 'Traceback' not in proc.log, proc.log
+
+
 @pytest.mark.skipif(not hasattr(greensio, 'KombuManager'), reason='greensio.KombuManager is not available')
 @pytest.mark.skipif(not rabbitmq_reachable(), reason='RabbitMQ is not running on 127.0.0.1:5672')
 def test_two_workers_on_rabbitmq_deliver_every_broadcast_to_every_client():

@@ -57,6 +57,10 @@ ADMIN_SESSION_LIFETIME = 24 * 3600
 #: logged in.  Each announcement is one queue message per socket, hence not
 #: more often.
 ANNOUNCE_INTERVAL = 20.0
+#: The server-side event (see ``Server.on_server``) a worker sends the others
+#: when an Admin UI logs in to it: they announce their sockets at once, so
+#: the UI lists them without waiting for their next announcement.
+ANNOUNCE_EVENT = 'greensio.admin.announce'
 
 #: The message the Admin UI recognises to show its login form again.
 REFUSAL = 'invalid credentials'
@@ -174,6 +178,7 @@ class BaseInstrument:
     admin_enter_room: Callable[..., Any]
     admin_leave_room: Callable[..., Any]
     admin_disconnect: Callable[..., Any]
+    _announce_now: Callable[..., Any]
     _trigger_event: Callable[..., Any]
     _basic_enter_room: Callable[..., Any]
     _basic_leave_room: Callable[..., Any]
@@ -330,12 +335,17 @@ class BaseInstrument:
         """The local sockets in a room (a socket's own room included), or all for None."""
         return list(self.sio.manager.get_participants(namespace, room_filter or None))
 
-    def _announcements(self) -> list[tuple[dict, str]]:
+    @property
+    def _announcing(self) -> bool:
+        """Whether the workers announce their sockets to each other's Admin UIs."""
+        return self.queue and self.development
+
+    def _announcements(self, now_due: bool = False) -> list[tuple[dict, str]]:
         """``socket_connected`` arguments for every local socket, when a queue manager makes them due."""
-        if not (self.queue and self.development):
+        if not self._announcing:
             return []
         now = time.monotonic()
-        if now < self.next_announce:
+        if now < self.next_announce and not now_due:
             return []
         self.next_announce = now + self.announce_interval
         stamp = _now_iso()
@@ -353,6 +363,8 @@ class BaseInstrument:
             sio.on('join', self.admin_enter_room, namespace=ns)
             sio.on('leave', self.admin_leave_room, namespace=ns)
             sio.on('_disconnect', self.admin_disconnect, namespace=ns)
+        if self._announcing:
+            sio.on_server(f'{ANNOUNCE_EVENT}:{ns}', self._announce_now)
         self._install_hooks()
 
     def _install_hooks(self) -> None:
@@ -445,7 +457,13 @@ class InstrumentedServer(BaseInstrument):
         self.sio.emit('config', {'supportedFeatures': self.supported_features()}, to=sid, namespace=ns)
         if self.development:
             self.sio.emit('all_sockets', self.all_sockets(), to=sid, namespace=ns)
+        if self._announcing:  # the other workers' sockets
+            self.sio.server_side_emit(f'{ANNOUNCE_EVENT}:{ns}')
         self._start_stats()
+
+    def _announce_now(self) -> None:
+        for announcement in self._announcements(now_due=True):
+            self.sio.emit('socket_connected', announcement, namespace=self.admin_namespace)
 
     def admin_emit(self, _: str, namespace: str, room_filter: Any, event: str, *data: Any) -> None:
         self.sio.emit(event, data, to=room_filter or None, namespace=namespace)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .admin import BaseInstrument, _now_iso
+from .admin import ANNOUNCE_EVENT, BaseInstrument, _now_iso
 
 
 class AsyncInstrumentedServer(BaseInstrument):
@@ -63,7 +63,13 @@ class AsyncInstrumentedServer(BaseInstrument):
         await self.sio.emit('config', {'supportedFeatures': self.supported_features()}, to=sid, namespace=ns)
         if self.development:
             await self.sio.emit('all_sockets', self.all_sockets(), to=sid, namespace=ns)
+        if self._announcing:  # the other workers' sockets
+            await self.sio.server_side_emit(f'{ANNOUNCE_EVENT}:{ns}')
         self._start_stats()
+
+    async def _announce_now(self) -> None:
+        for announcement in self._announcements(now_due=True):
+            await self.sio.emit('socket_connected', announcement, namespace=self.admin_namespace)
 
     async def admin_emit(self, _: str, namespace: str, room_filter: Any, event: str, *data: Any) -> None:
         await self.sio.emit(event, data, to=room_filter or None, namespace=namespace)

@@ -54,7 +54,7 @@ def main() -> None:
         manager = socketio.RedisManager(args.url, channel=args.channel, **options)
     sio = socketio.Server(client_manager=manager, async_mode='gevent')
     if args.instrument:
-        sio.instrument(auth=False, server_stats_interval=0.2).announce_interval = 0.5
+        sio.instrument(auth=False, server_stats_interval=0.2)
 
     @sio.on('join')
     def join(sid, room):

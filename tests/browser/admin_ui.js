@@ -1,8 +1,9 @@
 // The official Socket.IO Admin UI (@socket.io/admin-ui's ui/dist) against a
 // greensio server, in headless Chromium (Debian's, via playwright-core).
 //
-// usage: node admin_ui.js <base url> <username> <password> <sockets json> <screenshot dir>
+// usage: node admin_ui.js <base url> <username> <password> <sockets json> <screenshot dir> [<server ids json>]
 // <sockets json> lists the application's sockets as [{"id": sid, "room": room}];
+// <server ids json> the servers the Servers page must list (default ["greensio-admin-test"]);
 // the script logs in through the UI's connection form, waits until the
 // dashboard, the sockets page and the rooms page show them, then disconnects
 // the first one with the UI's own button and waits until the UI drops it.
@@ -10,8 +11,9 @@
 'use strict';
 const { launch, run, step } = require('./chromium');
 
-const [url, username, password, socketsJson, screenshotDir] = process.argv.slice(2);
+const [url, username, password, socketsJson, screenshotDir, serverIdsJson] = process.argv.slice(2);
 const sockets = JSON.parse(socketsJson);
+const serverIds = JSON.parse(serverIdsJson || '["greensio-admin-test"]');
 const STEP_MS = 15000;
 
 run(async () => {
@@ -34,8 +36,10 @@ run(async () => {
     step('logged in');
 
     await page.goto(`${url}/#/servers/`);
-    await page.getByText('greensio-admin-test').first().waitFor();
-    step('server listed');
+    for (const serverId of serverIds) {
+      await page.getByText(serverId).first().waitFor();
+    }
+    step('server listed', { count: serverIds.length });
 
     await page.goto(`${url}/#/sockets/`);
     for (const { id } of sockets) {

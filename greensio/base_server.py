@@ -696,7 +696,7 @@ class BaseServer(SharedDocs):
             return None
         stale = self._live_pids.get(pid)
         old = self._connections.get(stale) if stale is not None else None
-        if old is not None and old.pids.get(namespace) == pid:
+        if stale is not None and old is not None and old.pids.get(namespace) == pid:
             # the client is back elsewhere, so this connection is dead though not noticed yet
             self.logger.info('%s: its client is back on another worker, closing it', stale)
             yield from self._eio_disconnect_flow(stale, self.reason.TRANSPORT_CLOSE)
@@ -730,7 +730,7 @@ class BaseServer(SharedDocs):
         pid = auth.get('pid') if isinstance(auth, dict) else None
         stale = self._live_pids.get(pid) if isinstance(pid, str) else None
         old = self._connections.get(stale) if stale is not None and stale != conn.eio_sid else None
-        if old is None or old.pids.get(namespace) != pid:
+        if stale is None or old is None or old.pids.get(namespace) != pid:
             return
         self.logger.info('%s: its client is back on %s, closing it', stale, conn.eio_sid)
         yield from self._eio_disconnect_flow(stale, self.reason.TRANSPORT_CLOSE)
@@ -770,6 +770,10 @@ class BaseServer(SharedDocs):
                                     data=conn.sessions.get(namespace, {}), now=now)
 
     def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _wait_gathering(self, gathering: Any) -> Any:
+        """Wait until a cluster request is answered or past its deadline (awaitable on the asyncio twin)."""
         raise NotImplementedError
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:

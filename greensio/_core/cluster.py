@@ -59,7 +59,9 @@ class Membership:
         self._seen.pop(host_id, None)
 
     def prune(self, now: float) -> None:
-        for host_id in [h for h, (deadline, _) in self._seen.items() if deadline < now]:
+        # a copy first: a reader on another OS thread (python -m greensio waits on
+        # its main thread while its listener thread records heartbeats)
+        for host_id in [h for h, (deadline, _) in list(self._seen.items()) if deadline < now]:
             del self._seen[host_id]
 
     def live(self, now: float) -> list[str]:

@@ -1,6 +1,6 @@
 """A greensio worker with connection state recovery, for the cross-worker recovery tests.
 
-    python recovery_worker.py --backend kombu|redis --url URL --channel NAME [--heartbeat S] [--window S]
+    python recovery_worker.py --backend kombu|redis|redis-streams --url URL --channel NAME [--heartbeat S] [--window S]
 
 Prints ``PORT <n>`` and ``HOST <host id>``.  Each stdin line is a JSON
 command; the answer is one ``RESULT <json>`` line (``ERROR <text>`` on an
@@ -29,7 +29,7 @@ import greensio
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument('--backend', choices=['kombu', 'redis'], required=True)
+    parser.add_argument('--backend', choices=['kombu', 'redis', 'redis-streams'], required=True)
     parser.add_argument('--url', required=True)
     parser.add_argument('--channel', required=True)
     parser.add_argument('--heartbeat', type=float, default=2.0)
@@ -41,7 +41,7 @@ def main() -> None:
     if args.backend == 'kombu':
         manager = greensio.KombuManager(args.url, channel=args.channel)
     else:
-        manager = greensio.RedisManager(args.url, channel=args.channel)
+        manager = greensio.RedisManager(args.url, channel=args.channel, streams=args.backend == 'redis-streams')
     manager.heartbeat_interval = args.heartbeat
     sio = greensio.Server(client_manager=manager, async_mode='gevent', logger=True,
                           connection_state_recovery={'max_disconnection_duration': args.window})

@@ -1,6 +1,7 @@
 """Connection state recovery across workers: a client may come back to any worker.
 
-Two ``recovery_worker.py`` processes on RabbitMQ and on Redis pub/sub, the
+Two ``recovery_worker.py`` processes on RabbitMQ, Redis pub/sub and Redis
+Streams, the
 official JavaScript client connected to worker A through a TCP proxy.  The
 test cuts the proxy (a reset on both sides) and keeps it refusing while
 worker B and an external emitter go on emitting; then it points the proxy at
@@ -40,14 +41,16 @@ from .helpers import (
     REDIS_URL,
     Process,
     delete_exchange,
+    delete_stream,
     unique_channel,
     wait_until,
 )
 
 pytestmark = pytest.mark.timeout(120)
 
-BACKENDS = [pytest.param('kombu', AMQP_URL, marks=needs_rabbitmq, id='kombu'),
-            pytest.param('redis', REDIS_URL, marks=needs_redis, id='redis')]
+BACKENDS = [pytest.param(('kombu', AMQP_URL), marks=needs_rabbitmq, id='kombu'),
+            pytest.param(('redis', REDIS_URL), marks=needs_redis, id='redis'),
+            pytest.param(('redis-streams', REDIS_URL), marks=needs_redis, id='redis-streams')]
 #: Long enough that a killed worker still counts as alive when the question times out.
 HEARTBEAT = 2.0
 WINDOW = 4.0
@@ -73,7 +76,8 @@ class Fleet:
         if backend == 'kombu':
             self.emitter = greensio.KombuManager(url, channel=self.channel, write_only=True)
         else:
-            self.emitter = greensio.RedisManager(url, channel=self.channel, write_only=True)
+            self.emitter = greensio.RedisManager(url, channel=self.channel, write_only=True,
+                                                 streams=backend == 'redis-streams')
         # a worker joins the cluster when its first client starts its manager
         starters = []
         for port in self.ports:
@@ -105,9 +109,11 @@ class Fleet:
             worker.stop()
         if self.backend == 'kombu':
             delete_exchange(self.channel)
+        elif self.backend == 'redis-streams':
+            delete_stream(self.channel)
 
 
-@pytest.fixture(params=[p.values for p in BACKENDS], ids=['kombu', 'redis'])
+@pytest.fixture(params=BACKENDS)
 def fleet(request):
     backend, url = request.param
     f = Fleet(backend, url)

@@ -9,7 +9,7 @@ talks to the servers through the message queue they share.
     python -m greensio rooms [--namespace NS] [--json] [options]
     python -m greensio workers [--json] [options]
 
-    options: [--message-queue URL] [--channel NAME] [--timeout SECONDS]
+    options: [--message-queue URL] [--channel NAME] [--streams] [--timeout SECONDS]
 
 ``emit`` publishes with a write-only manager, as an application's own
 write-only manager would.  The other commands need the workers' answers:
@@ -90,6 +90,8 @@ def _parser() -> _Parser:
                          help=f'amqp://... (RabbitMQ) or redis://... (default: ${URL_VARIABLE})')
         sub.add_argument('--channel', metavar='NAME', default='socketio',
                          help='the channel the servers use (default: socketio; Flask-SocketIO apps: flask-socketio)')
+        sub.add_argument('--streams', action='store_true',
+                         help='Redis: the servers use a stream (RedisManager(..., streams=True)), not pub/sub')
         sub.add_argument('--timeout', metavar='SECONDS', type=float, default=DEFAULT_TIMEOUT,
                          help=f'seconds to wait for the broker and the answers (default: {DEFAULT_TIMEOUT:g})')
         sub.set_defaults(run=globals()[name])
@@ -114,14 +116,20 @@ def _redacted(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _manager(url: str, channel: str, write_only: bool = True) -> Any:
+def _is_redis(url: str) -> bool:
+    return url.startswith(('redis://', 'rediss://', 'unix://'))
+
+
+def _manager(args: argparse.Namespace, write_only: bool = True) -> Any:
     """A manager without a server: Redis for ``redis://``, ``rediss://`` and ``unix://``, kombu otherwise."""
     import greensio
 
-    name = 'RedisManager' if url.startswith(('redis://', 'rediss://', 'unix://')) else 'KombuManager'
+    url = args.message_queue
+    name = 'RedisManager' if _is_redis(url) else 'KombuManager'
+    options = {'streams': True} if args.streams else {}
     try:
         manager_class = getattr(greensio, name)
-        manager = manager_class(url, channel=channel, write_only=write_only)
+        manager = manager_class(url, channel=args.channel, write_only=write_only, **options)
     except (ImportError, AttributeError) as exc:
         extra = 'redis' if name == 'RedisManager' else 'kombu'
         raise SystemExit(f"{_PROG}: error: {_redacted(url)} needs the '{extra}' extra: "
@@ -143,6 +151,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f'a namespace starts with "/", not {args.namespace!r}'
     if args.timeout <= 0:
         return '--timeout must be positive'
+    if args.streams and not _is_redis(args.message_queue):
+        return '--streams is for Redis URLs (redis://, rediss://, unix://)'
     return None
 
 
@@ -154,7 +164,7 @@ def _quiet() -> None:
 
 
 def emit(args: argparse.Namespace, data: Any) -> int:
-    manager = _manager(args.message_queue, args.channel)
+    manager = _manager(args)
     try:
         manager.emit(args.event, data, namespace=args.namespace, room=args.to)
         confirmed = manager.flush(args.timeout)
@@ -178,7 +188,7 @@ class _Cluster:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.deadline = time.monotonic() + args.timeout
-        self.manager = _manager(args.message_queue, args.channel, write_only=False)
+        self.manager = _manager(args, write_only=False)
 
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.001)

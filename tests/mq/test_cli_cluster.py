@@ -13,11 +13,12 @@ import time
 import pytest
 
 from .conftest import needs_rabbitmq, needs_redis
-from .helpers import AMQP_URL, REDIS_URL, Recorder, unique_channel
+from .helpers import AMQP_URL, REDIS_URL, Recorder, delete_stream, unique_channel
 from .test_faults import fleet_of
 from .test_operability import cli
 
-BACKENDS = [pytest.param('kombu', marks=needs_rabbitmq), pytest.param('redis', marks=needs_redis)]
+BACKENDS = [pytest.param('kombu', marks=needs_rabbitmq), pytest.param('redis', marks=needs_redis),
+            pytest.param('redis-streams', marks=needs_redis)]
 
 
 def answer(event: str, args: tuple) -> object:
@@ -35,7 +36,8 @@ def test_call_sockets_rooms_workers_across_two_workers(backend):
             assert a.client.call('join', 'ops', timeout=10) == 'joined'
             assert b.client.call('join', 'ops', timeout=10) == 'joined'
             assert b.client.call('join', 'night shift', timeout=10) == 'joined'
-            common = ('--message-queue', url, '--channel', fleet.channel)
+            common = ('--message-queue', url, '--channel', fleet.channel,
+                      *(['--streams'] if backend == 'redis-streams' else []))
 
             for client in (a, b):  # a client of each worker answers, wherever the command connects
                 started = time.monotonic()
@@ -68,6 +70,10 @@ def test_call_sockets_rooms_workers_across_two_workers(backend):
             assert run.returncode == 0, run.stderr
             assert sorted(json.loads(run.stdout)) == sorted(fleet.host_ids)
 
+            run = cli('emit', 'news', '[1]', '--to', 'ops', *common)  # the same options reach them
+            assert run.returncode == 0, run.stderr
+            assert a.wait_for('news') == b.wait_for('news') == [([1],)]
+
             run = cli('sockets', '--namespace', '/nobody', *common)
             assert (run.returncode, run.stdout, run.stderr) == (0, '', '')
 
@@ -86,7 +92,11 @@ def test_call_sockets_rooms_workers_across_two_workers(backend):
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_no_worker_on_the_channel(backend):
     url = AMQP_URL if backend == 'kombu' else REDIS_URL
-    run = cli('sockets', '--message-queue', url, '--channel', unique_channel(), '--timeout', '1')
+    streams = ['--streams'] if backend == 'redis-streams' else []
+    channel = unique_channel()
+    run = cli('sockets', '--message-queue', url, '--channel', channel, '--timeout', '1', *streams)
+    if streams:
+        delete_stream(channel)  # the command's hello created it
     assert run.returncode == 3 and run.stdout == ''
     assert run.stderr.startswith('python -m greensio: error: no greensio worker announced itself on channel ')
     assert len(run.stderr.splitlines()) == 1

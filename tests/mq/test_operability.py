@@ -111,6 +111,7 @@ def test_cli_with_the_broker_unreachable_fails_in_one_line(url):
     ('call', 'question', '1', '--to', 'x', '--namespace', 'chat', '--message-queue', AMQP_URL),
     ('sockets', '--timeout', '0', '--message-queue', AMQP_URL),
     ('rooms', '--to', 'x', '--message-queue', AMQP_URL),                          # rooms takes no --to
+    ('sockets', '--streams', '--message-queue', AMQP_URL),                        # streams: Redis only
 ])
 def test_cli_bad_input_exits_2_with_one_line(args):
     run = cli(*args)

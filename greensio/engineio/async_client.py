@@ -32,7 +32,7 @@ from .base_client import MIN_WAIT, BaseClient, Inbox
 try:
     import aiohttp
 except ImportError:  # no 'asyncio' extra: connect() says so
-    aiohttp = None
+    aiohttp = None  # type: ignore[assignment]
 
 #: How long ``disconnect()`` waits for the connection's tasks.
 JOIN_SECONDS = 10.0
@@ -193,7 +193,7 @@ class AsyncClient(BaseClient):
     def get_queue_empty_exception(self) -> type[BaseException]:
         return asyncio.QueueEmpty
 
-    def create_event(self) -> asyncio.Event:  # type: ignore[override] - python-engineio's signature
+    def create_event(self) -> asyncio.Event:  # type: ignore[override]  # python-engineio's signature
         return asyncio.Event()
 
     def _send_nowait(self, data: Any) -> None:

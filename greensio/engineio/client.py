@@ -38,11 +38,11 @@ from .base_client import MIN_WAIT, BaseClient, Inbox
 try:
     import requests
 except ImportError:  # no 'client' extra: only the websocket transport works
-    requests = None
+    requests = None  # type: ignore[assignment]
 try:
     import websocket
 except ImportError:  # no 'client' extra: only long-polling works
-    websocket = None
+    websocket = None  # type: ignore[assignment]
 
 #: Long waits wake at least this often: CPython runs a signal handler only in the
 #: main thread, and a SIGINT the kernel delivers to another thread cannot
@@ -454,10 +454,13 @@ class Client(BaseClient):
 
     def _write_loop(self, link: _Link) -> None:
         core = link.core
+        websocket_ = core.transport == 'websocket'  # fixed for the writer's life: upgrades happen before
+        packets: list[OutPacket] = []
+        body: str | None = None
         while True:
             with link.lock:
                 while True:
-                    if core.transport == 'websocket':
+                    if websocket_:
                         packets = core.take_ws_packets()
                         if link.ws_out:
                             packets += link.ws_out
@@ -474,10 +477,10 @@ class Client(BaseClient):
                         link.wake.notify_all()  # a disconnect() waiting for the flush
                     link.wake.wait()
                 closing = core.state == CLOSED
-            if core.transport == 'websocket':
+            if websocket_:
                 if not self._write_websocket(link, packets, closing):
                     return
-            else:
+            elif body is not None:
                 r = self._request(link, 'POST', link.url, body=body.encode('utf-8'),
                                   headers={'Content-Type': 'text/plain;charset=UTF-8'}, timeout=self.request_timeout)
                 ok = not isinstance(r, str) and 200 <= r.status_code < 300

@@ -74,8 +74,6 @@ class AsyncServer(BaseServer):
         tornado, else ASGI, as python-socketio picks).
     """
 
-    eio_packet_class = OutPacket
-
     def __init__(self, client_manager: Any = None, logger: Any = False, json: Any = None,
                  async_handlers: Any = True, namespaces: Any = None, **kwargs: Any) -> None:
         serializer = kwargs.pop('serializer', 'default')

@@ -44,7 +44,8 @@ EIO_SERVER_JS = os.path.join(HERE, 'js', 'eio_server.js')
 class Peer:
     """A server process that prints JSON lines; ``seen`` collects them."""
 
-    def __init__(self, kind: str, ping_interval: float = 25, ping_timeout: float = 20) -> None:
+    def __init__(self, kind: str, ping_interval: float = 25, ping_timeout: float = 20,
+                 refuse_websocket: bool = False) -> None:
         from client_support import Recorder
 
         self.kind = kind
@@ -55,7 +56,8 @@ class Peer:
             config = {'pingInterval': int(ping_interval * 1000), 'pingTimeout': int(ping_timeout * 1000)}
             self.command = [node_executable() or 'node', EIO_SERVER_JS, json.dumps(config)]
         else:
-            config = {'ping_interval': ping_interval, 'ping_timeout': ping_timeout}
+            config = {'ping_interval': ping_interval, 'ping_timeout': ping_timeout,
+                      'refuse_websocket': refuse_websocket}
             self.command = [sys.executable, os.path.abspath(__file__), json.dumps(config)]
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
@@ -206,6 +208,30 @@ def test_a_silent_server_is_noticed_at_its_heartbeat_deadline(twin: str, transpo
     assert elapsed < 2.5, elapsed
 
 
+# -- an upgrade that fails -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('twin', ['green', 'asyncio'])
+def test_an_upgrade_the_server_offers_but_refuses_stays_on_long_polling(twin: str) -> None:
+    peer = Peer('python-engineio', refuse_websocket=True)  # advertises websocket, answers 400
+
+    async def run() -> None:
+        client = make_client(twin)
+        got: list[Any] = []
+        client.on('message', got.append)
+        await settle(client.connect(peer.url))
+        assert client.transport() == 'polling' and client.upgrades == ['websocket']
+        await settle(client.send('still here'))
+        await until(lambda: got == ['still here'], 'the echo')
+        await settle(client.disconnect())
+        peer.seen.wait_for('close')
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), 30))
+    finally:
+        peer.close()
+
+
 # -- the API matches python-engineio's -------------------------------------------------------------
 
 
@@ -255,6 +281,7 @@ def main() -> None:
     from geventwebsocket.handler import WebSocketHandler
 
     config = json.loads(sys.argv[1])
+    refuse_websocket = config.pop('refuse_websocket', False)
     server = engineio.Server(async_mode='gevent', **config)
 
     def report(msg: dict) -> None:
@@ -279,7 +306,16 @@ def main() -> None:
         else:
             server.send(sid, data)
 
-    http = pywsgi.WSGIServer(('127.0.0.1', 0), engineio.WSGIApp(server), handler_class=WebSocketHandler, log=None)
+    app = engineio.WSGIApp(server)
+
+    def refusing(environ: dict, start_response: Any) -> Any:
+        if 'transport=websocket' in environ.get('QUERY_STRING', ''):
+            start_response('400 Bad Request', [('Content-Type', 'text/plain')])
+            return [b'no websocket here']
+        return app(environ, start_response)
+
+    http = pywsgi.WSGIServer(('127.0.0.1', 0), refusing if refuse_websocket else app,
+                             handler_class=WebSocketHandler, log=None)
     http.start()
     report({'type': 'ready', 'port': http.server_port})
     http.serve_forever()

@@ -317,8 +317,10 @@ class AsyncClient(BaseClient):
             for packet in core.finish_upgrade():
                 await self._ws_write(ws, packet)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:  # noqa: UP041
-            core.abort_probe()
-            core.transport_failed()  # a no-op unless the upgrade was done
+            if core.transport == 'websocket':  # upgraded: the websocket is the connection now
+                core.transport_failed()
+            else:  # the probe failed: carry on over long-polling
+                core.abort_probe()
             self.logger.warning('WebSocket upgrade failed: %s', exc)
             await ws.close()
             return

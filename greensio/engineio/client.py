@@ -360,10 +360,13 @@ class Client(BaseClient):
                 self._ws_write(ws, packet)
         except (websocket.WebSocketException, OSError) as exc:
             with link.lock:
-                core.abort_probe()
-                core.transport_failed()  # a no-op unless the upgrade was done
+                if core.transport == 'websocket':  # upgraded: the websocket is the connection now
+                    core.transport_failed()
+                else:  # the probe failed: carry on over long-polling
+                    core.abort_probe()
             self.logger.warning('WebSocket upgrade failed: %s', exc)
-            ws.abort()
+            if link.ws is not ws:  # once upgraded, the reader owns it (and finds it broken)
+                ws.shutdown()
             return
         self.logger.info('WebSocket upgrade was successful')
 

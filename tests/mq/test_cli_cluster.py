@@ -2,18 +2,31 @@
 
 Two greensio workers (tests/mq/mq_server.py) on RabbitMQ or Redis, a client
 on each; the command line, in a subprocess of its own, asks them through the
-broker and prints what they answered.
+broker and prints what they answered.  First, the manager's side of it on an
+in-memory bus: a client of the cluster that no worker counts as one of them.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
+import greensio
+from greensio._core.pubsub import FETCH_SOCKETS
+from greensio.testing import InMemoryBus, InMemoryPubSubManager
+
 from .conftest import needs_rabbitmq, needs_redis
-from .helpers import AMQP_URL, REDIS_URL, Recorder, delete_stream, unique_channel
+from .helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    Recorder,
+    delete_stream,
+    unique_channel,
+    wait_until,
+)
 from .test_faults import fleet_of
 from .test_operability import cli
 
@@ -24,6 +37,38 @@ BACKENDS = [pytest.param('kombu', marks=needs_rabbitmq), pytest.param('redis', m
 def answer(event: str, args: tuple) -> object:
     """What the clients answer a ``question``: who they are and what they were asked."""
     return {'asked': args[0], 'event': event} if event == 'question' else None
+
+
+@pytest.mark.timeout(30)
+def test_a_client_of_the_cluster_is_answered_and_never_counted():
+    bus = InMemoryBus()
+    workers = []
+    for _ in range(2):
+        manager = InMemoryPubSubManager(bus, channel='cli')
+        manager.heartbeat_interval = 60  # what the client learns comes from its hello, not a periodic heartbeat
+        sio = greensio.Server(client_manager=manager)
+        manager.initialize()  # what the first client's connection does
+        workers.append(sio)
+    for sio in workers:
+        wait_until(lambda sio=sio: len(sio.manager.workers()) == 2, 5, 'the workers know each other')
+    client = InMemoryPubSubManager(bus, channel='cli')
+    try:
+        assert client._listen_as_client(5)
+        wait_until(lambda: sorted(client.workers()[1:]) == sorted(w.manager.host_id for w in workers), 5,
+                   'both workers announced to the client')
+        gathering = client._start_request(FETCH_SOCKETS, '/', 5, to=None, skip=None)
+        done = threading.Event()
+        gathering.on_change = done.set
+        for wait in client._waits(gathering):
+            done.clear()
+            done.wait(wait)
+        assert (gathering.answers, gathering.missing, gathering.replied) == ([], 0, gathering.expected)
+        for sio in workers:
+            assert client.host_id not in sio.manager.workers()
+    finally:
+        client.close(timeout=1)
+        for sio in workers:
+            sio.shutdown()
 
 
 @pytest.mark.timeout(180)

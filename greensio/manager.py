@@ -29,6 +29,13 @@ default_logger = logging.getLogger('greensio')
 Flow = Iterator[tuple[Any, ...]]
 
 
+def _names(target: Any) -> list[Any]:
+    """A ``skip_sid``/``to`` target as a list of names."""
+    if target is None:
+        return []
+    return list(target) if isinstance(target, (list, tuple, set, frozenset)) else [target]
+
+
 def _answer(gathering: cluster.Gathering, worker: str, *args: Any) -> None:
     """A local client's ack of a broadcast that collects acks."""
     gathering.answer(worker, from_args(list(args)))
@@ -218,8 +225,14 @@ class BaseManager(SharedDocs):
         server = self.server
         recovery = server._recovery
         if recovery is not None and callback is None:
+            now = time.monotonic()
+            if msg_id is not None and recovery.expecting:
+                # clients taken over from another worker that had it in their replay
+                replayed = recovery.already_replayed(msg_id, now)
+                if replayed:
+                    skip_sid = [*_names(skip_sid), *replayed]
             # logged even with no client to send it to: a disconnected one may come back for it
-            payload = recovery.record(namespace, room, skip_sid, [event, *to_args(data)], time.monotonic(), msg_id)
+            payload = recovery.record(namespace, room, skip_sid, [event, *to_args(data)], now, msg_id)
         elif namespace not in self._registry.rooms:
             return 0
         else:

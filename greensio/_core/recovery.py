@@ -39,8 +39,11 @@ then the events of its own log since shortly before it asked that match the sess
 and that A's answer does not name, and registers the client with no switch
 to other work in between, so that what comes later reaches it live.  Each
 replayed event is recorded again in B's log, under B's offset, addressed to
-the client alone: its next offset is B's.  Offsets carry a per-log *tag* on
-a cluster, so that B tells one of A's offsets from its own.
+the client alone: its next offset is B's.  One of A's events may still be on
+its way to B when B replays it: B remembers, for a few seconds, which
+clients got which queue message in a replay, and when the message arrives
+it is logged without them (``already_replayed``).  Offsets carry a per-log
+*tag* on a cluster, so that B tells one of A's offsets from its own.
 
 The log is bounded by time (entries older than the recovery window plus the
 margin are of no use to any saved session) and by count; saved sessions by
@@ -190,6 +193,8 @@ class RecoveryLog:
         self._counter = 0
         self._sessions: dict[str, SavedSession] = {}
         self._floors: dict[str, int] = {}  # pid -> counter when its client connected (live sessions)
+        #: queue message id -> (until when, sids it was replayed to before it arrived here)
+        self._replayed: dict[str, tuple[float, set[Any]]] = {}
 
     # -- the log ----------------------------------------------------------------
 
@@ -393,7 +398,40 @@ class RecoveryLog:
             if (entry.msg_id is not None and entry.msg_id not in remote.known
                     and _matches(entry, namespace, rooms)):
                 pending.append((entry.payload[:-1], entry.msg_id))
+        for _, msg_id in remote.missed:
+            if msg_id is not None:
+                self._expect(msg_id, restored.sid, now)
         return [self.record(namespace, restored.sid, None, payload, now, msg_id) for payload, msg_id in pending]
+
+    def _expect(self, msg_id: str, sid: Any, now: float) -> None:
+        found = self._replayed.get(msg_id)
+        if found is not None:
+            found[1].add(sid)
+            return
+        if len(self._replayed) >= self.max_entries:
+            del self._replayed[next(iter(self._replayed))]
+        self._replayed[msg_id] = (now + HANDOVER_MARGIN, {sid})
+
+    @property
+    def expecting(self) -> bool:
+        """Whether some replayed queue message may still arrive (``already_replayed`` has work)."""
+        return bool(self._replayed)
+
+    def already_replayed(self, msg_id: str, now: float) -> set[Any] | None:
+        """The sids that got queue message ``msg_id`` in a replay before it arrived here, if any.
+
+        The shell skips them when it delivers and logs the message.  A
+        message arrives once (the queue manager drops repeats), so it is
+        forgotten here; so is every expectation older than ``HANDOVER_MARGIN``.
+        """
+        replayed = self._replayed
+        found = replayed.pop(msg_id, None)
+        while replayed:
+            oldest = next(iter(replayed))
+            if replayed[oldest][0] >= now:
+                break
+            del replayed[oldest]
+        return found[1] if found is not None and found[0] >= now else None
 
     def handler_auth(self, auth: Any) -> Any:
         """The CONNECT auth without the recovery fields, as the connect handler should see it."""

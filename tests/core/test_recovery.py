@@ -350,3 +350,27 @@ def test_a_malformed_session_answer_is_dropped(session):
     message['session'] = session
     with pytest.raises(pubsub.InvalidMessage):
         _roundtrip(message)
+
+
+def test_a_replayed_message_that_arrives_later_is_not_sent_to_that_client_again():
+    a = log(tag='a.')
+    a.begin('p1')
+    save(a, now=100)
+    a.record('/', 'room', None, ['reached a first'], now=101, msg_id='x.1')
+    handover = a.hand_over('/', 'p1', None, now=102)
+    b = log(tag='b.')
+    restored = b.adopt(pid='p1', namespace='/', handover=handover, asked=102)
+    b.begin('p1')
+    assert b.replay(restored, now=102) == [['reached a first', 'b.1']]
+    assert b.expecting
+    # x.1 reaches B now: s1 had it, another client did not
+    assert b.already_replayed('x.1', now=102.5) == {'s1'}
+    assert b.already_replayed('x.1', now=102.5) is None  # once
+    assert not b.expecting
+    # an expectation lapses after the hand-over margin
+    a.begin('p2')
+    save(a, now=103, pid='p2', sid='s2', rooms=('s2', 'room'))
+    a.record('/', 'room', None, ['never reaches b'], now=104, msg_id='x.2')
+    later = b.adopt(pid='p2', namespace='/', handover=a.hand_over('/', 'p2', None, now=105), asked=105)
+    b.replay(later, now=105)
+    assert b.already_replayed('x.2', now=200) is None and not b.expecting

@@ -322,3 +322,53 @@ async def test_the_asyncio_twin_hands_a_session_over_with_binary_events() -> Non
     for sio in (a, b):
         await sio.manager.close(timeout=1)
     await asyncio.sleep(0)
+
+
+class HoldingBus(Bus):
+    """A bus on which the emits for one subscriber can be held back, as when a worker lags behind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Any] = []
+        self.hold: asyncio.Queue | None = None
+
+    def deliver(self, raw: Any) -> None:
+        for queue in self.subscribers:
+            if queue is self.hold and '"method":"emit"' in raw:
+                self.held.append(raw)
+            else:
+                queue.put_nowait(raw)
+
+    def release(self) -> None:
+        for raw in self.held:
+            self.hold.put_nowait(raw)
+        self.held.clear()
+        self.hold = None
+
+
+@aio
+async def test_an_event_the_holder_had_before_the_taker_reaches_the_client_once() -> None:
+    bus = HoldingBus()
+    a, b = (greensio.AsyncServer(async_mode='asgi', client_manager=FastHeartbeats(bus),
+                                 connection_state_recovery={'max_disconnection_duration': 30}) for _ in range(2))
+    emitter = FastHeartbeats(bus, write_only=True)
+    first, _ = await connect(a, 'eio-a')
+    sid, pid = first['sid'], first['pid']
+    await a.enter_room(sid, 'room')
+    await connect(b, 'eio-starter')
+    for sio in (a, b):
+        await until(lambda sio=sio: len(sio.manager.workers()) == 2, 5)
+    await a._handle_eio_disconnect('eio-a', 'transport close')
+    bus.hold = bus.subscribers[1]  # B lags: the emitter's events reach A only
+    for i in range(3):
+        await emitter.emit('late', i, room='room')
+    await until(lambda: a._recovery.last_offset.endswith('.3'), 5)
+    again, sock_b = await connect(b, 'eio-b', {'pid': pid})
+    assert again['sid'] == sid
+    bus.release()  # now they reach B, where the client already got them in its replay
+    await b.emit('after', 0, to='room')
+    await until(lambda: b._recovery.last_offset.endswith('.7'), 5)  # 3 replayed + 3 late + 1 after
+    events = [json.loads(p[1:])[:2] for p in received(sock_b)]
+    assert events == [['late', 0], ['late', 1], ['late', 2], ['after', 0]]
+    for manager in (a.manager, b.manager, emitter):
+        await manager.close(timeout=1)

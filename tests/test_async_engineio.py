@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -149,6 +150,23 @@ def test_a_second_websocket_for_an_upgraded_session_is_refused_at_once(servers: 
         assert session.send('4too late').status == 400  # no POST once upgraded
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize('framework', FRAMEWORKS)
+def test_a_post_cut_inside_its_body_leaves_the_session_open(servers: Callable[..., EngineProcess],
+                                                            framework: str) -> None:
+    # as the reference server: nothing of it arrived, the client sends it again
+    server = servers(framework)
+    session = rc.PollingSession(server.url)
+    sock = socket.create_connection(('127.0.0.1', server.port), timeout=5)
+    sock.sendall(f'POST /socket.io/?EIO=4&transport=polling&sid={session.sid} HTTP/1.1\r\nHost: x\r\n'
+                 'Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n4cut'.encode())
+    gevent.sleep(0.2)
+    sock.close()
+    gevent.sleep(0.2)
+    assert session.send('4again').status == 200  # not an overlapping POST
+    assert session.poll_packets(timeout=3) == ['4again']
+    assert session.sid not in server.reasons()
 
 
 @pytest.mark.parametrize('framework', FRAMEWORKS)

@@ -30,6 +30,7 @@ from .._asyncio import AsyncioPrimitives, settle
 from .._core import safejson
 from .._core.eio_codec import CLOSE_PACKET, MESSAGE, PING_PACKET, OutPacket
 from .._core.eio_http import (
+    BAD_REQUEST,
     Handshake,
     HttpRefused,
     Poll,
@@ -39,6 +40,7 @@ from .._core.eio_http import (
     WebSocketRequest,
     compress,
     content_length_of,
+    refuse,
 )
 from .._core.eio_server import EngineCore, Reason, ServerSession
 from .._core.websocket import CLOSE_TOO_BIG
@@ -347,8 +349,10 @@ class AsyncServer(BaseServer, AsyncioPrimitives):
         limit = route.max_body if route.content_length is not None else route.max_body + 1
         try:
             body = await request.read_body(limit)
-        except Exception:  # noqa: BLE001 - the peer went away mid-body: the core refuses what came
-            body = b''
+        except Exception:  # noqa: BLE001 - the peer went away inside the body (as the framework says it)
+            # nothing of it arrived; the client sends it again, and the heartbeat watches it
+            conn.post_aborted()
+            return await request.respond(refuse(BAD_REQUEST, message='POST body cut').response())
         posted: list[str | bytes] = []
         socket.posted = posted
         try:

@@ -58,7 +58,7 @@ class AsgiRequest:
         while True:
             event = await self.receive()
             if event['type'] != 'http.request':
-                return body  # http.disconnect: what came, which the core finds cut
+                raise ConnectionError('the client went away inside its request body')
             if len(body) < limit:
                 body += event.get('body', b'')
             if not event.get('more_body'):

@@ -22,6 +22,7 @@ from .conftest import needs_rabbitmq, needs_redis
 from .helpers import (
     AMQP_URL,
     REDIS_URL,
+    Process,
     Recorder,
     delete_stream,
     unique_channel,
@@ -159,3 +160,30 @@ def test_broker_unreachable_fails_in_one_line(command, url):
     assert line.startswith('python -m greensio: error: the message queue at ')
     assert 'could not be reached' in line and 'secret' not in line
 
+
+
+@needs_redis
+@pytest.mark.timeout(120)
+def test_call_reaches_a_client_of_a_python_socketio_worker():
+    """A mixed fleet: the greensio worker announces itself; the python-socketio one, which sends no
+    heartbeat, still delivers the call to its client and returns its ack."""
+    channel = unique_channel()
+    common = ('--backend', 'redis', '--url', REDIS_URL, '--channel', channel)
+    workers = [Process('mq_server.py', *common), Process('mq_server.py', *common, '--impl', 'socketio')]
+    try:
+        greensio_client, old = (Recorder(f'http://127.0.0.1:{w.value("PORT", 30)}', name, answer=answer)
+                                for w, name in zip(workers, ('new', 'old')))
+        args = ('--message-queue', REDIS_URL, '--channel', channel)
+
+        def answered() -> bool:  # python-socketio subscribes when its first client connects
+            run = cli('call', 'question', '"p"', '--to', old.sid, '--timeout', '3', *args)
+            return run.returncode == 0 and json.loads(run.stdout) == {'asked': 'p', 'event': 'question'}
+
+        wait_until(answered, 30, 'the python-socketio client answered the command line')
+        run = cli('sockets', '--json', *args)
+        assert [s['sid'] for s in json.loads(run.stdout)] == [greensio_client.sid]  # greensio's clients only
+        greensio_client.disconnect()
+        old.disconnect()
+    finally:
+        for worker in workers:
+            worker.stop()

@@ -287,6 +287,7 @@ def test_javascript_engine_io_client(servers: Callable[..., EngineProcess], fram
 # -- imports --------------------------------------------------------------------------------------------
 
 IMPORTS = '''
+import asyncio
 import sys
 import greensio as socketio
 import greensio.engineio as engineio
@@ -296,11 +297,20 @@ app = socketio.ASGIApp(sio, other_asgi_app=None)
 socketio.AsyncRedisManager, socketio.AsyncAioPikaManager, socketio.AsyncNamespace, socketio.get_tornado_handler
 eio = engineio.AsyncServer(async_mode='aiohttp')
 engineio.ASGIApp(engineio.AsyncServer(async_mode='asgi'))
+socketio.AsyncClient(), socketio.AsyncSimpleClient(), engineio.AsyncClient()
+
+
+async def instrumented():
+    sio.instrument(auth=False)  # the Admin UI's asyncio twin
+
+asyncio.run(instrumented())
+from greensio.metrics import Metrics
+Metrics(sio)
 print(sorted(name for name in sys.modules if name.split('.')[0] in ('gevent', 'engineio', 'socketio')))
 '''
 
 
-def test_the_asyncio_server_never_imports_gevent() -> None:
+def test_an_asyncio_process_never_imports_gevent() -> None:
     done = subprocess.run([sys.executable, '-c', IMPORTS], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '[]'  # neither gevent nor python-engineio (or python-socketio)

@@ -232,7 +232,9 @@ class GreenHandler(WebSocketHandler):
             self._served_direct = True
             return {}
         self.socket.settimeout(None)  # past its head, an application's request is not bounded here
-        return super().get_environ()
+        environ = super().get_environ()
+        environ['greensio.nodelay'] = True  # set in handle(): the Engine.IO server need not set it again
+        return environ
 
     def handle_one_response(self) -> None:
         if self._served_direct:

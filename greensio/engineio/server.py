@@ -173,7 +173,9 @@ def _set_nodelay(environ: dict) -> None:
     option is set on a duplicate of the connection's descriptor (the same
     socket), once per connection.
     """
-    sock = environ.get('gunicorn.socket')
+    if 'greensio.nodelay' in environ:  # greensio's own server set it when it accepted the connection
+        return
+    sock = environ.get('gunicorn.sock') or environ.get('gunicorn.socket')  # gunicorn's gevent / sync workers
     stream = environ.get('wsgi.input')
     key = getattr(stream, 'rfile', stream)  # pywsgi's input wraps the connection's reader
     if key is None:
@@ -398,19 +400,17 @@ class Server(BaseServer):
         with self._lock:
             route = self._core.route(method, environ.get('QUERY_STRING', ''), headers,
                                      scheme=environ.get('wsgi.url_scheme', 'http'), origin_verdict=verdict)
-        kind = type(route)
-        if kind is eio_http.Handshake:
-            r = self._handshake(route, environ)
-        elif kind is eio_http.WebSocketRequest:
-            return self._websocket(route, environ, start_response)
-        elif kind is eio_http.Post:
-            posted = self._post(route, lambda size: environ['wsgi.input'].read(size))
-            if posted is None:  # no body: nobody to answer either
-                posted = eio_http.refuse(eio_http.BAD_REQUEST, close_connection=True).response()
-            r = posted
-        elif kind is eio_http.Poll:
+        if isinstance(route, eio_http.Poll):
             r = self._poll(route, headers.get('accept-encoding'))
-        elif kind is eio_http.Refusal:
+        elif isinstance(route, eio_http.Post):
+            posted = self._post(route, lambda size: environ['wsgi.input'].read(size))
+            # no body: nobody to answer either
+            r = posted or eio_http.refuse(eio_http.BAD_REQUEST, close_connection=True).response()
+        elif isinstance(route, eio_http.Handshake):
+            r = self._handshake(route, environ)
+        elif isinstance(route, eio_http.WebSocketRequest):
+            return self._websocket(route, environ, start_response)
+        elif isinstance(route, eio_http.Refusal):
             r = self._refused(route, method, headers)
         else:  # Preflight
             r = route.response()
@@ -433,14 +433,13 @@ class Server(BaseServer):
             return NotImplemented
         with self._lock:
             route = self._core.route(method, query, headers, scheme=scheme)
-        kind = type(route)
-        if kind is eio_http.Poll:
+        if isinstance(route, eio_http.Poll):
             return self._poll(route, headers.get('accept-encoding'))
-        if kind is eio_http.Post:
+        if isinstance(route, eio_http.Post):
             return self._post(route, read)
-        if kind is eio_http.Refusal:
+        if isinstance(route, eio_http.Refusal):
             return self._refused(route, method, headers)
-        if kind is eio_http.Preflight:
+        if isinstance(route, eio_http.Preflight):
             return route.response()
         return NotImplemented  # a handshake or a websocket: the caller checked it is not
 

@@ -183,3 +183,24 @@ def test_a_close_posted_while_a_get_waits_releases_it(quick: Any) -> None:
     assert (released.status, released.text) == (200, rc.EIO_NOOP)
     assert time.monotonic() - start < 0.25  # at once, not at the next ping
     assert session.poll(timeout=2).status == 400
+
+
+def test_a_second_websocket_for_an_upgraded_session_is_refused_at_once(quick: Any) -> None:
+    url, sio = quick
+    client = python_engineio.Client()
+    client.connect(url, engineio_path='socket.io')  # long-polling, then the upgrade
+    try:
+        assert wait_until(lambda: client.transport() == 'websocket', what='the upgrade')
+        sid = client.sid
+        start = time.monotonic()
+        try:
+            second = rc.RawWebSocket(url, {'EIO': 4, 'transport': 'websocket', 'sid': sid}, timeout=3)
+        except AssertionError as exc:  # greensio's server answers 400 before any upgrade
+            assert '400' in str(exc)
+        else:  # gevent-websocket's handler sent its 101 first: the websocket is closed at once
+            second.wait_closed(timeout=3)
+            second.close()
+        assert time.monotonic() - start < 1
+        assert sid in sio.eio.sockets and sio.eio.transport(sid) == 'websocket'  # the first carries on
+    finally:
+        client.disconnect()

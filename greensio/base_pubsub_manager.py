@@ -108,9 +108,9 @@ class BasePubSubManager(BaseManager):
         self._seen_requests = pubsub.DedupWindow()  # (origin, request id) acted on: a reused id is dropped
         self._membership = cluster.Membership()
         self._heartbeat_due: tuple[dict[str, Any], str] | None = None  # published ahead of the outbox
-        self._heartbeat_task: Any = None
         self._heartbeat_sent: tuple[dict[str, Any], str] | None = None  # the last one the broker took
         self._leaving = False  # close() sent the last heartbeat: no other may follow it
+        self._heartbeat_task: Any = None
         self._answers: dict[tuple[str, str], list[list[Any]]] = {}  # (origin, request) -> answers to send
         self._outbox: deque[tuple[dict[str, Any], str]] = deque()
         self._reserved = 0

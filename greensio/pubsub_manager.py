@@ -400,6 +400,7 @@ class PubSubManager(BasePubSubManager, Manager):
                     stop.wait(delay)
                     delay = self._backoff(delay)
                     continue
+                self._heartbeat_sent = heartbeat
             if not outbox:
                 wake.clear()
                 if not outbox and self._heartbeat_due is None:
@@ -418,7 +419,6 @@ class PubSubManager(BasePubSubManager, Manager):
             with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
                 batch = list(islice(outbox, PUBLISH_BATCH))
             try:
-                self._heartbeat_sent = heartbeat
                 self._publish_batch(batch)
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 self._set_health(publisher=False, error=exc)

@@ -80,6 +80,17 @@ def encode_data(data: Any, json_module: Any) -> str | bytes:
     return '' if data is None else str(data)
 
 
+class Reason:
+    """Disconnection reasons."""
+
+    #: Client-initiated disconnection.
+    CLIENT_DISCONNECT = ClientReason.CLIENT_DISCONNECT
+    #: Server-initiated disconnection.
+    SERVER_DISCONNECT = ClientReason.SERVER_DISCONNECT
+    #: Transport error.
+    TRANSPORT_ERROR = ClientReason.TRANSPORT_ERROR
+
+
 class BaseClient(SharedDocs):
     """An Engine.IO v4 client (the parts that do not depend on threads or asyncio).
 
@@ -89,15 +100,7 @@ class BaseClient(SharedDocs):
 
     event_names: ClassVar[list[str]] = ['connect', 'disconnect', 'message']
 
-    class reason:
-        """Disconnection reasons."""
-
-        #: Client-initiated disconnection.
-        CLIENT_DISCONNECT = ClientReason.CLIENT_DISCONNECT
-        #: Server-initiated disconnection.
-        SERVER_DISCONNECT = ClientReason.SERVER_DISCONNECT
-        #: Transport error.
-        TRANSPORT_ERROR = ClientReason.TRANSPORT_ERROR
+    reason = Reason
 
     #: The JSON module for ``send()`` of lists and dicts and for received
     #: messages (process-wide, as in python-engineio).

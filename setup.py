@@ -10,7 +10,6 @@ setup(
     package_data={'greensio': ['py.typed']},
     python_requires='>=3.10',
     install_requires=[
-        'python-engineio>=4.13.2,<5',
         'gevent>=23.9',
         'gevent-websocket>=0.10.1',
         'websockets>=12',  # its C extension unmasks client frames (34 GB/s here)
@@ -25,6 +24,7 @@ setup(
         'metrics': ['prometheus-client>=0.17'],
         'asyncio': ['aiohttp>=3.9', 'uvicorn>=0.23', 'aio-pika>=9'],
         'admin': ['bcrypt>=4'],  # bcrypt password hashes in Server.instrument(auth=...)
+        'sanic': ['sanic>=23'],  # AsyncServer.attach() to a sanic app
         'dev': [
             'pytest>=8', 'pytest-timeout>=2.2', 'python-socketio[client]>=5.14',
             'requests>=2.21', 'websocket-client>=0.54', 'kombu>=5.3',

@@ -21,21 +21,26 @@ quietly() {
     return 1
 }
 
-# python_env EXTRAS: .venv with greensio installed editable with those extras.
-python_env() {
-    if [ ! -x .venv/bin/python ]; then
-        say "creating .venv"
-        python3 -m venv .venv
+# install_env DIR EXTRAS: a venv in DIR with greensio installed editable with those extras.
+install_env() {
+    if [ ! -x "$1/bin/python" ]; then
+        say "creating $1"
+        python3 -m venv "$1"
     fi
-    . .venv/bin/activate
-    local stamp=".venv/.greensio-installed-$1"
+    local stamp="$1/.greensio-installed-$2"
     if [ -f "$stamp" ] && cmp -s setup.py "$stamp"; then
         return 0
     fi
-    say "installing greensio[$1] into .venv (first run, or setup.py changed)"
-    quietly '^Successfully' python -m pip install --progress-bar off --upgrade pip
-    quietly '^\(Collecting\|Successfully\)' python -m pip install --progress-bar off -e ".[$1]"
+    say "installing greensio[$2] into $1 (first run, or setup.py changed)"
+    quietly '^Successfully' "$1/bin/python" -m pip install --progress-bar off --upgrade pip
+    quietly '^\(Collecting\|Successfully\)' "$1/bin/python" -m pip install --progress-bar off -e ".[$2]"
     cp setup.py "$stamp"
+}
+
+# python_env EXTRAS: .venv with greensio installed editable with those extras, activated.
+python_env() {
+    install_env .venv "$1"
+    . .venv/bin/activate
 }
 
 # node_modules DIR: npm ci in DIR unless its package-lock.json is the one last installed.

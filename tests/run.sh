@@ -11,6 +11,9 @@ if [ -z "${CHROMIUM:-}" ]; then  # the browser test's headless browser
     system_package chromium chromium
 fi
 python_env dev
+# sanic brings uvloop, which uvicorn would pick for every asyncio test: its server runs from a venv of its own
+install_env .venv-sanic sanic
+export GREENSIO_SANIC_PYTHON="$PWD/.venv-sanic/bin/python"
 for dir in tests/js tests/performance tests/browser examples/chat; do
     node_modules "$dir"
 done

@@ -19,10 +19,10 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 
+from .._asyncio import AsyncioPrimitives
 from .._core.eio_client import CLOSED, EngineClient
 from .._core.eio_codec import CLOSE_PACKET, OutPacket
 from .._core.handlers import call_trimmed
@@ -181,17 +181,10 @@ class AsyncClient(BaseClient):
                 await asyncio.wait(tasks, timeout=JOIN_SECONDS)
         await self._teardown(link)
 
-    def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> asyncio.Task:
-        return asyncio.ensure_future(target(*args, **kwargs))
-
-    async def sleep(self, seconds: float = 0) -> None:
-        await asyncio.sleep(seconds)
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue:
-        return asyncio.Queue(*args, **kwargs)
-
-    def get_queue_empty_exception(self) -> type[BaseException]:
-        return asyncio.QueueEmpty
+    start_background_task = AsyncioPrimitives.start_background_task
+    sleep = AsyncioPrimitives.sleep
+    create_queue = AsyncioPrimitives.create_queue
+    get_queue_empty_exception = AsyncioPrimitives.get_queue_empty_exception
 
     def create_event(self) -> asyncio.Event:  # type: ignore[override]  # python-engineio's signature
         return asyncio.Event()

@@ -115,6 +115,12 @@ def main() -> None:
         'stats': lambda cmd: result(manager.stats),
     }
 
+    serve_stdin(commands, sio, server)
+
+
+def serve_stdin(commands, sio, server):
+    """Run each stdin line's command on a greenlet of its own; at end of input stop the worker."""
+
     def run(cmd):
         try:
             commands[cmd['cmd']](cmd)

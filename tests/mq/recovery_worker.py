@@ -22,7 +22,7 @@ import logging
 import sys
 
 import gevent
-from gevent.fileobject import FileObjectPosix
+from cluster_worker import serve_stdin
 
 import greensio
 
@@ -88,18 +88,7 @@ def main() -> None:
         'rounds': rounds,
     }
 
-    def run(cmd):
-        try:
-            commands[cmd['cmd']](cmd)
-        except Exception as exc:  # noqa: BLE001 - reported to the test
-            print(f'ERROR {type(exc).__name__}: {exc}', flush=True)
-
-    stdin = FileObjectPosix(sys.stdin.fileno(), 'r')
-    for line in stdin:
-        if line.strip():
-            gevent.spawn(run, json.loads(line))
-    sio.shutdown()
-    server.stop(timeout=1)
+    serve_stdin(commands, sio, server)
 
 
 if __name__ == '__main__':

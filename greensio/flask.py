@@ -32,9 +32,9 @@ from . import _reload, exceptions
 from ._core.handlers import call_trimmed
 from ._core.payload import from_args
 from .flask_testing import SocketIOTestClient
+from .green.namespace import Namespace as _GreenNamespace
+from .green.server import Server
 from .middleware import WSGIApp
-from .namespace import Namespace as _GreenNamespace
-from .server import Server
 from .serving import _serve_until_interrupted, make_server
 
 #: Raised by a connect handler to refuse the client (re-exported under Flask-SocketIO's name).

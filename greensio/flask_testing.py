@@ -2,7 +2,7 @@
 
 Integration ring, part of the public ``greensio.testing`` toolkit.  No socket
 and no Engine.IO transport: the client stands in for one Engine.IO
-connection (the machinery is ``greensio._inprocess``, shared with
+connection (the machinery is ``greensio.common.inprocess``, shared with
 ``greensio.testing.TestClient``).  Handlers run inline, so when ``emit()``
 returns, the handler has run and its ack and emits have arrived.
 
@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 from flask.testing import EnvironBuilder
 
-from ._inprocess import InProcessClient
+from .common.inprocess import InProcessClient
 
 __all__ = ['SocketIOTestClient']
 

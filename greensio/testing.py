@@ -26,8 +26,8 @@ from urllib.parse import urlencode
 from . import exceptions
 from ._core.payload import from_args
 from ._core.pubsub import encode
-from ._inprocess import InProcessClient
-from .pubsub_manager import PubSubManager
+from .common.inprocess import InProcessClient
+from .managers.pubsub_manager import PubSubManager
 
 __all__ = ['BusOutage', 'InMemoryBus', 'InMemoryPubSubManager', 'TestClient', 'default_bus']
 

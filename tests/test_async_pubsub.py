@@ -20,7 +20,7 @@ import pytest
 import greensio
 from greensio import exceptions
 from greensio._core import pubsub
-from greensio.async_pubsub_manager import AsyncPubSubManager
+from greensio.managers.async_pubsub_manager import AsyncPubSubManager
 
 pytestmark = pytest.mark.timeout(20)
 

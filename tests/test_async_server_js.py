@@ -61,7 +61,7 @@ def js(app: RemoteApp) -> Iterator[JSClient]:
 
 def test_the_server_is_an_asyncserver_on_uvicorn(app: RemoteApp) -> None:
     remote = app._remote
-    assert remote('type(sio).__module__ + "." + type(sio).__name__') == 'greensio.async_server.AsyncServer'
+    assert remote('type(sio).__module__ + "." + type(sio).__name__') == 'greensio.aio.async_server.AsyncServer'
     assert remote('sio.async_mode') == 'asgi'
     assert remote('type(sio.manager).__name__') == 'AsyncManager'
 

@@ -27,7 +27,7 @@ import pytest
 import socketio
 
 import greensio
-from greensio.async_pubsub_manager import AsyncPubSubManager
+from greensio.managers.async_pubsub_manager import AsyncPubSubManager
 from greensio.testing import InMemoryPubSubManager
 
 pytestmark = pytest.mark.timeout(30)

@@ -14,7 +14,6 @@ No sockets: this only inspects the classes.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
@@ -33,7 +32,7 @@ def cls_of(module: Any, name: str) -> type:
     """``module.name``, or from the submodule python-socketio keeps it in (``AsyncPubSubManager``)."""
     if hasattr(module, name):
         return getattr(module, name)
-    return getattr(importlib.import_module(f'{module.__name__}.async_pubsub_manager'), name)
+    return getattr(module.async_pubsub_manager, name)
 
 #: Methods python-socketio has that greensio does not have yet, with the issue that brings them.
 NOT_YET: set[str] = set()
@@ -60,8 +59,7 @@ RENAMED: dict[tuple[str, str], dict[str, str]] = {}
 
 
 #: python-socketio's top-level names greensio does not provide (the issues do not ask for them)
-NOT_PROVIDED = {'KafkaManager', 'ZmqManager', 'kafka_manager', 'zmq_manager',
-                'base_manager', 'base_namespace'}
+NOT_PROVIDED = {'KafkaManager', 'ZmqManager', 'kafka_manager', 'zmq_manager'}
 
 
 def test_top_level_names_match_python_socketio() -> None:

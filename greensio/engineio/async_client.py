@@ -22,10 +22,10 @@ import weakref
 from http.cookies import SimpleCookie
 from typing import Any
 
-from .._asyncio import AsyncioPrimitives
 from .._core.eio_client import CLOSED, EngineClient
 from .._core.eio_codec import CLOSE_PACKET, OutPacket
 from .._core.handlers import call_trimmed
+from ..aio.runtime import AsyncioPrimitives
 from . import exceptions
 from .base_client import MIN_WAIT, BaseClient, Inbox
 

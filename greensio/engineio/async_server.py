@@ -26,7 +26,6 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from .._asyncio import AsyncioPrimitives, settle
 from .._core import safejson
 from .._core.eio_codec import CLOSE_PACKET, MESSAGE, PING_PACKET, OutPacket
 from .._core.eio_http import (
@@ -44,6 +43,7 @@ from .._core.eio_http import (
 )
 from .._core.eio_server import EngineCore, Reason, ServerSession
 from .._core.websocket import CLOSE_TOO_BIG
+from ..aio.runtime import AsyncioPrimitives, settle
 from .base_server import BaseServer
 
 _INF = float('inf')

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 from .._core.eio_client import ClientReason, EngineClient
 from .._core.eio_codec import MESSAGE, OpenInfo, OutPacket
 from .._core.errors import RemoteProtocolError
-from .._options import setup_logger
-from .._twins import SharedDocs
+from ..common.options import setup_logger
+from ..common.twins import SharedDocs
 from . import exceptions
 
 default_logger = logging.getLogger('engineio.client')

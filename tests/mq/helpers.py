@@ -53,7 +53,7 @@ def delete_exchange(channel: str) -> None:
     """Remove a test channel's exchanges: the channel's own and greensio's durable one."""
     import kombu
 
-    from greensio.kombu_manager import workers_exchange
+    from greensio.managers.kombu_manager import workers_exchange
 
     with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
         conn.connect()
@@ -65,7 +65,7 @@ def delete_stream(channel: str, url: str = REDIS_URL) -> None:
     """Remove a test channel's Redis stream (``streams=True``)."""
     import redis
 
-    from greensio._redis_streams import stream_key
+    from greensio.managers.redis_streams import stream_key
 
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:

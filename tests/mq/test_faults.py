@@ -229,7 +229,7 @@ def publish_rogue_stream(channel: str, payloads: list[tuple[bytes, str]]) -> int
     """The payloads as stream entries (``streams=True``), and entries whose fields are not ours."""
     import redis
 
-    from greensio._redis_streams import FIELD, stream_key
+    from greensio.managers.redis_streams import FIELD, stream_key
 
     entries = [{FIELD: body} for body, _ in payloads]
     entries += [{'junk': 'no data field'}, {FIELD: '{}', 'extra': 'two fields'}, {'': b'\x00'}]

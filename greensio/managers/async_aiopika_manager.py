@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     aio_pika = None
 
-from ._core.pubsub import encode
+from .._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
 from .kombu_manager import (
     CONNECT_TIMEOUT,

@@ -14,31 +14,31 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from . import exceptions
-from ._core.cluster import ACKS
-from ._core.eio_codec import OutPacket
-from ._core.errors import RemoteProtocolError
-from ._core.events import (
+from .. import exceptions
+from .._core.cluster import ACKS
+from .._core.eio_codec import OutPacket
+from .._core.errors import RemoteProtocolError
+from .._core.events import (
     AckReceived,
     ConnectRequested,
     DisconnectRequested,
     EventReceived,
 )
-from ._core.handlers import call_trimmed
-from ._core.payload import from_args, to_args
-from ._core.pubsub import (
+from .._core.handlers import call_trimmed
+from .._core.payload import from_args, to_args
+from .._core.pubsub import (
     DISCONNECT_SOCKETS,
     FETCH_SOCKETS,
     SERVER_EMIT,
     SOCKETS_JOIN,
     SOCKETS_LEAVE,
 )
-from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
-from ._twins import drive
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
-from .cluster import RemoteSocket
-from .engineio.server import Server as EngineServer
-from .manager import Manager
+from .._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
+from ..cluster import RemoteSocket
+from ..common.base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
+from ..common.twins import drive
+from ..engineio.server import Server as EngineServer
+from ..managers.manager import Manager
 
 
 class Server(BaseServer):
@@ -88,7 +88,7 @@ class Server(BaseServer):
         self._pool: Any = None
         self._home: Any = None  # where emits from native threads are handed (gevent only)
         if self.async_mode == 'gevent':
-            from ._green import Home, WorkerPool
+            from .runtime import Home, WorkerPool
 
             self._pool = WorkerPool()
             self._home = Home()

@@ -12,10 +12,10 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from ._twins import drive
-from .base_client import BaseSimpleClient
+from ..common.base_client import BaseSimpleClient
+from ..common.twins import drive
+from ..engineio.client import SIGNAL_CHECK_SECONDS
 from .client import Client
-from .engineio.client import SIGNAL_CHECK_SECONDS
 
 
 class SimpleClient(BaseSimpleClient):

@@ -1,11 +1,12 @@
-"""The in-memory client manager (python-socketio's ``Manager`` interface).
+"""What both in-memory client managers share (python-socketio's ``Manager`` interface).
 
-Shell ring.  Storage and lookups live in ``_core.rooms.RoomRegistry``;
-``BaseManager`` adds python-socketio's method names and the broadcast (the
-packet is encoded once and the same Engine.IO packets go to every
-recipient), shared with ``AsyncManager``.  ``Manager`` is the green twin:
-the methods that are coroutines on the asyncio side are plain calls here.
-The message-queue managers subclass it and override only what crosses workers.
+Shell ring, runtime-neutral.  Storage and lookups live in
+``_core.rooms.RoomRegistry``; ``BaseManager`` adds python-socketio's method
+names and the broadcast (the packet is encoded once and the same Engine.IO
+packets go to every recipient).  ``manager.Manager`` (green) and
+``async_manager.AsyncManager`` only add the methods that are coroutines on
+the asyncio side; the message-queue managers subclass those and override
+only what crosses workers.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._core import cluster
-from ._core import packet as pk
-from ._core.payload import from_args, to_args
-from ._core.rooms import RoomRegistry
-from ._twins import SharedDocs
+from .._core import cluster
+from .._core import packet as pk
+from .._core.payload import from_args, to_args
+from .._core.rooms import RoomRegistry
+from ..common.twins import SharedDocs
 
 default_logger = logging.getLogger('greensio')
 
@@ -286,7 +287,7 @@ class BaseManager(SharedDocs):
 
     def _describe_socket(self, sid: str, namespace: str, eio_sid: str) -> dict[str, Any]:
         """A local client as a JSON object, for ``fetch_sockets``."""
-        from .cluster import handshake
+        from ..cluster import handshake
 
         server = self.server
         shake = server._handshakes.get(sid)
@@ -416,39 +417,3 @@ class BaseManager(SharedDocs):
             self.logger.warning('Unknown callback received, ignoring.')
         return callback
 
-
-class Manager(BaseManager):
-    """The in-memory client manager of the green :class:`greensio.Server` (the default)."""
-
-    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
-        return self._registry.pre_connect(eio_sid, namespace)
-
-    def connect(self, sid: str, namespace: str) -> str | None:
-        if self.is_pre_connected(sid, namespace):
-            return self._confirm_connect(sid, namespace)
-        # an Engine.IO sid (the convention before python-socketio 5.18): registered first
-        return self._confirm_connect(self.pre_connect(sid, namespace), namespace)
-
-    def can_disconnect(self, sid: str, namespace: str) -> bool:
-        return self.is_connected(sid, namespace)
-
-    def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        self.basic_disconnect(sid, namespace)
-
-    def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
-        self.basic_enter_room(sid, namespace, room, eio_sid)
-
-    def leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        self.basic_leave_room(sid, namespace, room)
-
-    def close_room(self, room: Any, namespace: str) -> None:
-        self.basic_close_room(room, namespace)
-
-    def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-             callback: Callable[..., Any] | None = None, to: Any = None, **kwargs: Any) -> int:
-        return self._emit_local(event, data, namespace, room, skip_sid, callback, to)
-
-    def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
-        callback = self._pop_callback(sid, id)
-        if callback is not None:
-            callback(*data)

@@ -22,10 +22,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import exceptions
-from ._core import cluster, pubsub, safejson
-from ._core.payload import from_args, to_args
-from .manager import BaseManager
+from .. import exceptions
+from .._core import cluster, pubsub, safejson
+from .._core.payload import from_args, to_args
+from .base_manager import BaseManager
 
 default_logger = logging.getLogger('greensio.pubsub')
 

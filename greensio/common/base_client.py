@@ -22,24 +22,24 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
-from . import exceptions
-from ._core.client_events import (
+from .. import exceptions
+from .._core.client_events import (
     AckArrived,
     EventArrived,
     NamespaceConnected,
     NamespaceDisconnected,
     NamespaceRefused,
 )
-from ._core.client_session import ClientSession
-from ._core.errors import LocalProtocolError, RemoteProtocolError
-from ._core.handlers import HandlerRegistry, call_trimmed, event_decorator
-from ._core.payload import from_args
-from ._core.reconnect import backoff_schedule
-from ._options import packet_class, setup_logger
-from ._twins import SharedDocs
-from .engineio import exceptions as eio_exceptions
-from .engineio.base_client import BaseClient as EngineBase
-from .namespace import BaseClientNamespace
+from .._core.client_session import ClientSession
+from .._core.errors import LocalProtocolError, RemoteProtocolError
+from .._core.handlers import HandlerRegistry, call_trimmed, event_decorator
+from .._core.payload import from_args
+from .._core.reconnect import backoff_schedule
+from ..engineio import exceptions as eio_exceptions
+from ..engineio.base_client import BaseClient as EngineBase
+from .base_namespace import BaseClientNamespace
+from .options import packet_class, setup_logger
+from .twins import SharedDocs
 
 default_logger = logging.getLogger('socketio.client')
 

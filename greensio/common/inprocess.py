@@ -16,8 +16,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from ._core import packet as pk
-from ._core.payload import from_args
+from .._core import packet as pk
+from .._core.payload import from_args
 
 __all__ = ['InProcessClient']
 

@@ -15,10 +15,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ._asyncio import settle
-from ._twins import drive_async
-from .base_client import BaseClient, CallWaiter, Flow
-from .engineio.async_client import AsyncClient as EngineIOAsyncClient
+from ..common.base_client import BaseClient, CallWaiter, Flow
+from ..common.twins import drive_async
+from ..engineio.async_client import AsyncClient as EngineIOAsyncClient
+from .runtime import settle
 
 #: How long ``wait()`` lets the Engine.IO client finish closing its transport
 #: (websocket, aiohttp session) once the Socket.IO client is disconnected for good.

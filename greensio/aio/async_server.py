@@ -20,32 +20,32 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from . import exceptions
-from ._asyncio import settle
-from ._core.cluster import ACKS
-from ._core.eio_codec import OutPacket
-from ._core.errors import RemoteProtocolError
-from ._core.events import (
+from .. import exceptions
+from .._core.cluster import ACKS
+from .._core.eio_codec import OutPacket
+from .._core.errors import RemoteProtocolError
+from .._core.events import (
     AckReceived,
     ConnectRequested,
     DisconnectRequested,
     EventReceived,
 )
-from ._core.handlers import call_trimmed
-from ._core.payload import from_args, to_args
-from ._core.pubsub import (
+from .._core.handlers import call_trimmed
+from .._core.payload import from_args, to_args
+from .._core.pubsub import (
     DISCONNECT_SOCKETS,
     FETCH_SOCKETS,
     SERVER_EMIT,
     SOCKETS_JOIN,
     SOCKETS_LEAVE,
 )
-from ._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
-from ._twins import drive_async
-from .async_manager import AsyncManager
-from .base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
-from .cluster import AsyncRemoteSocket
-from .engineio.async_server import AsyncServer as AsyncEngineServer
+from .._core.session import MAX_EVENTS_IN_FLIGHT, ServerConnection
+from ..cluster import AsyncRemoteSocket
+from ..common.base_server import SERVER_RESERVED_EVENTS, BaseServer, utf8_size
+from ..common.twins import drive_async
+from ..engineio.async_server import AsyncServer as AsyncEngineServer
+from ..managers.async_manager import AsyncManager
+from .runtime import settle
 
 
 class AsyncServer(BaseServer):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ._core import packet as pk
+from .._core import packet as pk
 
 
 def setup_logger(logger: Any, default: logging.Logger) -> logging.Logger:
@@ -28,7 +28,7 @@ def packet_class(serializer: Any) -> type[pk.Packet]:
     if serializer == 'default':
         return pk.Packet
     if serializer == 'msgpack':
-        from .msgpack_packet import MsgPackPacket
+        from ..msgpack_packet import MsgPackPacket
 
         return MsgPackPacket
     if isinstance(serializer, type) and issubclass(serializer, pk.Packet):

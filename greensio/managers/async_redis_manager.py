@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._core.pubsub import encode
+from .._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
 from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings, _numsub
 

@@ -1,7 +1,7 @@
 """The Admin UI reporting of the asyncio server (``AsyncServer.instrument()``).
 
-Integration ring, the asyncio twin of ``admin.py``: the payloads, the
-credentials check and the hooks' places are shared there; here are the
+Integration ring, the asyncio twin of ``green/admin.py``: the payloads, the
+credentials check and the hooks' places are ``common/base_admin.py``'s; here are the
 awaits.  The manager's room methods are plain functions on both twins, so
 their reports are emitted from a task of their own.
 """
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .admin import ANNOUNCE_EVENT, BaseInstrument, _now_iso
+from ..common.base_admin import ANNOUNCE_EVENT, BaseInstrument, _now_iso
 
 
 class AsyncInstrumentedServer(BaseInstrument):

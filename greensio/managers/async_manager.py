@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .manager import BaseManager
+from .base_manager import BaseManager
 
 
 class AsyncManager(BaseManager):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._asyncio import settle
-from .namespace import BaseClientNamespace, BaseServerNamespace
+from ..common.base_namespace import BaseClientNamespace, BaseServerNamespace
+from .runtime import settle
 
 
 class AsyncNamespace(BaseServerNamespace):

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from ._core import cluster, pubsub
-from ._twins import drive
+from .._core import cluster, pubsub
+from ..common.twins import drive
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
     DEGRADED,

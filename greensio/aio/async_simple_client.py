@@ -14,9 +14,9 @@ import contextlib
 from types import TracebackType
 from typing import Any
 
-from ._twins import drive_async
+from ..common.base_client import BaseSimpleClient
+from ..common.twins import drive_async
 from .async_client import AsyncClient
-from .base_client import BaseSimpleClient
 
 
 class AsyncSimpleClient(BaseSimpleClient):

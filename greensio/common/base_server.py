@@ -19,25 +19,25 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar
 
-from . import exceptions
-from ._core import packet as pk
-from ._core.eio_codec import MESSAGE, OutPacket
-from ._core.eio_server import Reason
-from ._core.handlers import HandlerRegistry, event_decorator
-from ._core.payload import to_args
-from ._core.pubsub import RECOVER_SESSION
-from ._core.recovery import (
+from .. import exceptions
+from .._core import packet as pk
+from .._core.eio_codec import MESSAGE, OutPacket
+from .._core.eio_server import Reason
+from .._core.handlers import HandlerRegistry, event_decorator
+from .._core.payload import to_args
+from .._core.pubsub import RECOVER_SESSION
+from .._core.recovery import (
     CLUSTER_RECOVERY_TIMEOUT,
     MAX_TOKEN_LENGTH,
     RECOVERABLE_REASONS,
     Handover,
     RecoveryLog,
 )
-from ._core.session import ServerConnection
-from ._options import packet_class as _packet_class
-from ._options import setup_logger as _setup_logger
-from ._twins import SharedDocs
-from .namespace import BaseServerNamespace
+from .._core.session import ServerConnection
+from .base_namespace import BaseServerNamespace
+from .options import packet_class as _packet_class
+from .options import setup_logger as _setup_logger
+from .twins import SharedDocs
 
 default_logger = logging.getLogger('socketio.server')
 
@@ -427,8 +427,8 @@ class BaseServer(SharedDocs):
 
     def _call_result(self, gathering: Any, broadcast: Any) -> Any:
         """``call()``'s answer from a finished (or expired) gathering."""
-        from ._core.cluster import UNKNOWN
-        from .cluster import BroadcastTimeoutError
+        from .._core.cluster import UNKNOWN
+        from ..cluster import BroadcastTimeoutError
 
         counted = sum(gathering.counts.values())
         if broadcast is None and (gathering.client or (counted == 0 and UNKNOWN in gathering.answered)):
@@ -448,7 +448,7 @@ class BaseServer(SharedDocs):
 
     @staticmethod
     def _replies_result(gathering: Any) -> list:
-        from .cluster import BroadcastTimeoutError
+        from ..cluster import BroadcastTimeoutError
 
         if gathering.missing:
             raise BroadcastTimeoutError(list(gathering.answers), gathering.missing)

@@ -39,9 +39,9 @@ try:
 except ImportError:  # pragma: no cover
     kombu = None
 
-from ._core.cluster import HEARTBEAT_MISSES
-from ._core.pubsub import HEARTBEAT as HEARTBEAT_KIND
-from ._core.pubsub import encode
+from .._core.cluster import HEARTBEAT_MISSES
+from .._core.pubsub import HEARTBEAT as HEARTBEAT_KIND
+from .._core.pubsub import encode
 from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
 #: Seconds between AMQP heartbeats the client asks for (RabbitMQ's default

@@ -33,8 +33,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ._core.pubsub import DedupWindow, encode
-from ._redis_streams import (
+from .._core.pubsub import DedupWindow, encode
+from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
+from .redis_streams import (
     DEDUP_WINDOW,
     FIELD,
     READ_COUNT,
@@ -44,7 +45,6 @@ from ._redis_streams import (
     entries_of,
     stream_key,
 )
-from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE, PubSubManager
 
 #: Seconds before a connection attempt to an unresponsive server gives up.
 CONNECT_TIMEOUT = 3.0

@@ -32,8 +32,8 @@ from collections.abc import AsyncIterator, Callable
 from itertools import islice
 from typing import Any
 
-from ._core import cluster, pubsub
-from ._twins import adopt_docstrings, drive_async
+from .._core import cluster, pubsub
+from ..common.twins import adopt_docstrings, drive_async
 from .async_manager import AsyncManager
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,

@@ -28,15 +28,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._twins import drive
-from .base_client import (  # noqa: F401 - CLIENT_RESERVED_EVENTS re-exported
+from ..common.base_client import (  # noqa: F401 - CLIENT_RESERVED_EVENTS re-exported
     CLIENT_RESERVED_EVENTS,
     BaseClient,
     CallWaiter,
     Flow,
 )
-from .engineio.client import Client as EngineIOClient
-from .engineio.client import wait_event
+from ..common.twins import drive
+from ..engineio.client import Client as EngineIOClient
+from ..engineio.client import wait_event
 
 #: Handler workers one client runs at once; further events wait for a free one.
 MAX_WORKERS = 32
@@ -83,11 +83,11 @@ def require_transport_packages(transports: Any) -> None:
 
 
 def _green_home() -> Any:
-    """The calling thread's :class:`~greensio._green.Home` once gevent has patched threads, else None."""
+    """The calling thread's :class:`~greensio.green.runtime.Home` once gevent has patched threads, else None."""
     monkey = sys.modules.get('gevent.monkey')
     if monkey is None or not monkey.is_module_patched('threading'):
         return None
-    from ._green import Home
+    from .runtime import Home
 
     return Home()
 

@@ -12,14 +12,16 @@ access-log lines through gunicorn's logger (``--access-logfile``) instead of
 gevent-websocket's own.  The worker monkey-patches the process (gunicorn's
 gevent worker does ``patch_all()``), which the message-queue managers need.
 
-With more than one worker, only websocket-only clients work unless a
-load balancer pins each client to one worker; see the deployment docs.
+Any number of workers serve any client, long-polling included: a request
+that reaches a worker other than its session's owner is passed to the owner
+(``greensio.forwarding``); see the deployment docs.
 """
 
 from __future__ import annotations
 
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from . import forwarding
 from .serving import GreenHandler
 
 __all__ = ['GeventWebSocketWorker', 'GunicornHandler']
@@ -49,6 +51,28 @@ class GunicornHandler(GreenHandler, PyWSGIHandler):
 
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):
-    """gunicorn's gevent pywsgi worker with greensio's websocket handler."""
+    """gunicorn's gevent pywsgi worker with greensio's websocket handler.
+
+    Workers share sessions (``greensio.forwarding``): a request of a session
+    another worker owns is passed to it, so any worker may receive any
+    request and no balancer needs to be sticky.
+    """
 
     wsgi_handler = GunicornHandler
+
+    def init_process(self) -> None:
+        self.peers = forwarding.enable()
+        super().init_process()
+
+    def patch(self) -> None:
+        super().patch()  # gevent's sockets from here on
+        if self.peers is not None:
+            # served like the public sockets, with the same app and handler
+            self.sockets.append(self.peers.listen())
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.peers is not None:
+                self.peers.close()

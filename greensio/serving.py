@@ -23,6 +23,7 @@ import gevent
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
 
+from . import forwarding
 from ._core.eio_http import parse_query
 from .engineio.middleware import WSGIApp
 from .engineio.server import Server
@@ -211,6 +212,8 @@ class GreenHandler(WebSocketHandler):
             raise ValueError(f'request head not received ({exc.__class__.__name__})') from None
         if self.request_version != 'HTTP/1.1' and self.headers.get('transfer-encoding') is not None:
             raise ValueError(f'Transfer-Encoding in an {self.request_version} request')
+        if not isinstance(self.client_address, tuple):  # a worker's socket: another worker forwards
+            self.client_address = forwarding.client_of(self.headers) or self.client_address
         return parsed
 
     # -- long-polling, straight from the parsed request ------------------------------
@@ -228,7 +231,7 @@ class GreenHandler(WebSocketHandler):
     _served_direct = False
 
     def get_environ(self) -> dict:
-        if self._serve_polling():
+        if self._forward() or self._serve_polling():
             self._served_direct = True
             return {}
         self.socket.settimeout(None)  # past its head, an application's request is not bounded here
@@ -241,6 +244,16 @@ class GreenHandler(WebSocketHandler):
             self._served_direct = False
             return
         super().handle_one_response()
+
+    def _forward(self) -> bool:
+        """Pass a request of a session another worker owns to that worker (see ``greensio.forwarding``)."""
+        peers = forwarding.peers
+        if peers is None:
+            return False
+        _, _, query = self.path.partition('?')
+        sid = parse_query(query).get('sid') if 'sid=' in query else None
+        owner = peers.owner(sid) if sid else None
+        return owner is not None and forwarding.forward(self, owner)
 
     def _polling_route(self) -> _PollingRoute | None:
         server = self.server

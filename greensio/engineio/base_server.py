@@ -92,9 +92,14 @@ class BaseServer:
         set_handler(handler)
         return None
 
+    #: Prepended to every session id this process issues.  greensio's gunicorn
+    #: worker sets it to the worker's tag, which names the worker that owns a
+    #: session to the others (see ``greensio.forwarding``).
+    sid_prefix = ''
+
     def generate_id(self) -> str:
         """A fresh session id."""
-        return generate_sid()
+        return self.sid_prefix + generate_sid()
 
     def _origin_verdict(self, origin: str | None, environ: Any) -> bool | None:
         """A callable ``cors_allowed_origins``'s answer for a request with an Origin (else None).

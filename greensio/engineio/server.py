@@ -32,7 +32,7 @@ from .._core import eio_http
 from .._core import websocket as wsproto
 from .._core.eio_codec import CLOSE_PACKET, MESSAGE, PING_PACKET, OutPacket
 from .._core.eio_http import HttpRefused, Response
-from .._core.eio_server import CLOSED, EngineCore, Reason, ServerSession, generate_sid
+from .._core.eio_server import CLOSED, EngineCore, Reason, ServerSession
 from .._core.safejson import dumps as json_dumps
 from . import exceptions
 from .base_server import BaseServer
@@ -480,7 +480,7 @@ class Server(BaseServer):
         return [r.body]
 
     def _handshake(self, route: eio_http.Handshake, environ: dict) -> Response:
-        sid = generate_sid()
+        sid = self.generate_id()
         with self._lock:
             state, _ = self._core.open(sid, route.transport, _monotonic())
             socket = self.sockets[sid] = self._socket_class(self, state)
@@ -596,7 +596,7 @@ class Server(BaseServer):
         return []
 
     def _open_websocket(self, transport: Any, environ: dict) -> Socket | None:
-        sid = generate_sid()
+        sid = self.generate_id()
         state, open_packet = self._core.open(sid, 'websocket', _monotonic())
         socket = self.sockets[sid] = Socket(self, state)
         waiting = socket.ws = _WaitingWebSocket()

@@ -27,7 +27,7 @@ import pytest
 from async_support import AsyncServerProcess, skip_reason
 
 import greensio
-from greensio import _redis_streams as streams
+from greensio.managers import redis_streams as streams
 
 from .conftest import needs_redis
 from .helpers import (

@@ -1,0 +1,233 @@
+"""Several workers on one machine without sticky sessions (integration ring).
+
+A long-polling client sends each request of its session on whatever
+connection its HTTP agent has free, and a balancer (gunicorn's accept loop,
+nginx's round-robin) hands it to whatever worker is free: the session's
+state lives in one worker only.  Each worker here has a *tag*, eight
+characters that start every session id it issues, and listens on a unix
+socket named after the tag in a directory private to the user.  A request
+whose sid names another worker's tag is passed to that worker's socket as it
+came and its answer passed back; a websocket upgrade is spliced, byte for
+byte, for the life of the connection.  The owner serves a forwarded request
+like any other.
+
+A sid whose tag names no listening worker (a forged sid, a worker that is
+gone) is answered where it arrived: ``400 Session ID unknown``, and the
+client connects again.  Nothing is buffered beyond one read of a socket.
+
+greensio's gunicorn worker turns this on; ``GREENSIO_FORWARDING=off`` turns
+it off, ``GREENSIO_WORKERS_DIR`` chooses the directory (workers that share
+sessions must share it; the default is per user, under the temporary
+directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import stat
+import tempfile
+from typing import Any
+
+import gevent
+
+#: Length of a worker's tag, the start of every sid it issues.
+TAG_LENGTH = 8
+_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
+#: Seconds to reach the owner's socket before the request is answered here.
+CONNECT_TIMEOUT = 2.0
+#: Seconds a forwarded request may wait for its owner's answer (a long-polling
+#: GET waits up to the ping interval there; the owner's heartbeat ends it).
+ANSWER_TIMEOUT = 300.0
+#: Bytes moved per read.
+CHUNK = 65536
+#: Largest answer head accepted from an owner.
+MAX_HEAD = 65536
+
+#: The header in which a forwarded request names its client to the owner;
+#: believed only on the workers' own sockets.
+CLIENT_HEADER = 'x-greensio-client'
+
+#: This process's workers directory, when forwarding is on (set by :func:`enable`).
+peers: Peers | None = None
+
+
+def default_directory() -> str:
+    return os.path.join(tempfile.gettempdir(), f'greensio-workers-{os.getuid()}')
+
+
+class Peers:
+    """The workers of this machine that share sessions: this one's tag and socket, the others' by tag."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = directory or os.environ.get('GREENSIO_WORKERS_DIR') or default_directory()
+        self.tag = ''.join(secrets.choice(_ALPHABET) for _ in range(TAG_LENGTH))
+        self.path = os.path.join(self.directory, self.tag + '.sock')
+
+    def listen(self) -> socket.socket:
+        """This worker's socket, in a directory only this user may enter."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        info = os.stat(self.directory)
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            raise RuntimeError(f'{self.directory} must belong to this user and be closed to others (mode 0700): '
+                               'whoever can write there could inject requests into any session')
+        self._sweep()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        listener.listen(1024)
+        return listener
+
+    def _sweep(self) -> None:
+        """Remove the sockets of workers that died without removing theirs (SIGKILL)."""
+        for name in os.listdir(self.directory):
+            if not name.endswith('.sock'):
+                continue
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.settimeout(CONNECT_TIMEOUT)
+            try:
+                probe.connect(os.path.join(self.directory, name))
+            except ConnectionRefusedError:  # nobody listens there any more
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, name))
+            except OSError:
+                pass
+            finally:
+                probe.close()
+
+    def owner(self, sid: str) -> str | None:
+        """The socket of the worker that owns ``sid``, if that is another worker of this machine."""
+        tag = sid[:TAG_LENGTH]
+        if len(sid) <= TAG_LENGTH or tag == self.tag or not all(c in _ALPHABET for c in tag):
+            return None
+        path = os.path.join(self.directory, tag + '.sock')
+        return path if os.path.exists(path) else None
+
+    def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def enable(directory: str | None = None) -> Peers | None:
+    """Turn forwarding on for this process (unless ``GREENSIO_FORWARDING=off``); sids get its tag."""
+    global peers
+    if os.environ.get('GREENSIO_FORWARDING', '').lower() in ('off', '0', 'false', 'no'):
+        return None
+    from .engineio.base_server import BaseServer
+
+    peers = Peers(directory)
+    BaseServer.sid_prefix = peers.tag
+    return peers
+
+
+def forward(handler: Any, owner: str) -> bool:
+    """Pass ``handler``'s parsed request to the worker listening on ``owner``; False if it cannot be reached.
+
+    ``handler`` is a pywsgi handler past the request's head (greensio's
+    ``GreenHandler``).  A websocket upgrade is spliced until either side
+    closes; any other request gets the owner's answer, after which the
+    client's connection stays open for its next request.
+    """
+    if handler.headers.get('transfer-encoding') is not None:
+        return False  # no Engine.IO client streams a body; answered here, as an unknown session
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    upstream.settimeout(CONNECT_TIMEOUT)
+    try:
+        upstream.connect(owner)
+    except OSError:
+        upstream.close()
+        return False
+    upstream.settimeout(ANSWER_TIMEOUT)
+    upgrade = handler.headers.get('upgrade', '').lower() == 'websocket'
+    try:
+        with upstream:
+            upstream.sendall(_request_head(handler, upgrade))
+            if upgrade:
+                handler.close_connection = True
+                _splice(handler, upstream)
+            else:
+                _copy_body(handler, upstream)
+                _answer(handler, upstream)
+    except OSError:
+        handler.close_connection = True  # half an answer may have been written: this connection is done
+    return True
+
+
+def _request_head(handler: Any, upgrade: bool) -> bytes:
+    lines = [handler.requestline]
+    for name, value in handler.headers.items():
+        lowered = name.lower()
+        if lowered != CLIENT_HEADER and (upgrade or lowered not in ('connection', 'keep-alive')):
+            lines.append(f'{name}: {value}')
+    host, port = handler.client_address[:2] if isinstance(handler.client_address, tuple) else ('', 0)
+    lines.append(f'{CLIENT_HEADER}: {host} {port}')
+    if not upgrade:
+        lines.append('Connection: close')  # the owner's answer ends where its stream does
+    return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+
+
+def client_of(headers: Any) -> tuple[str, int] | None:
+    """The client address a forwarded request names (for a request that came on a worker's socket)."""
+    host, _, port = (headers.get(CLIENT_HEADER) or '').rpartition(' ')
+    return (host, int(port)) if port.isdigit() else None
+
+
+def _copy_body(handler: Any, upstream: socket.socket) -> None:
+    remaining = int(handler.headers.get('content-length') or 0)
+    while remaining > 0:
+        data = handler.rfile.read(min(remaining, CHUNK))
+        if not data:
+            raise ConnectionResetError('the client left in the middle of its request')
+        upstream.sendall(data)
+        remaining -= len(data)
+
+
+def _answer(handler: Any, upstream: socket.socket) -> None:
+    """The owner's answer, without its ``Connection: close``, unless this connection closes too."""
+    reader = upstream.makefile('rb')
+    head = []
+    while True:
+        line = reader.readline(MAX_HEAD)
+        if not line.endswith(b'\n'):
+            raise ConnectionResetError('the owner sent no complete answer')
+        if line in (b'\r\n', b'\n'):
+            break
+        if not line.lower().startswith(b'connection:'):
+            head.append(line)
+    if handler.close_connection:
+        head.append(b'Connection: close\r\n')
+    head.append(b'\r\n')
+    handler.socket.sendall(b''.join(head))
+    while data := reader.read1(CHUNK):
+        handler.socket.sendall(data)
+
+
+def _splice(handler: Any, upstream: socket.socket) -> None:
+    """Both directions of an upgraded connection, until one side closes."""
+    handler.socket.settimeout(None)  # the owner's heartbeat watches the session from now on
+    upstream.settimeout(None)
+
+    def owner_to_client() -> None:
+        try:
+            while data := upstream.recv(CHUNK):
+                handler.socket.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shutdown(handler.socket)
+
+    back = gevent.spawn(owner_to_client)
+    try:
+        while data := handler.rfile.read1(CHUNK):
+            upstream.sendall(data)
+    except OSError:
+        pass
+    finally:
+        _shutdown(upstream)
+        back.join()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

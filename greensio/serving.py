@@ -251,8 +251,10 @@ class GreenHandler(WebSocketHandler):
         if peers is None:
             return False
         _, _, query = self.path.partition('?')
-        sid = parse_query(query).get('sid') if 'sid=' in query else None
-        owner = peers.owner(sid) if sid else None
+        at = query.find('sid=')
+        if at < 0 or query.startswith(peers.tag, at + 4):  # no session, or one of this worker's
+            return False
+        owner = peers.owner(parse_query(query).get('sid') or '')
         return owner is not None and forwarding.forward(self, owner)
 
     def _polling_route(self) -> _PollingRoute | None:

@@ -8,10 +8,10 @@ From the repository root::
         gunicorn -c examples/chat/gunicorn.conf.py -w 2      # two workers on RabbitMQ
 
 Several workers share one listening socket, so the kernel, not a load
-balancer, picks the worker for each TCP connection: long-polling (one client,
-many HTTP requests) would land on workers that do not know its session.  With
-more than one worker the page therefore connects websocket-only; put nginx
-with sticky sessions in front (see the deployment docs) to offer polling too.
+balancer, picks the worker for each TCP connection: the requests of one
+long-polling client land on different workers, and greensio's worker passes
+each to the worker that owns the session (see the deployment docs).
+``CHAT_TRANSPORTS=polling`` makes the page poll only.
 """
 
 # gunicorn loads this file first, before it imports the worker class (and
@@ -45,8 +45,3 @@ def on_starting(server):
         raise SystemExit('chat demo: with more than one worker set GREENSIO_MESSAGE_QUEUE '
                          '(e.g. amqp://guest:guest@127.0.0.1:5672//) so broadcasts reach every worker')
 
-
-def post_fork(server, worker):
-    """Tell the page which transports it may use (see the module docstring)."""
-    if server.cfg.workers > 1:
-        os.environ['CHAT_TRANSPORTS'] = 'websocket'

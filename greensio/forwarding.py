@@ -29,6 +29,7 @@ import secrets
 import socket
 import stat
 import tempfile
+import time
 from typing import Any
 
 import gevent
@@ -52,6 +53,10 @@ CLIENT_HEADER = 'x-greensio-client'
 
 #: This process's workers directory, when forwarding is on (set by :func:`enable`).
 peers: Peers | None = None
+
+
+def _is_tag(text: str) -> bool:
+    return len(text) == TAG_LENGTH and all(c in _ALPHABET for c in text)
 
 
 def default_directory() -> str:
@@ -99,7 +104,7 @@ class Peers:
     def owner(self, sid: str) -> str | None:
         """The socket of the worker that owns ``sid``, if that is another worker of this machine."""
         tag = sid[:TAG_LENGTH]
-        if len(sid) <= TAG_LENGTH or tag == self.tag or not all(c in _ALPHABET for c in tag):
+        if len(sid) <= TAG_LENGTH or tag == self.tag or not _is_tag(tag):
             return None
         path = os.path.join(self.directory, tag + '.sock')
         return path if os.path.exists(path) else None
@@ -151,6 +156,71 @@ def forward(handler: Any, owner: str) -> bool:
                 _answer(handler, upstream)
     except OSError:
         handler.close_connection = True  # half an answer may have been written: this connection is done
+    return True
+
+
+#: The request headers a long-polling request forwarded over the message
+#: queue keeps (what the Engine.IO server reads of one).
+QUEUE_HEADERS = ('content-type', 'origin', 'accept-encoding', 'cookie', 'user-agent')
+#: Seconds a forwarded request waits beyond the owner's ping interval and
+#: timeout (a long-polling GET waits up to the interval there).
+QUEUE_MARGIN = 5.0
+#: Seconds a request waits for its owner to be heard on the queue (a worker
+#: that just started), before it is answered as an unknown session.
+MEMBERSHIP_WAIT = 1.0
+_UNKNOWN_SESSION = ('400 BAD REQUEST', [('Content-Type', 'application/json')],
+                    b'{"code":1,"message":"Session ID unknown"}')
+
+
+def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
+    """Have the worker of another machine that owns ``sid`` serve this long-polling request, through the queue.
+
+    ``server`` is the Socket.IO server whose message-queue manager carries
+    it; False when the owner is not among the live workers (the request is
+    then answered here, as an unknown session).  A websocket upgrade cannot
+    cross machines: refused, the client goes on polling.
+    """
+    manager = getattr(server, 'manager', None)
+    if not hasattr(manager, 'forward') or handler.headers.get('upgrade') is not None:
+        return False
+    if handler.command not in ('GET', 'POST') or handler.headers.get('transfer-encoding') is not None:
+        return False
+    server._initialize_manager()  # a worker that has had no client yet has not heard the others
+    owner = manager.owner_of(sid, TAG_LENGTH)
+    # a worker that just started (this one, or the owner) may not have been
+    # heard yet: the session's next request can outrun the owner's heartbeat
+    deadline = time.monotonic() + MEMBERSHIP_WAIT
+    while owner is None and time.monotonic() < deadline and _is_tag(sid[:TAG_LENGTH]):
+        gevent.sleep(0.01)
+        owner = manager.owner_of(sid, TAG_LENGTH)
+    if owner is None:
+        return False
+    engine = server.eio
+    length = int(handler.headers.get('content-length') or 0)
+    if length > engine.max_http_buffer_size:
+        return False  # answered here: the owner would refuse it too
+    body = handler.rfile.read(length) if length else b''
+    _, _, query = handler.path.partition('?')
+    headers = {name: value for name in QUEUE_HEADERS if (value := handler.headers.get(name)) is not None}
+    request = {'sid': sid, 'method': handler.command, 'query': query, 'headers': headers, 'body': body}
+    try:
+        answer = manager.forward(owner, request, engine.ping_interval + engine.ping_timeout + QUEUE_MARGIN)
+    except Exception:  # noqa: BLE001 - a full outbox: the client connects again
+        answer = None
+    status, answer_headers, answer_body = answer or _UNKNOWN_SESSION
+    if isinstance(answer_body, str):
+        answer_body = answer_body.encode()
+    head = [f'HTTP/1.1 {status}\r\n']
+    head.extend(f'{name}: {value}\r\n' for name, value in answer_headers
+                if name.lower() not in ('content-length', 'connection'))
+    head.append(f'Content-Length: {len(answer_body)}\r\n')
+    if handler.close_connection:
+        head.append('Connection: close\r\n')
+    head.append('\r\n')
+    try:
+        handler.socket.sendall(''.join(head).encode('latin-1') + answer_body)
+    except OSError:
+        handler.close_connection = True
     return True
 
 

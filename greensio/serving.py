@@ -140,9 +140,10 @@ class _PollingRoute:
     on one.
     """
 
-    def __init__(self, path: str, engine: Server) -> None:
+    def __init__(self, path: str, engine: Server, server: Any) -> None:
         self.path = path
         self.engine = engine
+        self.server = server  # the Socket.IO server, or the Engine.IO one
 
     @classmethod
     def of(cls, application: Any) -> _PollingRoute | None:
@@ -150,7 +151,7 @@ class _PollingRoute:
             if isinstance(app, WSGIApp) and _may_skip(type(app)):
                 engine = getattr(app.engineio_app, 'eio', app.engineio_app)
                 if isinstance(engine, Server) and engine.async_mode == 'gevent':
-                    return cls(app.engineio_path, engine)
+                    return cls(app.engineio_path, engine, app.engineio_app)
         return None
 
 
@@ -254,8 +255,12 @@ class GreenHandler(WebSocketHandler):
         at = query.find('sid=')
         if at < 0 or query.startswith(peers.tag, at + 4):  # no session, or one of this worker's
             return False
-        owner = peers.owner(parse_query(query).get('sid') or '')
-        return owner is not None and forwarding.forward(self, owner)
+        sid = parse_query(query).get('sid') or ''
+        owner = peers.owner(sid)
+        if owner is not None and forwarding.forward(self, owner):
+            return True
+        route = self._polling_route()  # the owner may be a worker of another machine
+        return route is not None and forwarding.forward_over_queue(self, route.server, sid)
 
     def _polling_route(self) -> _PollingRoute | None:
         server = self.server

@@ -29,7 +29,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'greensio'
 #: framework, a process manager or an HTTP server.
 INTEGRATIONS = {'greensio.flask', 'greensio.flask_testing', 'greensio.serving', 'greensio.gunicorn',
                 'greensio.tornado', 'greensio.asgi', 'greensio.middleware', 'greensio.testing', 'greensio.metrics',
-                'greensio.health', 'greensio.__main__', 'greensio._reload'}
+                'greensio.health', 'greensio.__main__', 'greensio._reload', 'greensio.forwarding'}
 GEVENT = ('gevent', 'geventwebsocket')
 #: Asyncio modules that import a green twin's module, each with its reason.
 #: Those modules import gevent only inside functions the asyncio side never calls.

@@ -50,9 +50,18 @@ KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROO
 #: What a ``greensio.request`` asks every worker to do with its own clients.
 #: ``recover_session``: a client came back to the asking worker with a pid
 #: it does not know; the worker holding that saved session hands it over.
-FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION = (
-    'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_emit', 'recover_session')
-OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION})
+#: ``forward``: a long-polling request of an Engine.IO session that the
+#: asking worker received and another worker owns; only the owner answers.
+FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION, FORWARD = (
+    'fetch_sockets', 'sockets_join', 'sockets_leave', 'disconnect_sockets', 'server_emit', 'recover_session',
+    'forward')
+OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION,
+                 FORWARD})
+#: The HTTP methods a forwarded long-polling request may have.
+FORWARD_METHODS = frozenset({'GET', 'POST'})
+#: Headers and characters of query string a forwarded request may carry.
+MAX_FORWARD_HEADERS = 100
+MAX_FORWARD_QUERY = 8192
 
 #: A broadcast may carry files, but a rogue publisher must not make every
 #: worker parse an unbounded document (RabbitMQ's own cap is 128 MiB).
@@ -172,6 +181,8 @@ class RequestMessage:
     #: ``recover_session``: the client's private session id and last offset.
     pid: str | None = None
     offset: str | None = None
+    #: ``forward``: the request (``method``, ``query``, lower-case ``headers``, ``body``).
+    forward: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +209,8 @@ class ResponseMessage:
     #: ``data``, ``missed`` as ``[payload, msg_id or null]`` pairs, ``seen``
     #: message ids), or None from a worker that does not hold it.
     session: dict[str, Any] | None = None
+    #: ``forward``: the owner's answer, ``[status line, [[name, value], ...], body]``.
+    forwarded: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,7 +270,8 @@ class MessageFactory:
 
     def request(self, op: str, *, request: str, namespace: str, to: Any = None, skip: Any = None,
                 room: Any = None, close: bool = False, event: str | None = None, args: list[Any] | None = None,
-                reply: bool = False, pid: str | None = None, offset: str | None = None) -> dict[str, Any]:
+                reply: bool = False, pid: str | None = None, offset: str | None = None,
+                forward: dict[str, Any] | None = None) -> dict[str, Any]:
         if op not in OPS:
             raise ValueError(f'not a request operation: {op!r}')
         message = self._base(REQUEST)
@@ -271,6 +285,9 @@ class MessageFactory:
             message.update(event=event, data=data, binary=binary)
         if pid is not None:
             message.update(pid=pid, offset=offset)
+        if forward is not None:  # its body may be bytes: the emit's attachment form
+            data, binary = _pack_args([forward])
+            message.update(forward=data, binary=binary)
         return message
 
     def response(self, *, origin_host_id: str, request: str, **payload: Any) -> dict[str, Any]:
@@ -287,6 +304,9 @@ class MessageFactory:
         elif 'answer' in payload:
             data, binary = _pack_args([payload.pop('answer')])
             message.update(answer=data, binary=binary)
+        elif 'forwarded' in payload:
+            data, binary = _pack_args([payload.pop('forwarded')])
+            message.update(forwarded=data, binary=binary)
         elif 'answers' in payload:
             data, binary = _pack_args(payload.pop('answers'))
             message.update(answers=data, binary=binary)
@@ -545,10 +565,11 @@ def _decode_request(data: dict[str, Any], host_id: str, msg_id: str | None, name
         if not isinstance(event, str):
             raise InvalidMessage('server_emit without a string "event"')
         args = _args(data, 'data')
+    forward = _check_forward(_one(data, 'forward')) if op == FORWARD else None
     return RequestMessage(host_id=host_id, msg_id=msg_id, request=_id(data.get('request'), 'request'), op=op,
                           namespace=namespace, to=_target(data.get('to'), 'to'), skip=_target(data.get('skip'), 'skip'),
                           room=room, close=_flag(data, 'close'), event=event, args=args, reply=_flag(data, 'reply'),
-                          pid=pid, offset=offset)
+                          pid=pid, offset=offset, forward=forward)
 
 
 def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> ResponseMessage:
@@ -562,6 +583,9 @@ def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> 
                 raise InvalidMessage('"session" must hold one object')
             session = _check_session(packed[0])
         return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, session=session)
+    if 'forwarded' in data:
+        return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request,
+                               forwarded=_check_forwarded(_one(data, 'forwarded')))
     if 'count' in data:
         count = data['count']
         if type(count) is not int or not 0 <= count <= MAX_COUNT:
@@ -589,6 +613,42 @@ def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> 
         answer = answer[0]
     return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, handled=handled,
                            answer=answer)
+
+
+def _one(data: dict[str, Any], field: str) -> Any:
+    packed = _args(data, field)
+    if len(packed) != 1:
+        raise InvalidMessage(f'"{field}" must hold one value')
+    return packed[0]
+
+
+def _check_forward(forward: Any) -> dict[str, Any]:
+    """A forwarded request: ``sid``, ``method``, ``query``, ``headers`` and ``body``."""
+    if not isinstance(forward, dict):
+        raise InvalidMessage('"forward" must be an object')
+    _sid(forward.get('sid'))
+    if forward.get('method') not in FORWARD_METHODS:
+        raise InvalidMessage(f'"forward" method must be one of {sorted(FORWARD_METHODS)}')
+    query = forward.get('query')
+    if not isinstance(query, str) or len(query) > MAX_FORWARD_QUERY:
+        raise InvalidMessage(f'"forward" query must be a string of at most {MAX_FORWARD_QUERY} characters')
+    headers = forward.get('headers')
+    if (not isinstance(headers, dict) or len(headers) > MAX_FORWARD_HEADERS
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        raise InvalidMessage(f'"forward" headers must be at most {MAX_FORWARD_HEADERS} strings by name')
+    if not isinstance(forward.get('body'), (bytes, str)):
+        raise InvalidMessage('"forward" body must be bytes or a string')
+    return forward
+
+
+def _check_forwarded(answer: Any) -> list[Any]:
+    """An owner's answer: ``[status line, [[name, value], ...], body]``."""
+    if not (isinstance(answer, list) and len(answer) == 3 and isinstance(answer[0], str)
+            and isinstance(answer[1], list) and len(answer[1]) <= MAX_FORWARD_HEADERS
+            and all(isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in answer[1])
+            and isinstance(answer[2], (bytes, str))):
+        raise InvalidMessage('"forwarded" must be [status line, [[name, value], ...], body]')
+    return answer
 
 
 def _check_socket(socket: Any) -> None:

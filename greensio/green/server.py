@@ -195,6 +195,13 @@ class Server(BaseServer):
         self._wait_gathering(gathering)
         return self._replies_result(gathering)
 
+    def _initialize_manager(self) -> None:
+        """Start the manager, from the thread that serves (its hub runs the manager's tasks)."""
+        if not self.manager_initialized:
+            if self._home is not None:  # the serving thread's hub, should it differ from the building one
+                self._home = type(self._home)()
+            super()._initialize_manager()
+
     def _wait_gathering(self, gathering: Any) -> None:
         """Block this greenlet until the gathering is finished or past its deadline."""
         wake = self.eio.create_event()
@@ -271,10 +278,7 @@ class Server(BaseServer):
     # -- inbound ----------------------------------------------------------------------
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
-        if not self.manager_initialized:
-            if self._home is not None:  # the serving thread's hub, should it differ from the building one
-                self._home = type(self._home)()
-            self._initialize_manager()
+        self._initialize_manager()
         self.environ[eio_sid] = environ
         self._connections[eio_sid] = ServerConnection(eio_sid, self.packet_class)
 

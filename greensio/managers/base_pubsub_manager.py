@@ -25,6 +25,7 @@ from typing import Any
 from .. import exceptions
 from .._core import cluster, pubsub, safejson
 from .._core.payload import from_args, to_args
+from ..engineio.base_server import BaseServer
 from .base_manager import BaseManager
 
 default_logger = logging.getLogger('greensio.pubsub')
@@ -92,7 +93,9 @@ class BasePubSubManager(BaseManager):
             raise ValueError('outbox_size must be at least 1')
         self.channel = channel
         self.write_only = write_only
-        self.host_id = uuid.uuid4().hex
+        # a worker that shares its sessions starts its host id with its tag,
+        # so that the others find the owner of a sid (``greensio.forwarding``)
+        self.host_id = BaseServer.sid_prefix + uuid.uuid4().hex
         self._custom_logger = logger
         self.logger = logger or default_logger
         self.json = json if json is not None else safejson
@@ -435,6 +438,8 @@ class BasePubSubManager(BaseManager):
             gathering.reply(message.sender, message.sockets)
         elif message.session is not None:
             gathering.reply(message.sender, [message.session])
+        elif message.forwarded is not None:
+            gathering.reply(message.sender, [message.forwarded])
         else:
             gathering.reply(message.sender, [message.answer] if message.handled else [])
 
@@ -456,6 +461,8 @@ class BasePubSubManager(BaseManager):
         elif op == pubsub.RECOVER_SESSION:
             session = yield from self.server._hand_over_flow(namespace, message.pid, message.offset)
             answer = {'session': session}
+        elif op == pubsub.FORWARD:
+            yield (self._spawn_forwarded, message)
         else:
             yield (self._spawn_server_handler, message)
         if answer is not None and message.reply:
@@ -522,6 +529,20 @@ class BasePubSubManager(BaseManager):
     def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
         """Run the ``on_server`` handler of a server-side emit off the listener."""
         raise NotImplementedError
+
+    def _spawn_forwarded(self, message: pubsub.RequestMessage) -> None:
+        """Serve a request another worker forwarded, off the listener, if this worker owns its session.
+
+        Only green servers under greensio's gunicorn worker own sessions
+        that others forward (their sids carry the worker's tag).
+        """
+
+    def owner_of(self, sid: str, tag_length: int) -> str | None:
+        """The live worker whose host id starts with the tag of ``sid``, if any (see ``greensio.forwarding``)."""
+        tag = sid[:tag_length]
+        if len(tag) < tag_length:
+            return None
+        return next((worker for worker in self.workers() if worker.startswith(tag) and worker != self.host_id), None)
 
 
 def _sender(msg_id: str | None) -> str:

@@ -34,6 +34,7 @@ trip), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -215,6 +216,39 @@ class PubSubManager(BasePubSubManager, Manager):
 
     def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
         self.server.start_background_task(self._run_server_handler, message)
+
+    def _spawn_forwarded(self, message: pubsub.RequestMessage) -> None:
+        prefix = self.server.eio.sid_prefix
+        if prefix and message.forward['sid'].startswith(prefix):
+            self.server.start_background_task(self._serve_forwarded, message)
+
+    def _serve_forwarded(self, message: pubsub.RequestMessage) -> None:
+        request = message.forward
+        body = request['body'] if isinstance(request['body'], bytes) else request['body'].encode()
+        headers = {**request['headers'], 'content-length': str(len(body))}
+        r = self.server.eio.handle_polling(request['method'], request['query'], headers, 'http',
+                                           io.BytesIO(body).read)
+        if r is None or r is NotImplemented:  # a callable cors_allowed_origins needs the environ
+            answer = ['400 BAD REQUEST', [['Content-Type', 'text/plain']], b'Bad Request']
+        else:
+            answer = [r.status_line, [list(h) for h in r.headers], r.body]
+        self._send(self._messages.response(origin_host_id=message.host_id, request=message.request,
+                                           forwarded=answer))
+
+    def forward(self, owner: str, request: dict[str, Any], timeout: float) -> list[Any] | None:
+        """Have worker ``owner`` serve a long-polling ``request`` of its session; its answer, or None.
+
+        ``request`` holds ``sid``, ``method``, ``query``, lower-case
+        ``headers`` and ``body``; the answer is ``[status line, headers,
+        body]``.  None when the owner died or did not answer within
+        ``timeout`` seconds.
+        """
+        gathering = self._new_gathering(cluster.REPLIES, timeout)
+        gathering.expected = {owner}
+        with self._sending(gathering):
+            self._send(self._request_message(gathering, pubsub.FORWARD, '/', forward=request))
+        self.server._wait_gathering(gathering)
+        return gathering.answers[0] if gathering.answers else None
 
     def _run_server_handler(self, message: pubsub.RequestMessage) -> None:
         drive(self._server_handler_flow(message))

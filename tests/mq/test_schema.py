@@ -191,3 +191,49 @@ def test_dedup_window_flags_repeats_and_forgets_the_oldest() -> None:
     assert window.seen('d') is True
     with pytest.raises(ValueError):
         pubsub.DedupWindow(capacity=0)
+
+
+# -- forwarded long-polling requests (several machines, no sticky sessions) -------------------
+
+FORWARD = {'sid': 'abcdefgh' + 'x' * 20, 'method': 'POST', 'query': 'EIO=4&transport=polling&sid=abcdefghxx',
+           'headers': {'content-type': 'application/octet-stream'}, 'body': b'\x00\xff4hello'}
+
+
+def test_a_forwarded_request_and_its_answer_roundtrip_with_binary_bodies() -> None:
+    factory = pubsub.MessageFactory(HOST)
+    request = roundtrip(factory.request(pubsub.FORWARD, request=f'{HOST}.g1', namespace='/', reply=True,
+                                        forward=FORWARD))
+    assert request.op == pubsub.FORWARD and request.forward == FORWARD and request.reply
+    answer = ['200 OK', [['Content-Type', 'text/plain; charset=UTF-8']], b'\x00ok']
+    response = roundtrip(factory.response(origin_host_id='b' * 32, request=f'{HOST}.g1', forwarded=answer))
+    assert response.forwarded == answer and response.host_id == 'b' * 32
+
+
+TEXT = {**FORWARD, 'body': '4hello'}
+
+
+@pytest.mark.parametrize(('forward', 'reason'), [
+    ('GET', 'must be an object'),
+    ({**TEXT, 'method': 'DELETE'}, 'method must be one of'),
+    ({**TEXT, 'sid': ''}, 'sid'),
+    ({**TEXT, 'query': 'q' * (pubsub.MAX_FORWARD_QUERY + 1)}, 'query must be a string'),
+    ({**TEXT, 'headers': {'a': 1}}, 'headers must be'),
+    ({**TEXT, 'headers': {str(i): 'v' for i in range(pubsub.MAX_FORWARD_HEADERS + 1)}}, 'headers must be'),
+    ({**TEXT, 'body': 12}, 'body must be'),
+])
+def test_a_malformed_forwarded_request_is_refused(forward: object, reason: str) -> None:
+    message = pubsub.MessageFactory(HOST).request(pubsub.FORWARD, request=f'{HOST}.g1', namespace='/', reply=True,
+                                                  forward={'sid': 'x', 'method': 'GET', 'query': '', 'headers': {},
+                                                           'body': ''})
+    message['forward'], message['binary'] = [forward], False
+    with pytest.raises(pubsub.InvalidMessage, match=reason):
+        roundtrip(message)
+
+
+@pytest.mark.parametrize('answer', [['200 OK', [], 3], ['200 OK', [['a']], ''], [200, [], ''], 'ok',
+                                    ['200 OK', [['a', 'b']] * (pubsub.MAX_FORWARD_HEADERS + 1), '']])
+def test_a_malformed_forwarded_answer_is_refused(answer: object) -> None:
+    message = pubsub.MessageFactory(HOST).response(origin_host_id=HOST, request='r', forwarded=['200 OK', [], b''])
+    message['forwarded'], message['binary'] = [answer], False
+    with pytest.raises(pubsub.InvalidMessage, match='forwarded'):
+        roundtrip(message)

@@ -11,6 +11,12 @@ came and its answer passed back; a websocket upgrade is spliced, byte for
 byte, for the life of the connection.  The owner serves a forwarded request
 like any other.
 
+Between machines the message queue carries the request instead (a
+``greensio.request`` of kind ``forward``, which only the owner answers), and
+a websocket upgrade is accepted where it arrives and relayed message by
+message (``greensio.relay``); a worker's queue host id starts with its tag,
+so the owner is found among the live workers.
+
 A sid whose tag names no listening worker (a forged sid, a worker that is
 gone) is answered where it arrived: ``400 Session ID unknown``, and the
 client connects again.  Nothing is buffered beyond one read of a socket.
@@ -33,6 +39,8 @@ import time
 from typing import Any
 
 import gevent
+
+from ._core import websocket as wsproto
 
 #: Length of a worker's tag, the start of every sid it issues.
 TAG_LENGTH = 8
@@ -181,9 +189,10 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
     cross machines: refused, the client goes on polling.
     """
     manager = getattr(server, 'manager', None)
-    if not hasattr(manager, 'forward') or handler.headers.get('upgrade') is not None:
+    if not hasattr(manager, 'forward') or handler.headers.get('transfer-encoding') is not None:
         return False
-    if handler.command not in ('GET', 'POST') or handler.headers.get('transfer-encoding') is not None:
+    upgrade = (handler.headers.get('upgrade') or '').lower() == 'websocket'
+    if handler.command not in ('GET', 'POST') or (upgrade and handler.command != 'GET'):
         return False
     server._initialize_manager()  # a worker that has had no client yet has not heard the others
     owner = manager.owner_of(sid, TAG_LENGTH)
@@ -196,6 +205,8 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
     if owner is None:
         return False
     engine = server.eio
+    if upgrade:
+        return _relay(handler, manager, engine, owner, sid)
     length = int(handler.headers.get('content-length') or 0)
     if length > engine.max_http_buffer_size:
         return False  # answered here: the owner would refuse it too
@@ -221,6 +232,55 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
         handler.socket.sendall(''.join(head).encode('latin-1') + answer_body)
     except OSError:
         handler.close_connection = True
+    return True
+
+
+def _relay(handler: Any, manager: Any, engine: Any, owner: str, sid: str) -> bool:
+    """Accept the websocket here and relay it to ``owner`` through the queue, until either side closes."""
+    key = handler.headers.get('sec-websocket-key')
+    if not key or handler.headers.get('sec-websocket-version') != '13':
+        return False
+    _, _, query = handler.path.partition('?')
+    headers = {name.lower(): value for name, value in handler.headers.items()
+               if name.lower() in (*QUEUE_HEADERS, 'upgrade', 'connection')}
+    relay = manager.open_relay(owner, {'sid': sid, 'query': query, 'headers': headers})
+    sock = handler.socket
+    handler.close_connection = True
+    try:
+        sock.settimeout(None)
+        sock.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                      f'Sec-WebSocket-Accept: {wsproto.accept_key(key)}\r\n\r\n').encode('latin-1'))
+    except OSError:
+        relay.close()
+        return True
+
+    def owner_to_client() -> None:
+        try:
+            while (frame := relay.receive()) is not None:
+                sock.sendall(frame)
+            sock.sendall(wsproto.encode_close())
+        except OSError:
+            pass
+        finally:
+            _shutdown(sock)
+
+    back = gevent.spawn(owner_to_client)
+    parser = wsproto.FrameParser(engine.max_http_buffer_size)
+    try:
+        while not relay.closed and (data := handler.rfile.read1(CHUNK)):
+            parser.feed(data)
+            while not relay.closed and (message := parser.next_message()) is not None:
+                if message.opcode in (wsproto.OP_TEXT, wsproto.OP_BINARY):
+                    relay.send(message.data)
+                elif message.opcode == wsproto.OP_PING:
+                    sock.sendall(wsproto.encode_frame(wsproto.OP_PONG, message.data))
+                elif message.opcode == wsproto.OP_CLOSE:
+                    relay.close()
+    except (OSError, wsproto.WebSocketError):
+        pass
+    finally:
+        relay.close()
+        back.join()
     return True
 
 

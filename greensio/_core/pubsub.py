@@ -45,7 +45,11 @@ EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM = (
 #: greensio's cluster kinds: a request to every worker, an answer to its
 #: origin, and the membership heartbeat.
 REQUEST, RESPONSE, HEARTBEAT = 'greensio.request', 'greensio.response', 'greensio.heartbeat'
-KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM, REQUEST, RESPONSE, HEARTBEAT})
+#: A websocket relayed between two workers: the websocket upgrade of a session
+#: reached a worker of another machine than the session's owner.
+RELAY = 'greensio.relay'
+KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM, REQUEST, RESPONSE, HEARTBEAT,
+                   RELAY})
 
 #: What a ``greensio.request`` asks every worker to do with its own clients.
 #: ``recover_session``: a client came back to the asking worker with a pid
@@ -57,6 +61,8 @@ FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, REC
     'forward')
 OPS = frozenset({FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, SERVER_EMIT, RECOVER_SESSION,
                  FORWARD})
+#: Websocket messages or frames one relay message carries.
+MAX_RELAY_ITEMS = 1024
 #: The HTTP methods a forwarded long-polling request may have.
 FORWARD_METHODS = frozenset({'GET', 'POST'})
 #: Headers and characters of query string a forwarded request may carry.
@@ -224,8 +230,27 @@ class HeartbeatMessage:
     leaving: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayMessage:
+    """Part of a relayed websocket, from ``sender`` to ``host_id``.
+
+    The worker that accepted the websocket opens the relay (``open``: the
+    upgrade request's ``sid``, ``query`` and lower-case ``headers``) and sends
+    the client's messages; the owner sends websocket frames ready to write;
+    either side ends it with ``close``.
+    """
+
+    host_id: str  # the destination
+    msg_id: str | None
+    sender: str
+    relay: str
+    open: dict[str, Any] | None
+    data: list[Any]
+    close: bool
+
+
 Message = (EmitMessage | CallbackMessage | DisconnectMessage | RoomMessage | CloseRoomMessage | RequestMessage
-           | ResponseMessage | HeartbeatMessage)
+           | ResponseMessage | HeartbeatMessage | RelayMessage)
 
 
 # -- building (the sending side) ---------------------------------------------------------
@@ -311,6 +336,17 @@ class MessageFactory:
             data, binary = _pack_args(payload.pop('answers'))
             message.update(answers=data, binary=binary)
         message.update(payload)
+        return message
+
+    def relay(self, *, to: str, relay: str, open: dict[str, Any] | None = None, data: list[Any] | None = None,
+              close: bool = False) -> dict[str, Any]:
+        message = self._base(RELAY, to)
+        packed, binary = _pack_args(list(data or []))
+        message.update(sender=self.host_id, relay=relay, data=packed, binary=binary)
+        if open is not None:
+            message['open'] = open
+        if close:
+            message['close'] = True
         return message
 
     def heartbeat(self, *, interval: float, hello: bool = False, leaving: bool = False) -> dict[str, Any]:
@@ -406,6 +442,8 @@ def decode(raw: Any, json: Any) -> Message:
         return _decode_response(data, host_id, msg_id)
     if method == HEARTBEAT:
         return _decode_heartbeat(data, host_id, msg_id)
+    if method == RELAY:
+        return _decode_relay(data, host_id, msg_id)
     if method == CLOSE_ROOM:
         return CloseRoomMessage(host_id=host_id, msg_id=msg_id, namespace=namespace, room=_room(data.get('room')))
     return RoomMessage(kind=method, host_id=host_id, msg_id=msg_id, sid=_sid(data.get('sid')),
@@ -649,6 +687,19 @@ def _check_forwarded(answer: Any) -> list[Any]:
             and isinstance(answer[2], (bytes, str))):
         raise InvalidMessage('"forwarded" must be [status line, [[name, value], ...], body]')
     return answer
+
+
+def _decode_relay(data: dict[str, Any], host_id: str, msg_id: str | None) -> RelayMessage:
+    items = _args(data, 'data')
+    if len(items) > MAX_RELAY_ITEMS or not all(isinstance(item, (str, bytes)) for item in items):
+        raise InvalidMessage(f'relay "data" must be at most {MAX_RELAY_ITEMS} strings or byte strings')
+    opened = data.get('open')
+    if opened is not None:
+        if not isinstance(opened, dict):
+            raise InvalidMessage('relay "open" must be an object')
+        _check_forward({**opened, 'method': 'GET', 'body': ''})
+    return RelayMessage(host_id=host_id, msg_id=msg_id, sender=_id(data.get('sender'), 'sender'),
+                        relay=_id(data.get('relay'), 'relay'), open=opened, data=items, close=_flag(data, 'close'))
 
 
 def _check_socket(socket: Any) -> None:

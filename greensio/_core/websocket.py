@@ -7,6 +7,8 @@ input and ``next_message()`` returns whole messages; the declared length of
 a frame is checked against the limit before its payload is buffered.
 """
 
+import base64
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -187,6 +189,15 @@ def encode_frame(opcode: int, payload: bytes, mask: bool = False) -> bytes:
         key = os.urandom(4)
         return header + key + _apply_mask(payload, key)
     return header + payload
+
+
+#: RFC 6455's fixed GUID of the opening handshake.
+HANDSHAKE_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` answer to a client's ``Sec-WebSocket-Key``."""
+    return base64.b64encode(hashlib.sha1((key + HANDSHAKE_GUID).encode('latin-1')).digest()).decode()
 
 
 def encode_close(code: int = CLOSE_NORMAL, reason: str = '', mask: bool = False) -> bytes:

@@ -595,6 +595,26 @@ class Server(BaseServer):
         self._read_websocket(socket, transport)
         return []
 
+    def serve_relayed(self, request: dict, transport: Any) -> None:
+        """Serve the websocket upgrade of one of this server's sessions that another worker accepted.
+
+        ``request`` holds the upgrade's ``query`` and lower-case ``headers``;
+        ``transport`` carries the websocket's messages in and its frames out
+        (``receive``, ``send``, ``settimeout``, ``close``), through the
+        message queue between the two workers.
+        """
+        with self._lock:
+            route = self._core.route('GET', request['query'], request['headers'], scheme='http')
+        if not isinstance(route, eio_http.WebSocketRequest) or route.session is None:
+            transport.close()
+            return
+        socket = route.session.context
+        if not self._probe(socket, transport):
+            self.logger.info('%s: relayed websocket upgrade failed', socket.sid)
+            return
+        self.logger.info('%s: websocket transport ready (relayed by another worker)', socket.sid)
+        self._read_websocket(socket, transport)
+
     def _open_websocket(self, transport: Any, environ: dict) -> Socket | None:
         sid = self.generate_id()
         state, open_packet = self._core.open(sid, 'websocket', _monotonic())

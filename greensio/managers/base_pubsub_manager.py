@@ -292,7 +292,7 @@ class BasePubSubManager(BaseManager):
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
             return None
-        if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage):
+        if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage, pubsub.RelayMessage):
             if message.host_id != self.host_id:
                 return None  # addressed to another worker
         elif message.host_id == self.host_id:
@@ -324,6 +324,8 @@ class BasePubSubManager(BaseManager):
             self._handle_response(message)  # type: ignore[arg-type]
         elif kind is pubsub.RequestMessage:
             return self._run_flow(self._request_flow(message))  # type: ignore[arg-type]
+        elif kind is pubsub.RelayMessage:
+            self._handle_relay(message)  # type: ignore[arg-type]
         elif kind is pubsub.DisconnectMessage:
             if self.server is not None and self.is_connected(message.sid, message.namespace):  # type: ignore[union-attr]
                 return self.server.disconnect(message.sid, namespace=message.namespace,  # type: ignore[union-attr]
@@ -536,6 +538,9 @@ class BasePubSubManager(BaseManager):
         Only green servers under greensio's gunicorn worker own sessions
         that others forward (their sids carry the worker's tag).
         """
+
+    def _handle_relay(self, message: pubsub.RelayMessage) -> None:
+        """Part of a websocket another worker relays (only green workers own relayed sessions)."""
 
     def owner_of(self, sid: str, tag_length: int) -> str | None:
         """The live worker whose host id starts with the tag of ``sid``, if any (see ``greensio.forwarding``)."""

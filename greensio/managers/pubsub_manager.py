@@ -93,6 +93,7 @@ class PubSubManager(BasePubSubManager, Manager):
         self._lock = threading.Lock()
         self._events: tuple[Any, Any, Any, Any] | None = None
         self._announce_event: Any = None
+        self._relays: dict[tuple[str, str], Relay] = {}
 
     def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
         """Wait until every accepted message is confirmed by the broker.
@@ -234,6 +235,31 @@ class PubSubManager(BasePubSubManager, Manager):
             answer = [r.status_line, [list(h) for h in r.headers], r.body]
         self._send(self._messages.response(origin_host_id=message.host_id, request=message.request,
                                            forwarded=answer))
+
+    def open_relay(self, owner: str, request: dict[str, Any]) -> Relay:
+        """Relay a websocket this worker accepted to worker ``owner``, whose session it upgrades.
+
+        ``request`` holds the upgrade's ``sid``, ``query`` and lower-case
+        ``headers``.  The relay carries the client's messages to the owner
+        and brings back the owner's frames, ready to write.
+        """
+        relay = Relay(self, owner, self._messages.request_id())
+        self._relays[relay.peer, relay.id] = relay
+        self._send(self._messages.relay(to=owner, relay=relay.id, open=request))
+        return relay
+
+    def _handle_relay(self, message: pubsub.RelayMessage) -> None:
+        key = (message.sender, message.relay)
+        relay = self._relays.get(key)
+        if message.open is not None and relay is None:
+            prefix = self.server.eio.sid_prefix if self.server is not None else ''
+            if not prefix or not message.open['sid'].startswith(prefix) or len(self._relays) >= MAX_RELAYS:
+                self._send(self._messages.relay(to=message.sender, relay=message.relay, close=True))
+                return
+            relay = self._relays[key] = Relay(self, message.sender, message.relay)
+            self.server.start_background_task(self.server.eio.serve_relayed, message.open, relay)
+        if relay is not None:
+            relay.deliver(message.data, message.close)
 
     def forward(self, owner: str, request: dict[str, Any], timeout: float) -> list[Any] | None:
         """Have worker ``owner`` serve a long-polling ``request`` of its session; its answer, or None.
@@ -518,6 +544,75 @@ class PubSubManager(BasePubSubManager, Manager):
 # chance to drain when the script ends, as python-socketio's synchronous
 # publish did.
 _atexit_managers: list[Any] = []
+
+
+#: Websockets one worker relays at once, as either end.
+MAX_RELAYS = 10_000
+#: Messages a relay holds for a reader that does not take them before it is closed.
+MAX_RELAY_BACKLOG = 10_000
+
+
+class Relay:
+    """One end of a websocket relayed through the queue between two workers.
+
+    It has a websocket transport's interface (``receive``, ``send``,
+    ``settimeout``, ``close``), so the owner's Engine.IO server reads the
+    client's messages from it and writes its frames to it as to a socket;
+    the worker that accepted the websocket reads the owner's frames from it.
+    The relay ends when either side closes it or the other worker is gone.
+    """
+
+    def __init__(self, manager: PubSubManager, peer: str, relay_id: str) -> None:
+        self.manager = manager
+        self.peer = peer
+        self.id = relay_id
+        self.inbox = manager.server.eio.create_queue()
+        self.closed = False
+        self.timeout: float | None = None
+
+    def settimeout(self, seconds: float | None) -> None:
+        self.timeout = seconds
+
+    def send(self, item: str | bytes) -> None:
+        if not self.closed:
+            self.manager._send(self.manager._messages.relay(to=self.peer, relay=self.id, data=[item]))
+
+    def receive(self) -> str | bytes | None:
+        """The other side's next message; None once the relay has ended.  Raises TimeoutError."""
+        manager = self.manager
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        empty = manager.server.eio.get_queue_empty_exception()
+        while True:
+            wait = manager._liveness_tick()
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0.0))
+            try:
+                return self.inbox.get(timeout=wait)
+            except empty:
+                if self.peer not in manager.workers():
+                    self.abort()
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError('nothing relayed in time') from None
+
+    def deliver(self, items: list[Any], close: bool) -> None:
+        """What the other side sent (from the listener)."""
+        for item in items:
+            self.inbox.put(item)
+        if close or self.inbox.qsize() > MAX_RELAY_BACKLOG:
+            self.abort(notify=not close)
+
+    def close(self, code: int = 1000, reason: str = '') -> None:
+        self.abort()
+
+    def abort(self, notify: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.manager._relays.pop((self.peer, self.id), None)
+        self.inbox.put(None)
+        if notify:
+            self.manager._send(self.manager._messages.relay(to=self.peer, relay=self.id, close=True))
 
 
 def _register_atexit(manager: PubSubManager) -> None:

@@ -191,6 +191,8 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
     manager = getattr(server, 'manager', None)
     if not hasattr(manager, 'forward') or handler.headers.get('transfer-encoding') is not None:
         return False
+    if not _is_tag(sid[:TAG_LENGTH]) or sid.startswith(server.eio.sid_prefix or '\0'):
+        return False  # no worker's tag, or this worker's own session
     upgrade = (handler.headers.get('upgrade') or '').lower() == 'websocket'
     if handler.command not in ('GET', 'POST') or (upgrade and handler.command != 'GET'):
         return False
@@ -199,7 +201,7 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
     # a worker that just started (this one, or the owner) may not have been
     # heard yet: the session's next request can outrun the owner's heartbeat
     deadline = time.monotonic() + MEMBERSHIP_WAIT
-    while owner is None and time.monotonic() < deadline and _is_tag(sid[:TAG_LENGTH]):
+    while owner is None and time.monotonic() < deadline:
         gevent.sleep(0.01)
         owner = manager.owner_of(sid, TAG_LENGTH)
     if owner is None:

@@ -121,7 +121,7 @@ def test_core_imports_only_core() -> None:
 
 
 def test_common_imports_no_runtime_shell() -> None:
-    for module, imported in MODULES.items():
+    for module in MODULES:
         if module.startswith('greensio.common.'):
             reached = closure(module)
             assert not {m for m in reached if is_green(m) or is_asyncio(m)}, module

@@ -48,7 +48,7 @@ messages (stdout) -- each also has ``"t"`` (ms since driver start):
     ack              {id, args, index?}            (index only for emit_many)
     acks_done        {id, count}                   emit_many with ack
     ack_timeout      {id, message}
-    state            {id, sock, connected, active, sid, transport}
+    state            {id, sock, connected, active, sid, engine_sid, transport}
 """
 import base64
 import contextlib

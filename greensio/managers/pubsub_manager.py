@@ -121,6 +121,8 @@ class PubSubManager(BasePubSubManager, Manager):
         """
         if self._closed:
             return True
+        for relay in list(self._relays.values()):  # their other ends close their websockets
+            relay.abort()
         if self._heartbeat_task is not None:  # the others stop counting this worker at once
             self._leaving = True
             leaving = self._heartbeat_due = self._heartbeat_message(leaving=True)
@@ -609,10 +611,14 @@ class Relay:
         if self.closed:
             return
         self.closed = True
-        self.manager._relays.pop((self.peer, self.id), None)
+        manager = self.manager
+        manager._relays.pop((self.peer, self.id), None)
         self.inbox.put(None)
-        if notify:
-            self.manager._send(self.manager._messages.relay(to=self.peer, relay=self.id, close=True))
+        if notify and not manager._closed:
+            try:
+                manager._send(manager._messages.relay(to=self.peer, relay=self.id, close=True))
+            except Exception:  # noqa: BLE001 - a full outbox: the other end notices this worker's silence
+                manager.logger.info('%s: could not tell %s that relay %s ended', manager.name, self.peer, self.id)
 
 
 def _register_atexit(manager: PubSubManager) -> None:

@@ -259,6 +259,7 @@ const commands = {
       connected: socket.connected,
       active: socket.active,
       sid: socket.id || null,
+      engine_sid: (socket.io.engine && socket.io.engine.id) || null,
       transport: transportName(socket),
     });
   },

@@ -53,7 +53,11 @@ class ContraryBalancer:
 
     def handle(self, client, address) -> None:
         head = client.recv(65536, socket.MSG_PEEK)
-        upstream = socket.create_connection(('127.0.0.1', self.choose(head)))
+        port = self.choose(head)
+        try:
+            upstream = socket.create_connection(('127.0.0.1', port))
+        except ConnectionRefusedError:  # a dead server: the other one
+            upstream = socket.create_connection(('127.0.0.1', self.ports[1 - self.ports.index(port)]))
         pipes = [gevent.spawn(self.pipe, client, upstream), gevent.spawn(self.pipe, upstream, client)]
         gevent.joinall(pipes, count=1)
         gevent.killall(pipes)
@@ -73,7 +77,7 @@ class ContraryBalancer:
 def machines(monkeypatch, tmp_path):
     """Two servers on one queue, each with its own tag, behind a round-robin balancer; yields (url, servers)."""
     bus, channel = InMemoryBus(), f'fwd-{uuid.uuid4().hex[:8]}'
-    servers, https = [], []
+    servers = []
     for tag in TAGS:
         monkeypatch.setattr(BaseServer, 'sid_prefix', tag)  # what greensio's gunicorn worker sets
         sio = greensio.Server(client_manager=InMemoryPubSubManager(bus, channel=channel), ping_interval=5,
@@ -90,21 +94,19 @@ def machines(monkeypatch, tmp_path):
         def shout(sid, data, sio=sio):
             sio.emit('heard', data)
 
-        http = greensio.make_server(greensio.WSGIApp(sio), '127.0.0.1', 0)
+        http = sio.http = greensio.make_server(greensio.WSGIApp(sio), '127.0.0.1', 0)
         http.start()
         servers.append(sio)
-        https.append(http)
     monkeypatch.setattr(BaseServer, 'sid_prefix', '')
     # this process's worker socket directory holds neither server: the queue is the only way across
     monkeypatch.setattr(forwarding, 'peers', forwarding.Peers(str(tmp_path / 'workers')))
-    balancer = ContraryBalancer([http.server_port for http in https])
+    balancer = ContraryBalancer([sio.http.server_port for sio in servers])
     try:
         yield f'http://127.0.0.1:{balancer.port}', servers
     finally:
         balancer.server.stop()
-        for http in https:
-            http.stop()
         for sio in servers:
+            sio.http.stop()
             sio.manager.close()
 
 
@@ -142,3 +144,18 @@ def test_a_sid_of_a_machine_that_is_gone_gets_the_usual_refusal(machines) -> Non
             r = requests.get(f'{url}/socket.io/?EIO=4&transport=polling&sid={sid}', timeout=10)
             assert r.status_code == 400 and r.json() == {'code': 1, 'message': 'Session ID unknown'}
             assert gevent.get_hub().loop.now() - started < forwarding.MEMBERSHIP_WAIT + 1
+
+
+def test_when_a_worker_dies_its_clients_are_let_go_and_new_ones_are_served(machines) -> None:
+    url, servers = machines
+    with JSClient() as js:
+        for n in range(2):  # the contrary balancer: c0 owned by one server, c1 by the other
+            js.connect(url, sock=f'c{n}', wait=True, opts={'forceNew': True, 'reconnection': False})
+            js.wait_for('upgrade', sock=f'c{n}', timeout=10)
+        dead = next(sio for sio in servers if js.state(sock='c0')['engine_sid'].startswith(sio.eio.sid_prefix))
+        dead.http.stop()  # the worker dies: its connections drop, it leaves the queue
+        dead.manager.close()
+        for n in range(2):  # c0's session lived there; c1's websocket passed through it
+            assert js.wait_for('disconnect', sock=f'c{n}', timeout=10)['reason'] == 'transport close'
+        js.connect(url, sock='c2', wait=True, opts={'forceNew': True})
+        assert js.call('echo', 'after', sock='c2') == ['after']

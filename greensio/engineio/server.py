@@ -36,6 +36,7 @@ from .._core.eio_server import CLOSED, EngineCore, Reason, ServerSession, genera
 from .._core.safejson import dumps as json_dumps
 from . import exceptions
 from .base_server import BaseServer
+from .direct import KeptAlive, PollingRoute
 
 _INF = float('inf')
 _monotonic = time.monotonic
@@ -402,11 +403,13 @@ class Server(BaseServer):
                                      scheme=environ.get('wsgi.url_scheme', 'http'), origin_verdict=verdict)
         if isinstance(route, eio_http.Poll):
             r = self._poll(route, headers.get('accept-encoding'))
-        elif isinstance(route, eio_http.Post):
+            return self._wsgi_answer(start_response, r, environ, keep_alive=True)
+        if isinstance(route, eio_http.Post):
             posted = self._post(route, lambda size: environ['wsgi.input'].read(size))
             # no body: nobody to answer either
             r = posted or eio_http.refuse(eio_http.BAD_REQUEST, close_connection=True).response()
-        elif isinstance(route, eio_http.Handshake):
+            return self._wsgi_answer(start_response, r, environ, keep_alive=True)
+        if isinstance(route, eio_http.Handshake):
             r = self._handshake(route, environ)
         elif isinstance(route, eio_http.WebSocketRequest):
             return self._websocket(route, environ, start_response)
@@ -465,8 +468,14 @@ class Server(BaseServer):
             with self._lock:
                 socket.state.poll_aborted()
 
-    def _wsgi_answer(self, start_response: Callable, r: Response, environ: dict) -> list[bytes]:
+    def _wsgi_answer(self, start_response: Callable, r: Response, environ: dict, keep_alive: bool = False) -> Any:
+        """Answer through WSGI; ``keep_alive``: a polling request, whose connection may then be kept (``direct``)."""
         headers = r.headers
+        if keep_alive and not r.close_connection:
+            kept = self._kept_alive(start_response, environ, r.body)
+            if kept is not None:
+                start_response(r.status_line, [*headers, ('Content-Length', str(len(r.body)))])
+                return kept
         if r.close_connection:
             headers = [*headers, ('Connection', 'close')]
             body = environ.get('wsgi.input')
@@ -478,6 +487,23 @@ class Server(BaseServer):
                 body.chunked_input = False
         start_response(r.status_line, headers)
         return [r.body]
+
+    def _kept_alive(self, start_response: Callable, environ: dict, body: bytes) -> KeptAlive | None:
+        """A result that serves the connection's next polling requests itself, when pywsgi calls this directly.
+
+        Not under greensio's own server, which answers them without WSGI from the start.
+        """
+        if self._gevent is None or 'greensio.nodelay' in environ or environ.get('SERVER_PROTOCOL') != 'HTTP/1.1':
+            return None
+        from gevent.pywsgi import WSGIHandler
+
+        handler = getattr(start_response, '__self__', None)
+        if not isinstance(handler, WSGIHandler):
+            return None
+        route = PollingRoute.of(handler.application)
+        if route is None or route.engine is not self:
+            return None
+        return KeptAlive(body, handler, route, environ.get('wsgi.url_scheme', 'http'))
 
     def _handshake(self, route: eio_http.Handshake, environ: dict) -> Response:
         sid = generate_sid()

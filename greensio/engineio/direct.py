@@ -241,54 +241,56 @@ class KeptAlive:
     def _serve(self, handler: Any) -> None:
         from gevent import pywsgi
 
-        rfile, sock, route = handler.rfile, handler.socket, self.route
-        engine = route.engine
         log = handler.server.log if type(handler).log_request is pywsgi.WSGIHandler.log_request else None
-        while True:
-            try:
-                buffered = rfile.peek(1)  # waits for the next request
-            except (OSError, ValueError):  # the peer left, or pywsgi closed the connection
-                return
-            end = buffered.find(b'\r\n\r\n')
-            if end < 0:
-                return  # a head not whole yet (or not HTTP): pywsgi reads it
-            head = buffered[:end + 4]
-            line_end = head.find(b'\r\n')
-            requestline = head[:line_end].decode('latin-1')
-            method, _, rest = requestline.partition(' ')
-            target, _, version = rest.partition(' ')
-            if version != 'HTTP/1.1':
-                return
-            headers = RequestHeaders(io.BytesIO(head[line_end + 2:]))
-            if headers.status or headers.get('expect') is not None:
-                return
-            query = route.takes(method, target, headers)
-            if query is None:
-                return
-            started = time.time()
-            taken = False
+        while self._serve_one(handler, log):
+            pass
 
-            def read(size: int) -> bytes:
-                nonlocal taken
-                if not taken:
-                    taken = True
-                    rfile.read(len(head))
-                return rfile.read(size)
+    def _serve_one(self, handler: Any, log: Any) -> bool:
+        """Answer the connection's next request if it is for this route; False to hand the connection back."""
+        rfile, route = handler.rfile, self.route
+        try:
+            buffered = rfile.peek(1)  # waits for the next request
+        except (OSError, ValueError):  # the peer left, or pywsgi closed the connection
+            return False
+        end = buffered.find(b'\r\n\r\n')
+        if end < 0:
+            return False  # a head not whole yet (or not HTTP): pywsgi reads it
+        head = buffered[:end + 4]
+        line_end = head.find(b'\r\n')
+        requestline = head[:line_end].decode('latin-1')
+        method, _, rest = requestline.partition(' ')
+        target, _, version = rest.partition(' ')
+        if version != 'HTTP/1.1':
+            return False
+        headers = RequestHeaders(io.BytesIO(head[line_end + 2:]))
+        if headers.status or headers.get('expect') is not None:
+            return False
+        query = route.takes(method, target, headers)
+        if query is None:
+            return False
+        started = time.time()
+        unread = [len(head)]  # the head stays in the buffer until the engine takes the request
 
-            r = engine.handle_polling(method, query, headers, self.scheme, read)
-            if r is NotImplemented:
-                return  # nothing read: pywsgi serves it through the application
-            if not taken:
-                rfile.read(len(head))
-            if r is None:  # the body never came: no answer, the connection closes
-                handler.close_connection = True
-                return
-            close = r.close_connection or (headers.get('connection') or '').lower() == 'close'
-            if not send_answer(engine, r, method, query, sock, close):
-                handler.close_connection = True
-                return
-            if log is not None:
-                log.write(access_line(handler.client_address, requestline, r.status_line, len(r.body), started))
-            if close:
-                handler.close_connection = True
-                return
+        def read(size: int) -> bytes:
+            if unread:
+                rfile.read(unread.pop())
+            return rfile.read(size)
+
+        engine = route.engine
+        r = engine.handle_polling(method, query, headers, self.scheme, read)
+        if r is NotImplemented:
+            return False  # nothing read: pywsgi serves it through the application
+        if unread:
+            rfile.read(unread.pop())
+        if r is None:  # the body never came: no answer, the connection closes
+            handler.close_connection = True
+            return False
+        close = r.close_connection or (headers.get('connection') or '').lower() == 'close'
+        if not send_answer(engine, r, method, query, handler.socket, close):
+            handler.close_connection = True
+            return False
+        if log is not None:
+            log.write(access_line(handler.client_address, requestline, r.status_line, len(r.body), started))
+        if close:
+            handler.close_connection = True
+        return not close

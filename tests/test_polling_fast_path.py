@@ -331,3 +331,31 @@ def test_pywsgi_kept_connection_reads_split_heads_and_refuses_like_the_wsgi_path
         assert _response(sock)[0] == 413
         assert rawclient.wait_eof(sock, timeout=3)
         assert len(ordinary) == 5  # the first POST and the poll (its own connection) only
+
+
+def test_pywsgi_own_handler_logs_the_requests_it_did_not_see():
+    import io
+
+    import gevent
+    from gevent import pywsgi
+
+    log = io.StringIO()
+    sio = _server()
+    server = pywsgi.WSGIServer(('127.0.0.1', 0), greensio.WSGIApp(sio), log=log)  # pywsgi's handler: polling only
+    server.start()
+    try:
+        session = _connected_session(f'http://127.0.0.1:{server.server_port}')
+        ordinary = ordinary_path(sio)
+        conn = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=5)
+        path = rawclient.eio_path(session.params)
+        for n in range(3):
+            conn.request('POST', path, body=f'42{n}["echo",{n}]')
+            assert conn.getresponse().read() == b'ok'
+        conn.close()
+        gevent.sleep(0.05)  # pywsgi logs the first request once the connection is handed back, here closed
+        assert len(ordinary) == 1
+    finally:
+        server.stop(timeout=1)
+    posts = [line for line in log.getvalue().splitlines() if '"POST /socket.io/?EIO=4&transport=polling&sid=' in line]
+    assert len(posts) == 4, posts  # the namespace connect, and the three events
+    assert len([line for line in posts if ' 200 2 ' in line]) == 2, posts  # pywsgi counts the head in its own

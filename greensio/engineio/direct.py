@@ -17,8 +17,10 @@ send.  Two servers do so:
   itself.  It looks at each request head in the connection's read buffer
   before taking it; anything else (a handshake, an upgrade, another URL, a
   head not yet whole) is left there for pywsgi to read, as if nothing had
-  happened.  Such requests leave no line in the access log of a handler
-  that is not pywsgi's own.
+  happened.  pywsgi's own handler gets an access-log line for each such
+  request, in its format; gevent-websocket's (whose log shows nothing unless
+  in debug mode) gets none.  The line of the request whose result this is
+  comes when the connection is handed back, timed up to then.
 """
 
 from __future__ import annotations

@@ -359,3 +359,28 @@ def test_pywsgi_own_handler_logs_the_requests_it_did_not_see():
     posts = [line for line in log.getvalue().splitlines() if '"POST /socket.io/?EIO=4&transport=polling&sid=' in line]
     assert len(posts) == 4, posts  # the namespace connect, and the three events
     assert len([line for line in posts if ' 200 2 ' in line]) == 2, posts  # pywsgi counts the head in its own
+
+
+def test_pywsgi_connections_get_tcp_nodelay():
+    from gevent import pywsgi
+    from geventwebsocket.handler import WebSocketHandler
+
+    accepted = []
+
+    class Recording(WebSocketHandler):
+        def handle(self):
+            accepted.append(self.socket)
+            super().handle()
+
+    server = pywsgi.WSGIServer(('127.0.0.1', 0), greensio.WSGIApp(_server()), handler_class=Recording, log=None)
+    server.start()
+    try:
+        session = _connected_session(f'http://127.0.0.1:{server.server_port}')
+        conn = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=5)
+        conn.request('POST', rawclient.eio_path(session.params), body='421["echo",1]')
+        assert conn.getresponse().read() == b'ok'
+        # pywsgi writes a head and its body in two sends: without TCP_NODELAY the body waits for a delayed ACK
+        assert accepted[-1].getsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY) == 1
+        conn.close()
+    finally:
+        server.stop(timeout=1)

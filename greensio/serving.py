@@ -15,8 +15,6 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from datetime import datetime
-from email.utils import formatdate
 from typing import Any
 
 import gevent
@@ -25,8 +23,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from . import forwarding
 from ._core.eio_http import parse_query
-from .engineio.middleware import WSGIApp
-from .engineio.server import Server
+from .engineio.direct import PollingRoute, RequestHeaders, access_line, send_answer
 
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for
 #: the whole life of every websocket client, this one too but at half.
@@ -38,142 +35,6 @@ REQUEST_BUFFER = 4096
 #: responses of long-polling requests served by the fast path are bounded too;
 #: a websocket drops it at the upgrade (the heartbeat watches it from then on).
 IDLE_TIMEOUT = 60.0
-#: Request header lines and line length accepted (http.client's limits).
-MAX_HEADERS = 100
-MAX_HEADER_LINE = 65536
-
-
-class RequestHeaders:
-    """What pywsgi reads of a request's headers, parsed without the email package.
-
-    pywsgi parses headers with ``http.client.parse_headers`` (~50 µs a
-    request here, a large share of a long-polling round trip); this keeps its
-    interface (``status``, ``get``, ``getheader``, ``headers``, ``typeheader``,
-    deleting a header) at about a tenth of the cost.
-    """
-
-    def __init__(self, fp: Any, *args: Any) -> None:
-        self.status = ''
-        self._items: list[tuple[str, str]] = []
-        for _ in range(MAX_HEADERS + 1):
-            line = fp.readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                self.status = 'Line too long'
-                return
-            if line in (b'\r\n', b'\n', b''):
-                self.status = self._framing_fault()
-                return
-            text = line.decode('latin-1')
-            if text[0] in ' \t' and self._items:  # obsolete line folding
-                name, value = self._items.pop()
-                self._items.append((name, value + ' ' + text.strip()))
-                continue
-            name, sep, value = text.partition(':')
-            if not sep or not name or name != name.strip():
-                self.status = 'Invalid header line'
-                return
-            self._items.append((name, value.strip()))
-        self.status = 'Too many headers'
-
-    def _framing_fault(self) -> str:
-        """Why the length of the request's body is in doubt ('' when it is not).
-
-        A proxy in front may frame such a request otherwise than pywsgi (which
-        keeps the first of two Content-Length headers, parses one with
-        ``int()``, so ``+5`` and ``5_0`` pass, and drops it silently when the
-        body is chunked): what one side takes for body the other serves as a
-        request of its own, which is request smuggling.  A non-empty status
-        makes pywsgi answer 400 and close the connection.
-        """
-        length = coding = None
-        for key, value in self._items:
-            if len(key) == 14 and key.lower() == 'content-length':
-                if length is not None:
-                    return 'Duplicate Content-Length'
-                length = value
-            elif len(key) == 17 and key.lower() == 'transfer-encoding':
-                if coding is not None:
-                    return 'Duplicate Transfer-Encoding'
-                coding = value
-        if coding is not None:
-            if length is not None:
-                return 'Content-Length with Transfer-Encoding'
-            if coding.lower() != 'chunked':  # pywsgi decodes chunked alone
-                return 'Unsupported Transfer-Encoding'
-        elif length is not None and not (length.isascii() and length.isdigit()):
-            return 'Invalid Content-Length'
-        return ''
-
-    def get(self, name: str, default: Any = None) -> Any:
-        index = self.__dict__.get('_index')
-        if index is None:
-            index = self._index = {}
-            for key, value in self._items:
-                index.setdefault(key.lower(), value)
-        return index.get(name.lower(), default)
-
-    getheader = get
-
-    def items(self) -> list[tuple[str, str]]:
-        # gunicorn's access log (greensio.gunicorn) reads the headers this way
-        return list(self._items)
-
-    def __delitem__(self, name: str) -> None:
-        name = name.lower()
-        self._items = [item for item in self._items if item[0].lower() != name]
-        self.__dict__.pop('_index', None)
-
-    @property
-    def headers(self) -> list[str]:
-        return [f'{key}: {value}\r\n' for key, value in self._items]
-
-    @property
-    def typeheader(self) -> str | None:
-        return self.get('content-type')
-
-
-class _PollingRoute:
-    """Where a server's long-polling requests go, found once per server.
-
-    Set when the served app is a plain ``WSGIApp`` (possibly behind a Flask
-    app's ``wsgi_app``) of a green Engine.IO server, or of a greensio server
-    on one.
-    """
-
-    def __init__(self, path: str, engine: Server, server: Any) -> None:
-        self.path = path
-        self.engine = engine
-        self.server = server  # the Socket.IO server, or the Engine.IO one
-
-    @classmethod
-    def of(cls, application: Any) -> _PollingRoute | None:
-        for app in (application, getattr(application, 'wsgi_app', None)):
-            if isinstance(app, WSGIApp) and _may_skip(type(app)):
-                engine = getattr(app.engineio_app, 'eio', app.engineio_app)
-                if isinstance(engine, Server) and engine.async_mode == 'gevent':
-                    return cls(app.engineio_path, engine, app.engineio_app)
-        return None
-
-
-def _may_skip(app_class: type) -> bool:
-    """Whether polling requests of existing sessions may bypass this WSGI app.
-
-    A class says so with ``fast_polling``; one that overrides ``__call__``
-    without saying is given every request.
-    """
-    return vars(app_class).get('fast_polling', app_class.__call__ is WSGIApp.__call__)
-
-
-_date_cache: list[Any] = [0, '']
-
-
-def _http_date() -> str:
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[:] = [now, formatdate(now, usegmt=True)]
-    return _date_cache[1]
-
-
 class GreenHandler(WebSocketHandler):
     """gevent-websocket's handler, tuned for Engine.IO's small responses.
 
@@ -262,11 +123,11 @@ class GreenHandler(WebSocketHandler):
         route = self._polling_route()  # the owner may be a worker of another machine
         return route is not None and forwarding.forward_over_queue(self, route.server, sid)
 
-    def _polling_route(self) -> _PollingRoute | None:
+    def _polling_route(self) -> PollingRoute | None:
         server = self.server
         route = server.__dict__.get('greensio_route', False)
         if route is False:
-            route = server.greensio_route = _PollingRoute.of(server.application)
+            route = server.greensio_route = PollingRoute.of(server.application)
         return route
 
     def _serve_polling(self) -> bool:
@@ -275,15 +136,10 @@ class GreenHandler(WebSocketHandler):
         route = self._polling_route()
         if route is None:
             return False
-        path, _, query = self.path.partition('?')
-        if path != route.path or 'sid=' not in query:
+        command, headers = self.command, self.headers
+        query = route.takes(command, self.path, headers)
+        if query is None:
             return False
-        headers = self.headers
-        if headers.get('upgrade') is not None or headers.get('transfer-encoding') is not None:
-            return False
-        command = self.command
-        if command != 'POST' and headers.get('content-length') not in (None, '0'):
-            return False  # a body nobody would read
         self.time_start = time.time()
         engine = route.engine
         r = engine.handle_polling(command, query, headers, self.server.environ['wsgi.url_scheme'], self.rfile.read)
@@ -292,39 +148,19 @@ class GreenHandler(WebSocketHandler):
         if r is None:  # the body never came: no answer, the connection closes
             self.close_connection = True
             return True
-        body = r.body
-        head = [f'HTTP/1.1 {r.status_line}\r\n']
-        for name, value in r.headers:
-            head.append(f'{name}: {value}\r\n')
-        head.append(f'Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n')
-        if r.close_connection or self.close_connection:  # the client may ask for it too
+        if r.close_connection:
             self.close_connection = True
-            head.append('Connection: close\r\n')
-        head.append('\r\n')
-        data = ''.join(head).encode('latin-1') + body
-        try:
-            # one send() is enough for a small response; gevent's sendall()
-            # adds a getsockopt() system call and chunking on every call
-            sent = self.socket.send(data)
-            if sent < len(data):
-                self.socket.sendall(memoryview(data)[sent:])
-        except OSError:
+        if not send_answer(engine, r, command, query, self.socket, self.close_connection):
             self.close_connection = True
-            if command == 'GET' and r.status == 200:
-                engine.polling_lost(parse_query(query).get('sid', ''))
             return True
         if getattr(self.server, 'access_log', True):
             self.time_finish = time.time()
-            self.log_direct(r.status_line, len(body))
+            self.log_direct(r.status_line, len(r.body))
         return True
 
     def log_direct(self, status: str, length: int) -> None:
         """The access-log line of a request answered without WSGI (pywsgi's format)."""
-        delta = self.time_finish - self.time_start
-        client = self.client_address[0] if isinstance(self.client_address, tuple) else self.client_address
-        now = datetime.now().replace(microsecond=0)
-        self.server.log.write(f'{client or "-"} - - [{now}] "{self.requestline}" {status.split()[0]} '
-                              f'{length or "-"} {delta:.6f}\n')
+        self.server.log.write(access_line(self.client_address, self.requestline, status, length, self.time_start))
 
     def log_request(self) -> None:
         # pywsgi's access log, to the server's ``log``.  gevent-websocket's

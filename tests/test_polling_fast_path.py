@@ -239,3 +239,148 @@ def test_connections_in_use_are_not_cut_by_the_idle_timeout(short_idle):
         assert client.recv_sio() == '31["still here"]'
     finally:
         client.close()
+
+
+# -- the drop-in deployment: gevent's pywsgi with gevent-websocket's handler ------------------------
+
+
+@pytest.fixture
+def pywsgi_serve():
+    """``pywsgi.WSGIServer(..., handler_class=geventwebsocket.handler.WebSocketHandler)``, python-socketio's way."""
+    from gevent import pywsgi
+    from geventwebsocket.handler import WebSocketHandler
+
+    servers = []
+
+    def start(app):
+        server = pywsgi.WSGIServer(('127.0.0.1', 0), app, handler_class=WebSocketHandler, log=None)
+        server.start()
+        servers.append(server)
+        return server.server_port
+
+    yield start
+    for server in servers:
+        server.stop(timeout=1)
+
+
+def _other_app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'other ' + environ['PATH_INFO'].encode()]
+
+
+def test_pywsgi_keeps_serving_polling_on_the_connection_and_hands_back_the_rest(pywsgi_serve):
+    sio = _server()
+    port = pywsgi_serve(greensio.WSGIApp(sio, _other_app))
+    session = _connected_session(f'http://127.0.0.1:{port}')
+    ordinary = ordinary_path(sio)
+    path = rawclient.eio_path(session.params)
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+    try:
+        for round_ in range(2):
+            for n in range(3):
+                conn.request('POST', path, body=f'42{n}["echo",{n}]')
+                response = conn.getresponse()
+                assert response.read() == b'ok' and response.getheader('content-length') == '2'
+                conn.request('GET', path)
+                assert conn.getresponse().read().decode() == f'43{n}[{n}]'
+            # the first polling request of the connection took the WSGI path, the others did not
+            assert len(ordinary) == round_ + 1
+            # another URL on the same connection reaches the application
+            conn.request('GET', '/elsewhere')
+            assert conn.getresponse().read() == b'other /elsewhere'
+        conn.request('POST', path, body='42["echo",8]')
+        assert conn.getresponse().read() == b'ok'
+        conn.request('POST', path, body='42["echo",9]', headers={'Connection': 'close'})
+        response = conn.getresponse()
+        assert response.getheader('connection') == 'close' and response.read() == b'ok'
+        assert conn.sock is None or conn.sock.recv(1) == b''  # the server hung up
+    finally:
+        conn.close()
+
+
+def _response(sock):
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
+
+
+def test_pywsgi_kept_connection_reads_split_heads_and_refuses_like_the_wsgi_path(pywsgi_serve):
+    sio = _server(cors_allowed_origins=lambda origin: origin == 'http://good.example', max_http_buffer_size=100)
+    port = pywsgi_serve(greensio.WSGIApp(sio))
+    session = _connected_session(f'http://127.0.0.1:{port}')
+    ordinary = ordinary_path(sio)
+    path = rawclient.eio_path(session.params).encode()
+    with socketlib.create_connection(('127.0.0.1', port), timeout=5) as sock:
+        sock.sendall(b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n421["echo",1]')
+        assert _response(sock) == (200, b'ok')
+        # a head that comes in two pieces is read whole
+        sock.sendall(b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\n')
+        sock.sendall(b'Content-Length: 13\r\n\r\n422["echo",2]')
+        assert _response(sock) == (200, b'ok')
+        # a callable allow-list sees each request's environ
+        sock.sendall(b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n'
+                     b'Content-Length: 13\r\n\r\n423["echo",3]')
+        assert _response(sock)[0] == 403
+        assert len(ordinary) == 3
+    with socketlib.create_connection(('127.0.0.1', port), timeout=5) as sock:
+        sock.sendall(b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n424["echo",4]')
+        assert _response(sock) == (200, b'ok')
+        assert session.poll_packets() == ['431[1]', '432[2]', '434[4]']
+        # a body over max_http_buffer_size is not read: the connection ends after the refusal
+        sock.sendall(b'POST ' + path + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n42')
+        assert _response(sock)[0] == 413
+        assert rawclient.wait_eof(sock, timeout=3)
+        assert len(ordinary) == 5  # the first POST and the poll (its own connection) only
+
+
+def test_pywsgi_own_handler_logs_the_requests_it_did_not_see():
+    import io
+
+    import gevent
+    from gevent import pywsgi
+
+    log = io.StringIO()
+    sio = _server()
+    server = pywsgi.WSGIServer(('127.0.0.1', 0), greensio.WSGIApp(sio), log=log)  # pywsgi's handler: polling only
+    server.start()
+    try:
+        session = _connected_session(f'http://127.0.0.1:{server.server_port}')
+        ordinary = ordinary_path(sio)
+        conn = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=5)
+        path = rawclient.eio_path(session.params)
+        for n in range(3):
+            conn.request('POST', path, body=f'42{n}["echo",{n}]')
+            assert conn.getresponse().read() == b'ok'
+        conn.close()
+        gevent.sleep(0.05)  # pywsgi logs the first request once the connection is handed back, here closed
+        assert len(ordinary) == 1
+    finally:
+        server.stop(timeout=1)
+    posts = [line for line in log.getvalue().splitlines() if '"POST /socket.io/?EIO=4&transport=polling&sid=' in line]
+    assert len(posts) == 4, posts  # the namespace connect, and the three events
+    assert len([line for line in posts if ' 200 2 ' in line]) == 2, posts  # pywsgi counts the head in its own
+
+
+def test_pywsgi_connections_get_tcp_nodelay():
+    from gevent import pywsgi
+    from geventwebsocket.handler import WebSocketHandler
+
+    accepted = []
+
+    class Recording(WebSocketHandler):
+        def handle(self):
+            accepted.append(self.socket)
+            super().handle()
+
+    server = pywsgi.WSGIServer(('127.0.0.1', 0), greensio.WSGIApp(_server()), handler_class=Recording, log=None)
+    server.start()
+    try:
+        session = _connected_session(f'http://127.0.0.1:{server.server_port}')
+        conn = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=5)
+        conn.request('POST', rawclient.eio_path(session.params), body='421["echo",1]')
+        assert conn.getresponse().read() == b'ok'
+        # pywsgi writes a head and its body in two sends: without TCP_NODELAY the body waits for a delayed ACK
+        assert accepted[-1].getsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY) == 1
+        conn.close()
+    finally:
+        server.stop(timeout=1)

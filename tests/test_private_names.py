@@ -18,7 +18,12 @@ underscore that their library does not document.  gevent-websocket's
 transport; pywsgi's ``environ['wsgi.input']`` gives its connection's reader
 (``rfile``, for TCP_NODELAY once per connection) and, for a refused body,
 ``content_length``/``position``/``chunked_input`` so that pywsgi does not
-read a body nobody wants before closing.
+read a body nobody wants before closing.  A long-polling answer's WSGI result
+(``engineio.direct.KeptAlive``) reaches pywsgi's handler as
+``start_response.__self__`` and reads its ``application``, ``result``,
+``headers_sent``, ``rfile``, ``socket``, ``server.log`` and
+``client_address``, and sets ``close_connection``, to go on serving the
+connection's next polling requests.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ class WSGIApp:
     :param engineio_path: the endpoint, ``'engine.io'`` by default.
     """
 
-    #: greensio's server may answer long-polling requests of existing
-    #: sessions without calling this app (see ``greensio.serving``); a
+    #: greensio's server, or a keep-alive connection of another pywsgi
+    #: handler, may answer long-polling requests of existing sessions
+    #: without calling this app (see ``greensio.engineio.direct``); a
     #: subclass that must see every request sets this to False
     fast_polling = True
 

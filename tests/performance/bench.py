@@ -161,6 +161,29 @@ def read_cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def read_tree_cpu_ticks(pid: int) -> int:
+    """CPU ticks of a process and all its descendants alive now (a gunicorn master and its worker)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    stat = f.read()
+            except OSError:  # gone meanwhile
+                continue
+            ppid = int(stat[stat.rindex(')') + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += read_cpu_ticks(pid)
+        except OSError:
+            continue
+        todo.extend(children.get(pid, ()))
+    return total
+
+
 def read_rss_kib(pid: int) -> int:
     with open(f'/proc/{pid}/status') as f:
         for line in f:
@@ -319,10 +342,10 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
 
         rss0 = read_rss_kib(server.pid)
         m0 = read_machine_busy_ticks()
-        s0, l0, t0 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
+        s0, l0, t0 = read_tree_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         loadgen.send('go')
         end = loadgen.expect('phase', 'end', end_timeout)
-        s1, l1, t1 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
+        s1, l1, t1 = read_tree_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         m1 = read_machine_busy_ticks()
         rss1 = read_rss_kib(server.pid)
         if scen.name == 'idle':

@@ -171,6 +171,36 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def gunicorn_app():
+    """The app of a gunicorn worker (``BENCH_SERVE=gunicorn``): the impl comes from ``BENCH_IMPL``."""
+    socketio = import_impl(os.environ['BENCH_IMPL'])
+    return socketio.WSGIApp(build_app(socketio))
+
+
+def serve_gunicorn(impl: str, port: int) -> int:
+    """Both implementations on one gunicorn worker of gevent-websocket's class, python-socketio's documented way.
+
+    gunicorn runs as a child (master + one worker); the harness counts the CPU of this whole process tree.
+    """
+    import subprocess
+
+    worker = 'geventwebsocket.gunicorn.workers.GeventWebSocketWorker'
+    proc = subprocess.Popen([sys.executable, '-m', 'gunicorn', '-k', worker, '-w', '1', '-b', f'{HOST}:{port}',
+                             '--chdir', os.path.dirname(os.path.abspath(__file__)), 'server_app:gunicorn_app()'],
+                            env={**os.environ, 'BENCH_IMPL': impl}, stdout=sys.stderr)
+    try:
+        if not wait_listening(HOST, port, READY_TIMEOUT_S):
+            print(f'gunicorn did not listen on port {port}', file=sys.stderr)
+            return 1
+        print(json.dumps({'ready': True, 'port': port, 'impl': impl, 'serving': f'gunicorn -k {worker}',
+                          'pid': os.getpid()}), flush=True)
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--impl', required=True, choices=['greensio', 'greensio+metrics', 'greensio+recovery', 'socketio'])
@@ -179,6 +209,8 @@ def main() -> int:
     args = parser.parse_args()
 
     raise_fd_limit()
+    if os.environ.get('BENCH_SERVE') == 'gunicorn':
+        return serve_gunicorn(args.impl, args.port)
     socketio = import_impl(args.impl)
     sio = build_app(socketio, **({'connection_state_recovery': True} if args.impl == 'greensio+recovery' else {}))
     app = socketio.WSGIApp(sio)

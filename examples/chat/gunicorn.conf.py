@@ -49,4 +49,4 @@ def on_starting(server):
 def post_fork(server, worker):
     """Tell the page which transports it may use (see the module docstring)."""
     if server.cfg.workers > 1:
-        os.environ['CHAT_TRANSPORTS'] = 'websocket'
+        os.environ.setdefault('CHAT_TRANSPORTS', 'websocket')

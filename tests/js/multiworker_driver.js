@@ -7,7 +7,7 @@
 // {"phase":"error"} and exits 1.  --timeout bounds the whole run.
 //
 // --mode scenario (the default; counts default to the full size: 100 clients x 1,000 events):
-//   1. connect --clients clients; each asks `whoami` (the pid of the worker that
+//   1. connect --clients clients (those not connected after --wait s are given up); each asks `whoami` (the pid of the worker that
 //      owns its session); prints {"phase":"connected","workers":{pid:clients}}
 //   2. each client emits --events `echo` events with acks, --window in flight,
 //      until all are answered or --deadline seconds pass; prints {"phase":"halfway"}
@@ -15,7 +15,7 @@
 //   3. waits (up to --wait s) until every client is connected again (with
 //      --reconnect 1 a dropped client reconnects, otherwise it stays down), asks
 //      `whoami` again, prints {"phase":"echoed"} and waits for a line on stdin
-//   4. the first client emits --broadcasts `broadcast` events, each after the
+//   4. the first client still connected emits --broadcasts `broadcast` events, each after the
 //      previous one's ack; the server sends each to every client as `bcast`
 //      {source:"client",seq}; meanwhile the other side of stdin publishes --external
 //      `bcast` {source:"external",seq} of its own
@@ -95,7 +95,7 @@ function clientOptions(index) {
   return o;
 }
 
-function connectOne(index) {
+function connectOne(index, deadline) {
   const c = { index, pids: [], acked: 0, ackFailed: 0, wrong: 0, disconnects: [],
     received: { client: [], external: [] } };
   c.socket = io(opts.url, clientOptions(index));
@@ -106,7 +106,7 @@ function connectOne(index) {
   c.socket.on('bcast', (m) => c.received[m.source].push(m.seq));
   // a client that cannot connect is reported, not fatal: its errors are the finding
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, opts.wait * 1000);
+    const timer = setTimeout(resolve, Math.max(0, deadline - now()) * 1000);
     const done = () => {
       clearTimeout(timer);
       resolve();
@@ -120,9 +120,10 @@ function connectOne(index) {
 const live = (c) => c.socket.connected || Boolean(opts.reconnect);
 
 async function connectMany(n) {
+  const deadline = now() + opts.wait;
   let next = 0;
   const lane = async () => {
-    while (next < n) await connectOne(next++);
+    while (next < n) await connectOne(next++, deadline);
   };
   await Promise.all(Array.from({ length: Math.min(n, opts.connectConcurrency) }, lane));
 }
@@ -178,6 +179,7 @@ async function echoes() {
     const state = { next: 0 };
     return Promise.all(Array.from({ length: opts.window }, () => lane(c, state)));
   }));
+  if (!halfway) say({ phase: 'halfway' }); // most of them failed: still one "halfway" before "echoed"
 }
 
 async function scenario() {
@@ -191,9 +193,10 @@ async function scenario() {
   await Promise.all(clients.map(whoami));
   say({ phase: 'echoed', seconds: echoSeconds, workers: workers() });
   if ((await nextLine()) === null) process.exit(0);
-  for (let seq = 0; seq < opts.broadcasts; seq++) {
+  const sender = clients.find(live);
+  for (let seq = 0; sender && seq < opts.broadcasts; seq++) {
     try {
-      await clients[0].socket.timeout(opts.ackTimeout).emitWithAck('broadcast', { source: 'client', seq });
+      await sender.socket.timeout(opts.ackTimeout).emitWithAck('broadcast', { source: 'client', seq });
     } catch (err) {
       noteError(err);
     }

@@ -47,7 +47,7 @@ def nginx_executable() -> str | None:
 def gunicorn_app(workers: int, channel: str) -> contextlib.AbstractContextManager[tuple[str, Any]]:
     """gunicorn with ``workers`` greensio workers serving ``multiworker_app``; yields ``(url, proc)``."""
     args = ['--worker-class', 'greensio.gunicorn.GeventWebSocketWorker', '--chdir', HERE,
-            '--graceful-timeout', '3', 'multiworker_app:app']
+            '--graceful-timeout', '1', 'multiworker_app:app']
     return gunicorn(args, workers, MULTIWORKER_CHANNEL=channel, MULTIWORKER_AMQP=AMQP_URL)
 
 

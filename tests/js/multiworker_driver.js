@@ -46,12 +46,13 @@ for (let i = 2; i < process.argv.length; i += 2) {
 }
 
 const clients = [];
+const errors = {}; // error text -> how many times
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
 function fail(err) {
-  say({ phase: 'error', error: String(err && err.stack ? err.stack : err) });
+  say({ phase: 'error', error: String(err && err.stack ? err.stack : err), errors });
   for (const c of clients) c.socket.disconnect();
   process.exit(1);
 }
@@ -68,7 +69,6 @@ const nextLine = () => (stdin.length ? Promise.resolve(stdin.shift())
   : new Promise((resolve) => stdinWaiters.push(resolve)));
 
 // "<reason> <status or cause> <response body>": a refused poll shows the server's own words
-const errors = {};
 function noteError(err) {
   const parts = [err && err.message ? err.message : String(err)];
   const cause = err && err.description;
@@ -234,6 +234,8 @@ async function closedLoop(seconds, latencies) {
 
 async function rtt() {
   await connectMany(opts.clients);
+  const down = clients.filter((c) => !c.socket.connected).length;
+  if (down) throw new Error(`${down} of ${clients.length} clients did not connect: ${JSON.stringify(errors)}`);
   await Promise.all(clients.map(whoami));
   await closedLoop(opts.warmup, []);
   const latencies = [];
@@ -247,7 +249,8 @@ async function rtt() {
 
 const modes = { scenario, rtt };
 if (!modes[opts.mode]) fail(`unknown --mode ${opts.mode}`);
-modes[opts.mode]().then(() => {
+modes[opts.mode]().then(async () => {
   for (const c of clients) c.socket.disconnect();
+  await sleep(200); // the close packets' requests, so that no worker waits on a dead long-poll when it stops
   process.exit(0);
 }, fail);

@@ -4,7 +4,8 @@ The pieces of the several-worker tests (``test_multiworker.py``) and
 benchmark (``tests/performance/bench_nosticky.py``):
 
 - :func:`gunicorn_app`: gunicorn serving ``multiworker_app.py`` with N greensio
-  workers on one port-0 socket, once every worker has booted;
+  workers on one port-0 socket, once every worker has booted (:func:`gunicorns`:
+  several of them);
 - :func:`nginx`: Debian's nginx in front of one or more of those, round-robin or
   ``ip_hash``, with its config, pid and logs in a temporary directory, on a socket
   bound here (port 0) that it inherits;
@@ -49,6 +50,19 @@ def gunicorn_app(workers: int, channel: str) -> contextlib.AbstractContextManage
     args = ['--worker-class', 'greensio.gunicorn.GeventWebSocketWorker', '--chdir', HERE,
             '--graceful-timeout', '1', 'multiworker_app:app']
     return gunicorn(args, workers, MULTIWORKER_CHANNEL=channel, MULTIWORKER_AMQP=AMQP_URL)
+
+
+@contextlib.contextmanager
+def gunicorns(count: int, workers: int, channel: str) -> Iterator[list[tuple[str, Any]]]:
+    """``count`` instances of :func:`gunicorn_app`, started and stopped side by side; yields their ``(url, proc)``."""
+    managers = [gunicorn_app(workers, channel) for _ in range(count)]
+    starts = [gevent.spawn(manager.__enter__) for manager in managers]
+    gevent.joinall(starts)
+    try:
+        yield [start.get() for start in starts]  # the first failure to start, if any, raised here
+    finally:
+        gevent.joinall([gevent.spawn(manager.__exit__, None, None, None)
+                        for manager, start in zip(managers, starts) if start.successful()])
 
 
 def booted_pids(proc: Any) -> list[int]:
@@ -174,9 +188,12 @@ class Driver:
         self.proc.stdin.flush()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        self.proc.stdin.close()  # the driver disconnects its clients and exits, or has already
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.proc.wait(5)
+            self.proc.wait(5)
         gevent.joinall(self._readers, timeout=2)
 
 

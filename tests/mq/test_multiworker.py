@@ -23,7 +23,13 @@ import signal
 import subprocess
 
 import pytest
-from demo_process import BROWSER_DIR, BROWSER_SOCKETIO_JS, CHROMIUM, browser_skip_reason, gunicorn_chat
+from demo_process import (
+    BROWSER_DIR,
+    BROWSER_SOCKETIO_JS,
+    CHROMIUM,
+    browser_skip_reason,
+    gunicorn_chat,
+)
 from jsclient import skip_reason
 
 from .conftest import needs_rabbitmq
@@ -32,6 +38,7 @@ from .multiworker import (
     booted_pids,
     channel,
     gunicorn_app,
+    gunicorns,
     lost_anything,
     nginx,
     nginx_executable,
@@ -93,13 +100,12 @@ def test_one_worker(transports):
 @pytest.mark.parametrize('transports', TRANSPORTS)
 def test_nginx_ip_hash_in_front_of_two_single_worker_gunicorns(transports):
     with channel() as name:
-        with gunicorn_app(1, name) as (url_a, proc_a), gunicorn_app(1, name) as (url_b, proc_b), \
-                nginx([url_a, url_b], sticky=True) as url:
+        with gunicorns(2, 1, name) as instances, nginx([url for url, _ in instances], sticky=True) as url:
             result = run(url, name, transports, spread=True)
         assert_nothing_lost(result, transports)
         # both instances had clients, so broadcasts crossed the message queue
-        assert workers_of(result) == set(booted_pids(proc_a) + booted_pids(proc_b))
-        assert_clean_log(proc_a, proc_b)
+        assert workers_of(result) == {pid for _, proc in instances for pid in booted_pids(proc)}
+        assert_clean_log(*(proc for _, proc in instances))
 
 
 @needs_forwarding
@@ -118,12 +124,11 @@ def test_four_gunicorn_workers_on_one_socket(transports):
 @pytest.mark.parametrize('transports', TRANSPORTS)
 def test_nginx_round_robin_in_front_of_two_gunicorns_of_two_workers(transports):
     with channel() as name:
-        with gunicorn_app(2, name) as (url_a, proc_a), gunicorn_app(2, name) as (url_b, proc_b), \
-                nginx([url_a, url_b], sticky=False) as url:
+        with gunicorns(2, 2, name) as instances, nginx([url for url, _ in instances], sticky=False) as url:
             result = run(url, name, transports)
         assert_nothing_lost(result, transports)
         assert len(workers_of(result)) > 2, 'sessions are owned by the workers of one instance only'
-        assert_clean_log(proc_a, proc_b)
+        assert_clean_log(*(proc for _, proc in instances))
 
 
 @pytest.mark.parametrize('transports', [
@@ -139,11 +144,10 @@ def test_a_worker_killed_mid_stream(transports):
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
-    with channel() as name:
-        with gunicorn_app(4, name) as (url, proc):
-            result = run(url, name, transports, reconnect=True, ack_timeout=5000, deadline=10, wait=10,
-                         on_halfway=kill_busiest)
-            booted = booted_pids(proc)
+    with channel() as name, gunicorn_app(4, name) as (url, proc):
+        result = run(url, name, transports, reconnect=True, ack_timeout=5000, deadline=10, wait=10,
+                     on_halfway=kill_busiest)
+        booted = booted_pids(proc)
     victims = [c for c in result['clients'] if c['pids'][0] == killed[0]]
     others = [c for c in result['clients'] if c['pids'][0] != killed[0]]
     assert victims and others, result['connected']

@@ -7,16 +7,17 @@
 // {"phase":"error"} and exits 1.  --timeout bounds the whole run.
 //
 // --mode scenario (the default; counts default to the full size: 100 clients x 1,000 events):
-//   1. connect --clients clients (those not connected after --wait s are given up); each asks `whoami` (the pid of the worker that
-//      owns its session); prints {"phase":"connected","workers":{pid:clients}}
+//   1. connect --clients clients (those not connected after --wait s are given up);
+//      each asks `whoami` (the pid of the worker that owns its session); prints
+//      {"phase":"connected","workers":{pid:clients}}
 //   2. each client emits --events `echo` events with acks, --window in flight,
 //      until all are answered or --deadline seconds pass; prints {"phase":"halfway"}
 //      once half of all the acks are in
 //   3. waits (up to --wait s) until every client is connected again (with
 //      --reconnect 1 a dropped client reconnects, otherwise it stays down), asks
 //      `whoami` again, prints {"phase":"echoed"} and waits for a line on stdin
-//   4. the first client still connected emits --broadcasts `broadcast` events, each after the
-//      previous one's ack; the server sends each to every client as `bcast`
+//   4. the first client still connected emits --broadcasts `broadcast` events, each
+//      after the previous one's ack; the server sends each to every client as `bcast`
 //      {source:"client",seq}; meanwhile the other side of stdin publishes --external
 //      `bcast` {source:"external",seq} of its own
 //   5. waits (up to --wait s) until every client has them all, then --linger ms
@@ -141,7 +142,7 @@ function workers() {
   const counts = {};
   for (const c of clients) {
     const pid = c.pids[c.pids.length - 1];
-    counts[pid] = (counts[pid] || 0) + 1;
+    if (pid !== undefined) counts[pid] = (counts[pid] || 0) + 1;
   }
   return counts;
 }

@@ -1,39 +1,47 @@
-"""Several workers on one machine without sticky sessions (integration ring).
+"""Several workers without sticky sessions (integration ring).
 
 A long-polling client sends each request of its session on whatever
 connection its HTTP agent has free, and a balancer (gunicorn's accept loop,
 nginx's round-robin) hands it to whatever worker is free: the session's
 state lives in one worker only.  Each worker here has a *tag*, eight
-characters that start every session id it issues, and listens on a unix
-socket named after the tag in a directory private to the user.  A request
-whose sid names another worker's tag is passed to that worker's socket as it
-came and its answer passed back; a websocket upgrade is spliced, byte for
-byte, for the life of the connection.  The owner serves a forwarded request
-like any other.
+characters that start every session id it issues and its message-queue host
+id.
+
+On one machine each worker listens on a unix socket named after its tag, in
+a directory private to the user.  A worker that receives a request naming
+another worker's session hands the *connection* over to the owner (its file
+descriptor, with the bytes already read from it) and forgets it: the owner
+answers the request, and the client's later requests on that connection go
+straight to the owner.  Nothing of the session then depends on the worker
+that received it first, and a websocket upgrade is simply served by the
+owner.
 
 Between machines the message queue carries the request instead (a
 ``greensio.request`` of kind ``forward``, which only the owner answers), and
 a websocket upgrade is accepted where it arrives and relayed message by
-message (``greensio.relay``); a worker's queue host id starts with its tag,
-so the owner is found among the live workers.
+message (``greensio.relay``); the owner is found among the live workers by
+the tag its host id starts with.
 
-A sid whose tag names no listening worker (a forged sid, a worker that is
-gone) is answered where it arrived: ``400 Session ID unknown``, and the
-client connects again.  Nothing is buffered beyond one read of a socket.
+A sid whose tag names no live worker (a forged sid, a worker that is gone)
+is answered where it arrived: ``400 Session ID unknown``, and the client
+connects again.
 
 greensio's gunicorn worker turns this on; ``GREENSIO_FORWARDING=off`` turns
-it off, ``GREENSIO_WORKERS_DIR`` chooses the directory (workers that share
-sessions must share it; the default is per user, under the temporary
-directory).
+it off, ``GREENSIO_WORKERS_DIR`` chooses the directory (workers of one
+machine that share sessions must share it; the default is per user, under
+the temporary directory).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import secrets
 import socket
 import stat
+import struct
 import tempfile
 import time
 from typing import Any
@@ -47,17 +55,11 @@ TAG_LENGTH = 8
 _ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
 #: Seconds to reach the owner's socket before the request is answered here.
 CONNECT_TIMEOUT = 2.0
-#: Seconds a forwarded request may wait for its owner's answer (a long-polling
-#: GET waits up to the ping interval there; the owner's heartbeat ends it).
-ANSWER_TIMEOUT = 300.0
 #: Bytes moved per read.
 CHUNK = 65536
-#: Largest answer head accepted from an owner.
-MAX_HEAD = 65536
-
-#: The header in which a forwarded request names its client to the owner;
-#: believed only on the workers' own sockets.
-CLIENT_HEADER = 'x-greensio-client'
+#: Largest hand-over accepted: the request's head and what followed it.
+MAX_HANDOVER = 1024 * 1024
+_LENGTH = struct.Struct('!I')
 
 #: This process's workers directory, when forwarding is on (set by :func:`enable`).
 peers: Peers | None = None
@@ -87,9 +89,13 @@ class Peers:
             raise RuntimeError(f'{self.directory} must belong to this user and be closed to others (mode 0700): '
                                'whoever can write there could inject requests into any session')
         self._sweep()
+        # bound and listening under a name the sweep ignores, then renamed into place: another
+        # worker starting at the same moment must never find it refusing connections
+        provisional = f'{self.path}.{os.getpid()}'
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(self.path)
+        listener.bind(provisional)
         listener.listen(1024)
+        os.rename(provisional, self.path)
         return listener
 
     def _sweep(self) -> None:
@@ -134,16 +140,14 @@ def enable(directory: str | None = None) -> Peers | None:
     return peers
 
 
-def forward(handler: Any, owner: str) -> bool:
-    """Pass ``handler``'s parsed request to the worker listening on ``owner``; False if it cannot be reached.
+def hand_over(handler: Any, owner: str) -> bool:
+    """Give ``handler``'s connection to the worker listening on ``owner``; False if it cannot be reached.
 
     ``handler`` is a pywsgi handler past the request's head (greensio's
-    ``GreenHandler``).  A websocket upgrade is spliced until either side
-    closes; any other request gets the owner's answer, after which the
-    client's connection stays open for its next request.
+    ``GreenHandler``).  The owner gets the connection's descriptor, the
+    client's address, the request's head and whatever the client sent after
+    it, and serves the connection from there; this worker lets it go.
     """
-    if handler.headers.get('transfer-encoding') is not None:
-        return False  # no Engine.IO client streams a body; answered here, as an unknown session
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     upstream.settimeout(CONNECT_TIMEOUT)
     try:
@@ -151,20 +155,107 @@ def forward(handler: Any, owner: str) -> bool:
     except OSError:
         upstream.close()
         return False
-    upstream.settimeout(ANSWER_TIMEOUT)
-    upgrade = handler.headers.get('upgrade', '').lower() == 'websocket'
+    sock = handler.socket
+    received = _request_head(handler) + _buffered(handler, sock)
+    address = handler.client_address if isinstance(handler.client_address, tuple) else ('', 0)
+    meta = json.dumps({'address': list(address[:2])}).encode()
+    payload = _LENGTH.pack(len(meta)) + meta + received
     try:
         with upstream:
-            upstream.sendall(_request_head(handler, upgrade))
-            if upgrade:
-                handler.close_connection = True
-                _splice(handler, upstream)
-            else:
-                _copy_body(handler, upstream)
-                _answer(handler, upstream)
+            sent = socket.send_fds(upstream, [payload], [sock.fileno()])
+            upstream.sendall(payload[sent:])
     except OSError:
-        handler.close_connection = True  # half an answer may have been written: this connection is done
+        handler.close_connection = True  # the owner may or may not have it: this connection is done
+        return True
+    # the owner serves the connection now: this worker closes its descriptor at once (a copy left
+    # open would keep the connection up should the owner die, with nobody answering on it)
+    handler.rfile.close()
+    sock.close()
+    handler.socket = None
     return True
+
+
+def _request_head(handler: Any) -> bytes:
+    lines = [handler.requestline, *(f'{name}: {value}' for name, value in handler.headers.items())]
+    return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+
+
+def _buffered(handler: Any, sock: socket.socket) -> bytes:
+    """What the client sent after the head and pywsgi's reader already holds (a body, a next request)."""
+    chunks = []
+    sock.settimeout(0.0)
+    try:
+        while data := handler.rfile.read1(CHUNK):
+            chunks.append(data)
+    except OSError:  # nothing more without waiting
+        pass
+    return b''.join(chunks)
+
+
+class HandOvers:
+    """The owner's side: connections other workers of this machine hand over, served by ``handler_class``.
+
+    ``server`` is a pywsgi ``WSGIServer`` that gives the handlers their
+    application and environ (it needs not be started); ``spawn`` runs each
+    connection (a pool bounds them).
+    """
+
+    def __init__(self, server: Any, rfile_size: int) -> None:
+        self.server = server
+        self.rfile_size = rfile_size
+
+    def __call__(self, upstream: socket.socket, address: Any) -> None:
+        upstream.settimeout(CONNECT_TIMEOUT)
+        try:
+            with upstream:
+                client, address, received = self._receive(upstream)
+        except Exception as exc:  # noqa: BLE001 - whatever a broken peer sent, this worker carries on
+            self.server.log.write(f'greensio: refused a connection hand-over: {exc!r}\n')
+            return
+        reader = io.BufferedReader(_Replay(received, client), self.rfile_size)
+        self.server.handler_class(client, address, self.server, reader).handle()
+
+    @staticmethod
+    def _receive(upstream: socket.socket) -> tuple[socket.socket, tuple[str, int], bytes]:
+        data, fds, _flags, _ = socket.recv_fds(upstream, CHUNK, 1)
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise ValueError('no connection came with it')
+        client = socket.socket(fileno=fds[0])
+        try:
+            chunks, size = [data], len(data)
+            while more := upstream.recv(CHUNK):
+                size += len(more)
+                if size > MAX_HANDOVER:
+                    raise ValueError(f'more than {MAX_HANDOVER} bytes')
+                chunks.append(more)
+            data = b''.join(chunks)
+            (length,) = _LENGTH.unpack_from(data)
+            host, port = json.loads(data[_LENGTH.size:_LENGTH.size + length])['address']
+            return client, (str(host), int(port)), data[_LENGTH.size + length:]
+        except BaseException:
+            client.close()
+            raise
+
+
+class _Replay(io.RawIOBase):
+    """A connection's bytes: first those another worker had read from it, then the socket's."""
+
+    def __init__(self, received: bytes, sock: socket.socket) -> None:
+        self.received = memoryview(received)
+        self.sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.received:
+            n = min(len(buffer), len(self.received))
+            buffer[:n] = self.received[:n]
+            self.received = self.received[n:]
+            return n
+        return self.sock.recv_into(buffer)
 
 
 #: The request headers a long-polling request forwarded over the message
@@ -284,80 +375,6 @@ def _relay(handler: Any, manager: Any, engine: Any, owner: str, sid: str) -> boo
         relay.close()
         back.join()
     return True
-
-
-def _request_head(handler: Any, upgrade: bool) -> bytes:
-    lines = [handler.requestline]
-    for name, value in handler.headers.items():
-        lowered = name.lower()
-        if lowered != CLIENT_HEADER and (upgrade or lowered not in ('connection', 'keep-alive')):
-            lines.append(f'{name}: {value}')
-    host, port = handler.client_address[:2] if isinstance(handler.client_address, tuple) else ('', 0)
-    lines.append(f'{CLIENT_HEADER}: {host} {port}')
-    if not upgrade:
-        lines.append('Connection: close')  # the owner's answer ends where its stream does
-    return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
-
-
-def client_of(headers: Any) -> tuple[str, int] | None:
-    """The client address a forwarded request names (for a request that came on a worker's socket)."""
-    host, _, port = (headers.get(CLIENT_HEADER) or '').rpartition(' ')
-    return (host, int(port)) if port.isdigit() else None
-
-
-def _copy_body(handler: Any, upstream: socket.socket) -> None:
-    remaining = int(handler.headers.get('content-length') or 0)
-    while remaining > 0:
-        data = handler.rfile.read(min(remaining, CHUNK))
-        if not data:
-            raise ConnectionResetError('the client left in the middle of its request')
-        upstream.sendall(data)
-        remaining -= len(data)
-
-
-def _answer(handler: Any, upstream: socket.socket) -> None:
-    """The owner's answer, without its ``Connection: close``, unless this connection closes too."""
-    reader = upstream.makefile('rb')
-    head = []
-    while True:
-        line = reader.readline(MAX_HEAD)
-        if not line.endswith(b'\n'):
-            raise ConnectionResetError('the owner sent no complete answer')
-        if line in (b'\r\n', b'\n'):
-            break
-        if not line.lower().startswith(b'connection:'):
-            head.append(line)
-    if handler.close_connection:
-        head.append(b'Connection: close\r\n')
-    head.append(b'\r\n')
-    handler.socket.sendall(b''.join(head))
-    while data := reader.read1(CHUNK):
-        handler.socket.sendall(data)
-
-
-def _splice(handler: Any, upstream: socket.socket) -> None:
-    """Both directions of an upgraded connection, until one side closes."""
-    handler.socket.settimeout(None)  # the owner's heartbeat watches the session from now on
-    upstream.settimeout(None)
-
-    def owner_to_client() -> None:
-        try:
-            while data := upstream.recv(CHUNK):
-                handler.socket.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shutdown(handler.socket)
-
-    back = gevent.spawn(owner_to_client)
-    try:
-        while data := handler.rfile.read1(CHUNK):
-            upstream.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _shutdown(upstream)
-        back.join()
 
 
 def _shutdown(sock: socket.socket) -> None:

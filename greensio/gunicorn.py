@@ -19,10 +19,13 @@ that reaches a worker other than its session's owner is passed to the owner
 
 from __future__ import annotations
 
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.http.wsgi import base_environ
+from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
 
 from . import forwarding
-from .serving import GreenHandler
+from .serving import REQUEST_BUFFER, GreenHandler
 
 __all__ = ['GeventWebSocketWorker', 'GunicornHandler']
 
@@ -64,15 +67,21 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
         self.peers = forwarding.enable()
         super().init_process()
 
-    def patch(self) -> None:
-        super().patch()  # gevent's sockets from here on
-        if self.peers is not None:
-            # served like the public sockets, with the same app and handler
-            self.sockets.append(self.peers.listen())
-
     def run(self) -> None:
+        if self.peers is None:
+            super().run()
+            return
+        # connections the other workers hand over, served as this worker serves its own
+        environ = base_environ(self.cfg)
+        environ.update({'wsgi.multithread': True, 'SERVER_SOFTWARE': VERSION})
+        public = self.server_class(self.sockets[0].getsockname(), application=self.wsgi, log=self.log,
+                                   handler_class=self.wsgi_handler, environ=environ)
+        public.update_environ()
+        handovers = StreamServer(self.peers.listen(), forwarding.HandOvers(public, REQUEST_BUFFER),
+                                 spawn=Pool(self.worker_connections))
+        handovers.start()
         try:
             super().run()
         finally:
-            if self.peers is not None:
-                self.peers.close()
+            handovers.close()
+            self.peers.close()

@@ -74,8 +74,6 @@ class GreenHandler(WebSocketHandler):
             raise ValueError(f'request head not received ({exc.__class__.__name__})') from None
         if self.request_version != 'HTTP/1.1' and self.headers.get('transfer-encoding') is not None:
             raise ValueError(f'Transfer-Encoding in an {self.request_version} request')
-        if not isinstance(self.client_address, tuple):  # a worker's socket: another worker forwards
-            self.client_address = forwarding.client_of(self.headers) or self.client_address
         return parsed
 
     # -- long-polling, straight from the parsed request ------------------------------
@@ -108,7 +106,7 @@ class GreenHandler(WebSocketHandler):
         super().handle_one_response()
 
     def _forward(self) -> bool:
-        """Pass a request of a session another worker owns to that worker (see ``greensio.forwarding``)."""
+        """Hand a request of a session another worker owns to that worker (see ``greensio.forwarding``)."""
         peers = forwarding.peers
         if peers is None:
             return False
@@ -118,8 +116,8 @@ class GreenHandler(WebSocketHandler):
             return False
         sid = parse_query(query).get('sid') or ''
         owner = peers.owner(sid)
-        if owner is not None and forwarding.forward(self, owner):
-            return True
+        if owner is not None:  # a worker of this machine: if it is not there any more, the session is gone
+            return forwarding.hand_over(self, owner)
         route = self._polling_route()  # the owner may be a worker of another machine
         return route is not None and forwarding.forward_over_queue(self, route.server, sid)
 

@@ -83,29 +83,43 @@ def _control_socket_args(tmpdir):
     return []
 
 
-@contextlib.contextmanager
 def gunicorn_chat(workers=1, worker_class=None, timeout=30, **env):
     """gunicorn with examples/chat/gunicorn.conf.py on an inherited port-0 socket; yields ``(url, proc)``."""
-    with tempfile.TemporaryDirectory() as tmpdir, _gunicorn_chat(workers, worker_class, timeout, tmpdir, env) as r:
-        yield r
+    args = ['-c', os.path.join(ROOT, 'examples', 'chat', 'gunicorn.conf.py')]
+    if worker_class:
+        args += ['--worker-class', worker_class]
+    return gunicorn(args, workers, timeout, **env)
 
 
-@contextlib.contextmanager
-def _gunicorn_chat(workers, worker_class, timeout, tmpdir, env):
+def listening_socket():
+    """A socket listening on 127.0.0.1, port 0, for a child to inherit."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(('127.0.0.1', 0))
     listener.listen(128)
+    return listener
+
+
+@contextlib.contextmanager
+def gunicorn(args, workers=1, timeout=30, **env):
+    """gunicorn ``args`` with ``workers`` workers on an inherited port-0 socket, once every
+    worker has booted; yields ``(url, proc)``.  ``proc.output`` is the list of its log
+    lines so far, kept up to date; ``proc.log`` all of it once gunicorn has stopped."""
+    with tempfile.TemporaryDirectory() as tmpdir, _gunicorn(args, workers, timeout, tmpdir, env) as r:
+        yield r
+
+
+@contextlib.contextmanager
+def _gunicorn(args, workers, timeout, tmpdir, env):
+    listener = listening_socket()
     port = listener.getsockname()[1]
     fd = listener.fileno()
-    cmd = [sys.executable, '-m', 'gunicorn', '-c', os.path.join(ROOT, 'examples', 'chat', 'gunicorn.conf.py'),
-           '--bind', f'fd://{fd}', '--workers', str(workers), *_control_socket_args(tmpdir)]
-    if worker_class:
-        cmd += ['--worker-class', worker_class]
+    cmd = [sys.executable, '-m', 'gunicorn', *args, '--bind', f'fd://{fd}', '--workers', str(workers),
+           *_control_socket_args(tmpdir)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(**env), pass_fds=(fd,), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     listener.close()  # the child holds it now
-    output = []
+    output = proc.output = []
     drain = None
     try:
         # gunicorn logs "Booting worker with pid: N" once per worker

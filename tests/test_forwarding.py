@@ -1,7 +1,8 @@
 """The workers directory of ``greensio.forwarding``: tags, owners, stale sockets, permissions.
 
-Requests forwarded between real gunicorn workers are tested in
-``tests/mq/test_nosticky.py``.
+Connections handed over between real gunicorn workers are tested in
+``tests/mq/test_multiworker.py``, requests carried by the queue in
+``tests/mq/test_forwarding_queue.py``.
 """
 
 from __future__ import annotations
@@ -71,17 +72,9 @@ def test_enable_prefixes_every_sid_and_can_be_turned_off(directory, monkeypatch)
     assert sid.startswith(peers.tag) and len(sid) == forwarding.TAG_LENGTH + 20
 
 
-def test_the_client_address_travels_in_a_header_only_workers_write() -> None:
-    assert forwarding.client_of({'x-greensio-client': '10.1.2.3 4567'}) == ('10.1.2.3', 4567)
-    assert forwarding.client_of({'x-greensio-client': '::1 80'}) == ('::1', 80)
-    assert forwarding.client_of({'x-greensio-client': 'garbage'}) is None
-    assert forwarding.client_of({}) is None
-
-
-def test_forward_reports_an_owner_that_is_gone(directory) -> None:
+def test_a_hand_over_to_an_owner_that_is_gone_reports_it(directory) -> None:
     gone = os.path.join(directory, 'abcdefgh.sock')
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(gone)
     listener.close()
-    handler = type("Handler", (), {"headers": {}})()
-    assert forwarding.forward(handler, gone) is False
+    assert forwarding.hand_over(object(), gone) is False

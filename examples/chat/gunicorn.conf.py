@@ -44,4 +44,3 @@ def on_starting(server):
     if server.cfg.workers > 1 and not os.environ.get('GREENSIO_MESSAGE_QUEUE'):
         raise SystemExit('chat demo: with more than one worker set GREENSIO_MESSAGE_QUEUE '
                          '(e.g. amqp://guest:guest@127.0.0.1:5672//) so broadcasts reach every worker')
-

@@ -86,10 +86,13 @@ class BasePubSubManager(BaseManager):
     _lock: Any = contextlib.nullcontext()
 
     def __init__(self, channel: str = 'socketio', write_only: bool = False, logger: Any = None, json: Any = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1) -> None:
         super().__init__()
         if outbox_size < 1:
             raise ValueError('outbox_size must be at least 1')
+        if not 1 <= batch_size <= pubsub.MAX_BATCH:
+            raise ValueError(f'batch_size must be 1 to {pubsub.MAX_BATCH}')
+        self.batch_size = batch_size
         self.channel = channel
         self.write_only = write_only
         self.host_id = uuid.uuid4().hex
@@ -281,24 +284,41 @@ class BasePubSubManager(BaseManager):
 
     # -- what arrives ------------------------------------------------------------------------
 
-    def _accept(self, raw: Any) -> pubsub.Message | None:
-        """Decode a raw message; None for garbage, our own echo, another worker's ack or a repeat."""
+    def _accept(self, raw: Any) -> list[pubsub.Message]:
+        """Decode a raw message into what to act on, in order.
+
+        Garbage (a whole batch, if any message in it is bad), our own echo,
+        another worker's ack and repeats are left out.
+        """
         try:
-            message = pubsub.decode(raw, self.json)
+            decoded = pubsub.decode(raw, self.json)
         except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
-            return None
+            return []
+        if type(decoded) is pubsub.BatchMessage:
+            return [m for m in decoded.messages if self._wanted(m)]
+        return [decoded] if self._wanted(decoded) else []  # type: ignore[list-item]
+
+    def _wanted(self, message: pubsub.Message) -> bool:
         if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage):
             if message.host_id != self.host_id:
-                return None  # addressed to another worker
+                return False  # addressed to another worker
         elif message.host_id == self.host_id:
-            return None  # we applied it locally before publishing
+            return False  # we applied it locally before publishing
         if message.msg_id is not None and self._dedup.seen(message.msg_id):
             self.stats['duplicates'] += 1
-            return None
+            return False
         self.stats['heartbeats' if type(message) is pubsub.HeartbeatMessage else 'received'] += 1
-        return message
+        return True
+
+    def _wire(self, batch: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
+        """What the backend publishes for a batch taken from the outbox: envelopes of ``batch_size`` messages."""
+        size = self.batch_size
+        if size <= 1 or len(batch) <= 1:
+            return batch
+        return [pubsub.batch(self.host_id, [text for _message, text in batch[i:i + size]])
+                for i in range(0, len(batch), size)]
 
     def _handle_message(self, message: pubsub.Message) -> Any:
         """Act on an accepted message.

@@ -92,6 +92,7 @@ class KombuManager(PubSubManager):
     :param producer_options: extra ``kombu.Producer()`` arguments.
     :param outbox_size: see :class:`PubSubManager`.
     :param emit_timeout: see :class:`PubSubManager`.
+    :param batch_size: see :class:`PubSubManager`.
 
     On the AMQP transport every message is persistent and confirmed; other
     kombu transports publish without confirms.
@@ -103,11 +104,11 @@ class KombuManager(PubSubManager):
                  write_only: bool = False, logger: Any = None, json: Any = None,
                  connection_options: dict | None = None, exchange_options: dict | None = None,
                  queue_options: dict | None = None, producer_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1) -> None:
         if kombu is None:
             raise RuntimeError('Kombu package is not installed (Run "pip install kombu" in your virtualenv).')
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+                         outbox_size=outbox_size, emit_timeout=emit_timeout, batch_size=batch_size)
         self.url = url
         self.connection_options = dict(connection_options or {})
         self.exchange_options = dict(exchange_options or {})

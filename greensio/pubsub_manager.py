@@ -84,6 +84,14 @@ class PubSubManager(BasePubSubManager, Manager):
         ``emit()`` raises :class:`~greensio.exceptions.QueueFullError` past it.
     :param emit_timeout: seconds an ``emit()`` may wait for room in a full
         outbox before raising; it never waits otherwise.
+    :param batch_size: messages published together as one broker message
+        (one envelope, one confirm, one delivery, one ack), up to 1024.  The
+        default 1 publishes every message on its own, as python-socketio
+        does.  Above 1, only greensio workers of this version or later can
+        read what this worker publishes: python-socketio workers, and older
+        greensio ones, skip a batch (the latter log it), so raise it only on
+        a channel where every worker runs this greensio.  Receiving needs no
+        option: every greensio worker reads batches.
     """
 
     _run_flow = staticmethod(drive)
@@ -419,7 +427,7 @@ class PubSubManager(BasePubSubManager, Manager):
             with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
                 batch = list(islice(outbox, PUBLISH_BATCH))
             try:
-                self._publish_batch(batch)
+                self._publish_batch(self._wire(batch))
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 self._set_health(publisher=False, error=exc)
                 stop.wait(delay)
@@ -462,13 +470,11 @@ class PubSubManager(BasePubSubManager, Manager):
                 delay = self._backoff(delay)
 
     def _handle_raw(self, raw: Any) -> None:
-        message = self._accept(raw)
-        if message is None:
-            return
-        try:
-            self._handle_message(message)
-        except Exception:
-            self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
+        for message in self._accept(raw):
+            try:
+                self._handle_message(message)
+            except Exception:
+                self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
 
     # -- acks across workers -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def test_emit_keeps_python_socketio_shape_and_adds_version_and_id() -> None:
     assert message == {
         'method': 'emit', 'event': 'ev', 'data': [1, 'two'], 'binary': False, 'namespace': '/chat',
         'room': 'r', 'skip_sid': ['s1'], 'callback': None, 'host_id': HOST,
-        'version': pubsub.SCHEMA_VERSION, 'msg_id': f'{HOST}.1',
+        'version': pubsub.MESSAGE_VERSION, 'msg_id': f'{HOST}.1',
     }
     assert factory.emit(event='ev', args=[], namespace='/')['msg_id'] == f'{HOST}.2'
 

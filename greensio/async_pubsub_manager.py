@@ -304,7 +304,7 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                 delay = self._backoff(delay)
                 continue
             delay = self.retry_delay_min
-            self._confirm(batch)
+            self._confirm(len(batch))
             self._room.set()
 
     # -- listening ---------------------------------------------------------------------------

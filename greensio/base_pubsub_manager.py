@@ -40,6 +40,10 @@ EMIT_TIMEOUT = 0.5
 #: Messages handed to the backend at once; a failed batch is republished
 #: whole, so this also bounds the duplicates receivers must drop.
 PUBLISH_BATCH = 256
+#: Messages a backend that pipelines its confirms (RabbitMQ) may have
+#: published and not yet confirmed: all of them are published again after a
+#: failure, so this too bounds the duplicates receivers must drop.
+MAX_IN_FLIGHT = 4 * PUBLISH_BATCH
 #: How often an idle publisher services its connection (AMQP heartbeats).
 IDLE_TICK = 1.0
 #: Reconnect delays double from the first to the second value.
@@ -96,6 +100,8 @@ class BasePubSubManager(BaseManager):
         self.channel = channel
         self.write_only = write_only
         self.host_id = uuid.uuid4().hex
+        own = pubsub.batch_prefix(self.host_id)
+        self._own_batch = (own, own.encode())  # for text, for bytes
         self._custom_logger = logger
         self.logger = logger or default_logger
         self.json = json if json is not None else safejson
@@ -235,13 +241,13 @@ class BasePubSubManager(BaseManager):
     def _wake_publisher(self) -> None:
         raise NotImplementedError
 
-    def _confirm(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        """The backend confirmed the first ``len(batch)`` messages of the outbox."""
+    def _confirm(self, count: int) -> None:
+        """The backend confirmed the first ``count`` messages of the outbox."""
         with self._lock:
-            for _ in batch:
+            for _ in range(count):
                 self._outbox.popleft()
-            self._published += len(batch)
-        self.stats['published'] += len(batch)
+            self._published += count
+        self.stats['published'] += count
         if not self._publisher_ok:
             self._set_health(publisher=True)
 
@@ -290,6 +296,11 @@ class BasePubSubManager(BaseManager):
         Garbage (a whole batch, if any message in it is bad), our own echo,
         another worker's ack and repeats are left out.
         """
+        if self.batch_size > 1 and isinstance(raw, (bytes, str)):
+            # our own batches come back from the broker: everything in them was
+            # delivered here before it was published, or is addressed to others
+            if raw.startswith(self._own_batch[isinstance(raw, bytes)]):  # type: ignore[arg-type]
+                return []
         try:
             decoded = pubsub.decode(raw, self.json)
         except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage

@@ -28,7 +28,8 @@ python-socketio backend (``_listen`` yields raw messages; it may also yield
 ``None`` to say "connected, nothing to read yet" and should raise when its
 connection fails, so the state and the reconnect delay are handled here).
 Optional hooks: ``_publish_batch`` (several messages per broker round
-trip), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
+trip), ``_send_batch``/``_is_confirmed``/``_await_confirms`` (the next batch
+goes out before the last one is confirmed), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -51,6 +53,7 @@ from .base_pubsub_manager import (
     IDLE_TICK,
     LEAVE_TIMEOUT,
     LISTEN_READY_TIMEOUT,
+    MAX_IN_FLIGHT,
     MAX_REMOTE_CALLBACKS,
     OUTBOX_SIZE,
     PUBLISH_BATCH,
@@ -299,6 +302,22 @@ class PubSubManager(BasePubSubManager, Manager):
         for message, _text in batch:
             self._publish(message)
 
+    def _send_batch(self, batch: list[tuple[dict[str, Any], str]]) -> Any:
+        """Publish like ``_publish_batch``, maybe without waiting for the broker's confirms.
+
+        Returns a token for ``_is_confirmed``.  A backend whose broker confirms
+        asynchronously (RabbitMQ) overrides the three, so that the next batch
+        goes out while the broker still writes this one.
+        """
+        self._publish_batch(batch)
+
+    def _is_confirmed(self, token: Any) -> bool:
+        """Whether the broker confirmed what ``_send_batch`` returned ``token`` for, and all before it."""
+        return True
+
+    def _await_confirms(self) -> None:
+        """Wait briefly for confirms of what was sent; raise if they stay away too long."""
+
     def _heartbeat(self) -> bool:
         """Service an idle publisher connection; return True if it is known good."""
         return False
@@ -396,46 +415,53 @@ class PubSubManager(BasePubSubManager, Manager):
         wake, room, stop, _ready = self._runtime()
         delay = self.retry_delay_min
         outbox = self._outbox
+        # published, not yet confirmed, oldest first: (the backend's token, messages);
+        # together they are the first ``sent`` messages of the outbox
+        in_flight: deque[tuple[Any, int]] = deque()
+        sent = 0
         while not self._closed:
-            heartbeat = self._heartbeat_due
-            if heartbeat is not None:
-                # ahead of the outbox, never queued: a late heartbeat is worthless
-                self._heartbeat_due = None
-                try:
-                    self._publish_batch([heartbeat])
-                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
-                    self._set_health(publisher=False, error=exc)
-                    stop.wait(delay)
-                    delay = self._backoff(delay)
-                    continue
-                self._heartbeat_sent = heartbeat
-            if not outbox:
-                wake.clear()
-                if not outbox and self._heartbeat_due is None:
-                    wake.wait(self.idle_tick)
-                if not outbox and self._heartbeat_due is None:
-                    try:
-                        if self._heartbeat():
-                            self._set_health(publisher=True)
-                    except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
-                        self._set_health(publisher=False, error=exc)
-                        stop.wait(delay)
-                        delay = self._backoff(delay)
-                    continue
-                if not outbox:  # woken for a heartbeat only
-                    continue
-            with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
-                batch = list(islice(outbox, PUBLISH_BATCH))
             try:
-                self._publish_batch(self._wire(batch))
+                heartbeat = self._heartbeat_due
+                if heartbeat is not None:
+                    # ahead of the outbox, never queued: a late heartbeat is worthless
+                    self._heartbeat_due = None
+                    self._publish_batch([heartbeat])
+                    self._heartbeat_sent = heartbeat
+                done = 0
+                while in_flight and self._is_confirmed(in_flight[0][0]):
+                    done += in_flight.popleft()[1]
+                if done:
+                    sent -= done
+                    delay = self.retry_delay_min
+                    self._confirm(done)
+                    room.set()
+                if sent < len(outbox) and sent < MAX_IN_FLIGHT:
+                    with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
+                        batch = list(islice(outbox, sent, sent + PUBLISH_BATCH))
+                    in_flight.append((self._send_batch(self._wire(batch)), len(batch)))
+                    sent += len(batch)
+                    continue
+                if in_flight:
+                    self._await_confirms()
+                    continue
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                in_flight.clear()  # what was not confirmed is published again, in order
+                sent = 0
                 self._set_health(publisher=False, error=exc)
                 stop.wait(delay)
                 delay = self._backoff(delay)
                 continue
-            delay = self.retry_delay_min
-            self._confirm(batch)
-            room.set()
+            wake.clear()
+            if not outbox and self._heartbeat_due is None:
+                wake.wait(self.idle_tick)
+            if not outbox and self._heartbeat_due is None:
+                try:
+                    if self._heartbeat():
+                        self._set_health(publisher=True)
+                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                    self._set_health(publisher=False, error=exc)
+                    stop.wait(delay)
+                    delay = self._backoff(delay)
 
     # -- listening ---------------------------------------------------------------------------
 

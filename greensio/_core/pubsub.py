@@ -367,10 +367,13 @@ def batch(host_id: str, texts: list[str]) -> tuple[dict[str, Any], str]:
     if not 1 <= len(texts) <= MAX_BATCH:
         raise ValueError(f'a batch carries 1 to {MAX_BATCH} messages, not {len(texts)}')
     header = {'method': BATCH, 'host_id': host_id, 'version': SCHEMA_VERSION}
+    return header, f'{batch_prefix(host_id)}"version":{SCHEMA_VERSION},"messages":[{",".join(texts)}]}}'
+
+
+def batch_prefix(host_id: str) -> str:
+    """How every batch of ``host_id`` begins: a worker knows its own echo without parsing it."""
     # host ids are plain strings: the stdlib's escaping is valid in any JSON
-    text = f'{{"method":"{BATCH}","host_id":{_json.dumps(host_id)},"version":{SCHEMA_VERSION},' \
-           f'"messages":[{",".join(texts)}]}}'
-    return header, text
+    return f'{{"method":"{BATCH}","host_id":{_json.dumps(host_id)},'
 
 
 # -- decoding (the receiving side) ---------------------------------------------------------

@@ -204,6 +204,7 @@ def test_a_batch_carries_its_messages_in_order_as_their_own_texts() -> None:
     assert header == {'method': pubsub.BATCH, 'host_id': HOST, 'version': 2}
     assert json.loads(text) == {**header, 'messages': messages}
     assert text.endswith(f'[{",".join(texts)}]}}')  # each message as it was encoded, not again
+    assert text.startswith(pubsub.batch_prefix(HOST))  # how a worker knows its own echo unparsed
     decoded = pubsub.decode(text.encode(), safejson)
     assert decoded == pubsub.BatchMessage(host_id=HOST, messages=tuple(roundtrip(m) for m in messages))
 

@@ -44,6 +44,9 @@ PUBLISH_BATCH = 256
 #: published and not yet confirmed: all of them are published again after a
 #: failure, so this too bounds the duplicates receivers must drop.
 MAX_IN_FLIGHT = 4 * PUBLISH_BATCH
+#: While confirms are owed and nothing new is to be published, the publisher
+#: reads them this often (a new message wakes it at once).
+CONFIRM_TICK = 0.001
 #: How often an idle publisher services its connection (AMQP heartbeats).
 IDLE_TICK = 1.0
 #: Reconnect delays double from the first to the second value.

@@ -52,8 +52,6 @@ HEARTBEAT = 10
 CONNECT_TIMEOUT = 3.0
 #: Longest wait for the broker to confirm a published batch.
 CONFIRM_TIMEOUT = 10.0
-#: While confirms are owed, the publisher looks for new messages to publish this often.
-CONFIRM_POLL = 0.001
 #: Unacknowledged messages RabbitMQ may push to the listener ahead of dispatch.
 PREFETCH = 256
 #: Dispatched messages acknowledged with one frame (well below ``PREFETCH``,
@@ -348,15 +346,17 @@ class KombuManager(PubSubManager):
             raise RuntimeError('RabbitMQ refused (nacked) a published message')
         return not self._unconfirmed or min(self._unconfirmed) > token
 
-    def _await_confirms(self) -> None:
+    def _await_confirms(self, timeout: float) -> None:
         with self._publisher_guard():
             if time.monotonic() - self._confirmed_at > CONFIRM_TIMEOUT:
                 raise TimeoutError(f'RabbitMQ did not confirm {len(self._unconfirmed)} message(s)')
+            conn = self._pub_conn
             try:
-                # briefly: new emits are published meanwhile, without waiting for these confirms
-                self._pub_conn.drain_events(timeout=CONFIRM_POLL)
+                conn.drain_events(timeout=timeout)
+                for _ in range(PREFETCH):  # then what else it has sent, without waiting (bounded: it may keep sending)
+                    conn.drain_events(timeout=0)
             except TimeoutError:
-                self._pub_conn.heartbeat_check()
+                conn.heartbeat_check()
 
     def _heartbeat(self) -> bool:
         if self._producer is None:

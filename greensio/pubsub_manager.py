@@ -46,6 +46,7 @@ from ._core import cluster, pubsub
 from ._twins import drive
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
+    CONFIRM_TICK,
     DEGRADED,
     EMIT_TIMEOUT,
     HEALTHY,
@@ -315,8 +316,8 @@ class PubSubManager(BasePubSubManager, Manager):
         """Whether the broker confirmed what ``_send_batch`` returned ``token`` for, and all before it."""
         return True
 
-    def _await_confirms(self) -> None:
-        """Wait briefly for confirms of what was sent; raise if they stay away too long."""
+    def _await_confirms(self, timeout: float) -> None:
+        """Take the confirms the broker sent, waiting up to ``timeout`` for one; raise if they stay away too long."""
 
     def _heartbeat(self) -> bool:
         """Service an idle publisher connection; return True if it is known good."""
@@ -442,7 +443,14 @@ class PubSubManager(BasePubSubManager, Manager):
                     sent += len(batch)
                     continue
                 if in_flight:
-                    self._await_confirms()
+                    if sent < len(outbox):  # the window is full: wait for the broker
+                        self._await_confirms(CONFIRM_TICK)
+                        continue
+                    # nothing new to publish: a new emit goes out at once, confirms are read meanwhile
+                    wake.clear()
+                    if sent >= len(outbox):
+                        wake.wait(CONFIRM_TICK)
+                    self._await_confirms(0)
                     continue
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 in_flight.clear()  # what was not confirmed is published again, in order

@@ -299,20 +299,20 @@ class BasePubSubManager(BaseManager):
         Garbage (a whole batch, if any message in it is bad), our own echo,
         another worker's ack and repeats are left out.
         """
-        if self.batch_size > 1 and isinstance(raw, (bytes, str)):
-            # our own batches come back from the broker: everything in them was
-            # delivered here before it was published, or is addressed to others
-            if raw.startswith(self._own_batch[isinstance(raw, bytes)]):  # type: ignore[arg-type]
-                return []
+        # our own batches come back from the broker: everything in them was
+        # delivered here before it was published, or is addressed to others
+        if (self.batch_size > 1 and isinstance(raw, (bytes, str))
+                and raw.startswith(self._own_batch[isinstance(raw, bytes)])):  # type: ignore[arg-type]
+            return []
         try:
             decoded = pubsub.decode(raw, self.json)
         except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
             return []
-        if type(decoded) is pubsub.BatchMessage:
+        if isinstance(decoded, pubsub.BatchMessage):
             return [m for m in decoded.messages if self._wanted(m)]
-        return [decoded] if self._wanted(decoded) else []  # type: ignore[list-item]
+        return [decoded] if self._wanted(decoded) else []
 
     def _wanted(self, message: pubsub.Message) -> bool:
         if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage):

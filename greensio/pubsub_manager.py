@@ -29,7 +29,8 @@ python-socketio backend (``_listen`` yields raw messages; it may also yield
 connection fails, so the state and the reconnect delay are handled here).
 Optional hooks: ``_publish_batch`` (several messages per broker round
 trip), ``_send_batch``/``_is_confirmed``/``_await_confirms`` (the next batch
-goes out before the last one is confirmed), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
+goes out before the last one is confirmed), ``_heartbeat`` (called while the
+publisher is idle) and ``_close``.
 """
 
 from __future__ import annotations
@@ -416,9 +417,9 @@ class PubSubManager(BasePubSubManager, Manager):
         wake, room, stop, _ready = self._runtime()
         delay = self.retry_delay_min
         outbox = self._outbox
-        # published, not yet confirmed, oldest first: (the backend's token, messages);
-        # together they are the first ``sent`` messages of the outbox
-        in_flight: deque[tuple[Any, int]] = deque()
+        # published, not yet confirmed, oldest first: (the backend's token, outbox
+        # messages, heartbeat); the messages are the first ``sent`` of the outbox
+        in_flight: deque[tuple[Any, int, Any]] = deque()
         sent = 0
         while not self._closed:
             try:
@@ -426,11 +427,13 @@ class PubSubManager(BasePubSubManager, Manager):
                 if heartbeat is not None:
                     # ahead of the outbox, never queued: a late heartbeat is worthless
                     self._heartbeat_due = None
-                    self._publish_batch([heartbeat])
-                    self._heartbeat_sent = heartbeat
+                    in_flight.append((self._send_batch([heartbeat]), 0, heartbeat))
                 done = 0
                 while in_flight and self._is_confirmed(in_flight[0][0]):
-                    done += in_flight.popleft()[1]
+                    _token, count, beat = in_flight.popleft()
+                    done += count
+                    if beat is not None:
+                        self._heartbeat_sent = beat
                 if done:
                     sent -= done
                     delay = self.retry_delay_min
@@ -439,7 +442,7 @@ class PubSubManager(BasePubSubManager, Manager):
                 if sent < len(outbox) and sent < MAX_IN_FLIGHT:
                     with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
                         batch = list(islice(outbox, sent, sent + PUBLISH_BATCH))
-                    in_flight.append((self._send_batch(self._wire(batch)), len(batch)))
+                    in_flight.append((self._send_batch(self._wire(batch)), len(batch), None))
                     sent += len(batch)
                     continue
                 if in_flight:

@@ -288,12 +288,12 @@ def report(backend: str, impls: list[str], args: argparse.Namespace) -> None:
             ('latency_p99_ms', 'emit -> client of B p99, ms', False),
             ('lost', 'messages lost (total)', False), ('latency_lost', 'stamped messages lost', False)]
     ratio = len(impls) >= 2
-    print(f'{"":30s}' + ''.join(f'{impl:>24s}' for impl in impls)
+    print(f'{"":30s}' + ''.join(f'{impl:>27s}' for impl in impls)
           + (f'   {impls[0]} vs {impls[-1]}' if ratio else ''))
     for key, label, higher_better in keys:
         runs = [[r[key] for r in results[impl]] for impl in impls]
         values = [statistics.median(v) for v in runs]
-        cells = ''.join(f'{f"{m:.1f} [{min(v):.0f}-{max(v):.0f}]" if m >= 100 else f"{m:.2f} [{min(v):.2f}-{max(v):.2f}]":>24s}'
+        cells = ''.join(f'{f"{m:.1f} [{min(v):.0f}-{max(v):.0f}]" if m >= 100 else f"{m:.2f} [{min(v):.2f}-{max(v):.2f}]":>27s}'
                         for m, v in zip(values, runs))
         line = f'{label:30s}' + cells
         if ratio and 'lost' not in key and min(values[0], values[-1]) > 0:

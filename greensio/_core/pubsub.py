@@ -27,6 +27,7 @@ many clients it sent the event to (a ``response`` with ``count``).
 import base64
 import binascii
 import itertools
+import json as _json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,11 @@ from .recovery import MAX_LOG_ENTRIES, MAX_TOKEN_LENGTH
 
 #: Bumped only for changes an older receiver would misread; added optional
 #: fields keep the version.  A receiver drops messages from a newer schema.
-SCHEMA_VERSION = 1
+#: Every single message is still stamped 1 (``MESSAGE_VERSION``); version 2
+#: added the batch envelope, stamped 2, so a receiver from before it drops a
+#: batch with a log line saying why instead of misreading it.
+SCHEMA_VERSION = 2
+MESSAGE_VERSION = 1
 
 #: The message kinds (python-socketio's ``method`` values).
 EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM = (
@@ -48,8 +53,11 @@ REQUEST, RESPONSE, HEARTBEAT = 'greensio.request', 'greensio.response', 'greensi
 #: A websocket relayed between two workers: the websocket upgrade of a session
 #: reached a worker of another machine than the session's owner.
 RELAY = 'greensio.relay'
+#: Several messages of one sender in one broker message, in order (greensio
+#: to greensio only: python-socketio skips a kind it does not know).
+BATCH = 'greensio.batch'
 KINDS = frozenset({EMIT, CALLBACK, DISCONNECT, ENTER_ROOM, LEAVE_ROOM, CLOSE_ROOM, REQUEST, RESPONSE, HEARTBEAT,
-                   RELAY})
+                   RELAY, BATCH})
 
 #: What a ``greensio.request`` asks every worker to do with its own clients.
 #: ``recover_session``: a client came back to the asking worker with a pid
@@ -79,6 +87,9 @@ MAX_ID_LENGTH = 128
 #: the unacknowledged messages (the consumer prefetch) plus what a publisher
 #: replays after an outage (one publish batch): far below this.
 DEDUP_WINDOW = 10_000
+#: Messages one batch may carry: a receiver dispatches a whole batch before
+#: it acknowledges it, so this bounds the work one broker message can ask for.
+MAX_BATCH = 1024
 #: Clients one worker may say it sent a broadcast to.  Far above what one
 #: process serves; a forged count above it is refused rather than trusted.
 MAX_COUNT = 1_000_000
@@ -253,6 +264,14 @@ Message = (EmitMessage | CallbackMessage | DisconnectMessage | RoomMessage | Clo
            | ResponseMessage | HeartbeatMessage | RelayMessage)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchMessage:
+    """Messages published together, to be acted on in order; each keeps its own id for deduplication."""
+
+    host_id: str
+    messages: tuple[Message, ...]
+
+
 # -- building (the sending side) ---------------------------------------------------------
 
 def _pack_args(args: list[Any]) -> tuple[list[Any], bool]:
@@ -274,7 +293,7 @@ class MessageFactory:
         return {
             'method': method,
             'host_id': host_id or self.host_id,
-            'version': SCHEMA_VERSION,
+            'version': MESSAGE_VERSION,
             'msg_id': f'{self.host_id}.{next(self._counter)}',
         }
 
@@ -394,16 +413,65 @@ def encode(message: dict[str, Any], json: Any) -> str:
     return text
 
 
+def batch(host_id: str, texts: list[str]) -> tuple[dict[str, Any], str]:
+    """The envelope of already encoded messages of ``host_id``, without encoding them again.
+
+    Returns the envelope's header (what a backend may look at: ``method``)
+    and its JSON text.
+    """
+    if not 1 <= len(texts) <= MAX_BATCH:
+        raise ValueError(f'a batch carries 1 to {MAX_BATCH} messages, not {len(texts)}')
+    header = {'method': BATCH, 'host_id': host_id, 'version': SCHEMA_VERSION}
+    return header, f'{batch_prefix(host_id)}"version":{SCHEMA_VERSION},"messages":[{",".join(texts)}]}}'
+
+
+def batch_prefix(host_id: str) -> str:
+    """How every batch of ``host_id`` begins: a worker knows its own echo without parsing it."""
+    # host ids are plain strings: the stdlib's escaping is valid in any JSON
+    return f'{{"method":"{BATCH}","host_id":{_json.dumps(host_id)},'
+
+
 # -- decoding (the receiving side) ---------------------------------------------------------
 
-def decode(raw: Any, json: Any) -> Message:
+def decode(raw: Any, json: Any) -> Message | BatchMessage:
     """Validate one raw message from the broker; raise ``InvalidMessage``.
 
     ``raw`` may be bytes, text or an already parsed dict.  python-socketio's
     kombu publisher encodes the JSON text a second time (kombu serialises
-    the string it is given): one level of such nesting is unwrapped.
+    the string it is given): one level of such nesting is unwrapped.  A
+    batch is valid only if every message in it is: one bad message drops
+    the whole batch, which its sender published as one.
     """
     data = _parse(raw, json)
+    if data.get('method') == BATCH:
+        return _decode_batch(data)
+    return _decode_one(data)
+
+
+def _decode_batch(data: dict[str, Any]) -> BatchMessage:
+    version = data.get('version')
+    if type(version) is not int or version < 2:
+        raise InvalidMessage('a batch needs a "version" of at least 2')
+    if version > SCHEMA_VERSION:
+        raise InvalidMessage(f'schema version {version} is newer than this worker understands ({SCHEMA_VERSION})')
+    host_id = _id(data.get('host_id'), 'host_id')
+    items = data.get('messages')
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidMessage(f'a batch needs "messages": 1 to {MAX_BATCH} objects')
+    messages = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidMessage('a batched message must be an object')
+        if item.get('method') == BATCH:
+            raise InvalidMessage('a batch inside a batch')
+        message = _decode_one(item)
+        if message.msg_id is None or not message.msg_id.startswith(host_id + '.'):
+            raise InvalidMessage("a batched message must carry an id of the batch's sender")
+        messages.append(message)
+    return BatchMessage(host_id=host_id, messages=tuple(messages))
+
+
+def _decode_one(data: dict[str, Any]) -> Message:
     method = data.get('method')
     if method is None:
         raise InvalidMessage('not a Socket.IO pub/sub message (no "method")')

@@ -5,6 +5,9 @@ handler) does the HTTP upgrade; from then on greensio reads the TCP socket
 and parses frames with ``_core.websocket``, and writes frames straight to
 the socket from the emitting greenlet: no per-socket queue or writer
 greenlet, and a broadcast writes the same cached frame to every recipient.
+The first frame of a loop iteration leaves at once; the frames that follow it
+in the same iteration (a burst of broadcasts) leave together in one write at
+its end, so a burst costs one system call per client instead of one per frame.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ MAX_WRITE_BACKLOG = 16 * 1024 * 1024
 #: Bytes asked of the socket per read: gevent's recv allocates its buffer only
 #: once data is there, so an idle client costs no read buffer.
 READ_SIZE = 65536
+#: Bytes a burst collects before they are written without waiting for the end
+#: of the loop iteration: a long burst must not hold a client's data back.
+CORK_SIZE = 65536
 
 logger = logging.getLogger('greensio.engineio')
 
@@ -41,6 +47,8 @@ class WebSocketTransport:
         self._backlog: list[bytes] = []
         self._backlog_size = 0
         self._flushing = False
+        self._corked = False  # a frame left in this loop iteration: the next ones wait for its end
+        self._run_callback = gevent.get_hub().loop.run_callback
         # No socket timeout: the heartbeat closes a silent peer, and a timeout
         # would cost a timer on every blocking read.
         sock.settimeout(None)
@@ -94,6 +102,11 @@ class WebSocketTransport:
         if self._flushing:
             self._queue(frame)
             return
+        if self._corked:
+            self._queue(frame)
+            if self._backlog_size >= CORK_SIZE:
+                self._uncork()
+            return
         try:
             # gevent's send with a timeout of 0: never parks the emitting
             # greenlet (a broadcast must not wait for one slow reader)
@@ -107,6 +120,20 @@ class WebSocketTransport:
             self._queue(frame[sent:])
             self._flushing = True
             gevent.spawn(self._flush)
+        else:
+            self._corked = True
+            self._run_callback(self._uncork)
+
+    def _uncork(self) -> None:
+        """Write what the burst collected (a callback at the end of the loop iteration)."""
+        if not self._corked:
+            return  # written already: the burst outgrew ``CORK_SIZE``
+        self._corked = False
+        if self._backlog and not self._flushing:
+            data = b''.join(self._backlog)
+            self._backlog.clear()
+            self._backlog_size = 0
+            self.send(data)
 
     def _queue(self, data: bytes) -> None:
         self._backlog.append(data)
@@ -135,6 +162,7 @@ class WebSocketTransport:
         """
         if self.closed:
             return
+        self._uncork()
         if not self._flushing:
             self.send(wsproto.encode_close(code, reason))
         self.abort()

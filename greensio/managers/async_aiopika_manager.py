@@ -58,6 +58,7 @@ class AsyncAioPikaManager(AsyncPubSubManager):
         ``None`` adopts whatever exists.
     :param outbox_size: see :class:`~greensio.PubSubManager`.
     :param emit_timeout: see :class:`~greensio.PubSubManager`.
+    :param batch_size: see :class:`~greensio.PubSubManager`.
     """
 
     name = 'asyncaiopika'
@@ -65,11 +66,11 @@ class AsyncAioPikaManager(AsyncPubSubManager):
     def __init__(self, url: str = 'amqp://guest:guest@localhost:5672//', channel: str = 'socketio',
                  write_only: bool = False, logger: Any = None, json: Any = None, *,
                  exchange_durable: bool | None = None, outbox_size: int = OUTBOX_SIZE,
-                 emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1) -> None:
         if aio_pika is None:
             raise RuntimeError('aio_pika package is not installed (Run "pip install aio_pika" in your virtualenv).')
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+                         outbox_size=outbox_size, emit_timeout=emit_timeout, batch_size=batch_size)
         self.url = url
         #: This worker's queue: stable for the life of the process.
         self.queue_name = f'greensio.{channel}.{self.host_id}'

@@ -297,14 +297,14 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                     continue
             batch = list(islice(outbox, PUBLISH_BATCH))
             try:
-                await self._publish_batch(batch)
+                await self._publish_batch(self._wire(batch))
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
                 self._set_health(publisher=False, error=exc)
                 await _wait(self._stop, delay)
                 delay = self._backoff(delay)
                 continue
             delay = self.retry_delay_min
-            self._confirm(batch)
+            self._confirm(len(batch))
             self._room.set()
 
     # -- listening ---------------------------------------------------------------------------
@@ -339,15 +339,13 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                 delay = self._backoff(delay)
 
     async def _handle_raw(self, raw: Any) -> None:
-        message = self._accept(raw)
-        if message is None:
-            return
-        try:
-            result = self._handle_message(message)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
+        for message in self._accept(raw):
+            try:
+                result = self._handle_message(message)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
 
     # -- acks across workers -----------------------------------------------------------------
 

@@ -41,6 +41,13 @@ EMIT_TIMEOUT = 0.5
 #: Messages handed to the backend at once; a failed batch is republished
 #: whole, so this also bounds the duplicates receivers must drop.
 PUBLISH_BATCH = 256
+#: Messages a backend that pipelines its confirms (RabbitMQ) may have
+#: published and not yet confirmed: all of them are published again after a
+#: failure, so this too bounds the duplicates receivers must drop.
+MAX_IN_FLIGHT = 4 * PUBLISH_BATCH
+#: While confirms are owed and nothing new is to be published, the publisher
+#: reads them this often (a new message wakes it at once).
+CONFIRM_TICK = 0.001
 #: How often an idle publisher services its connection (AMQP heartbeats).
 IDLE_TICK = 1.0
 #: Reconnect delays double from the first to the second value.
@@ -87,15 +94,20 @@ class BasePubSubManager(BaseManager):
     _lock: Any = contextlib.nullcontext()
 
     def __init__(self, channel: str = 'socketio', write_only: bool = False, logger: Any = None, json: Any = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1) -> None:
         super().__init__()
         if outbox_size < 1:
             raise ValueError('outbox_size must be at least 1')
+        if not 1 <= batch_size <= pubsub.MAX_BATCH:
+            raise ValueError(f'batch_size must be 1 to {pubsub.MAX_BATCH}')
+        self.batch_size = batch_size
         self.channel = channel
         self.write_only = write_only
         # a worker that shares its sessions starts its host id with its tag,
         # so that the others find the owner of a sid (``greensio.forwarding``)
         self.host_id = BaseServer.sid_prefix + uuid.uuid4().hex
+        own = pubsub.batch_prefix(self.host_id)
+        self._own_batch = (own, own.encode())  # for text, for bytes
         self._custom_logger = logger
         self.logger = logger or default_logger
         self.json = json if json is not None else safejson
@@ -235,13 +247,13 @@ class BasePubSubManager(BaseManager):
     def _wake_publisher(self) -> None:
         raise NotImplementedError
 
-    def _confirm(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        """The backend confirmed the first ``len(batch)`` messages of the outbox."""
+    def _confirm(self, count: int) -> None:
+        """The backend confirmed the first ``count`` messages of the outbox."""
         with self._lock:
-            for _ in batch:
+            for _ in range(count):
                 self._outbox.popleft()
-            self._published += len(batch)
-        self.stats['published'] += len(batch)
+            self._published += count
+        self.stats['published'] += count
         if not self._publisher_ok:
             self._set_health(publisher=True)
 
@@ -284,24 +296,46 @@ class BasePubSubManager(BaseManager):
 
     # -- what arrives ------------------------------------------------------------------------
 
-    def _accept(self, raw: Any) -> pubsub.Message | None:
-        """Decode a raw message; None for garbage, our own echo, another worker's ack or a repeat."""
+    def _accept(self, raw: Any) -> list[pubsub.Message]:
+        """Decode a raw message into what to act on, in order.
+
+        Garbage (a whole batch, if any message in it is bad), our own echo,
+        another worker's ack and repeats are left out.
+        """
+        # our own batches come back from the broker: everything in them was
+        # delivered here before it was published, or is addressed to others
+        if (self.batch_size > 1 and isinstance(raw, (bytes, str))
+                and raw.startswith(self._own_batch[isinstance(raw, bytes)])):  # type: ignore[arg-type]
+            return []
         try:
-            message = pubsub.decode(raw, self.json)
+            decoded = pubsub.decode(raw, self.json)
         except Exception as exc:  # noqa: BLE001 - a user's JSON module may raise anything on garbage
             self.stats['invalid'] += 1
             self.logger.warning('%s: dropped an invalid message from the channel: %s', self.name, exc)
-            return None
+            return []
+        if isinstance(decoded, pubsub.BatchMessage):
+            return [m for m in decoded.messages if self._wanted(m)]
+        return [decoded] if self._wanted(decoded) else []
+
+    def _wanted(self, message: pubsub.Message) -> bool:
         if type(message) in (pubsub.CallbackMessage, pubsub.ResponseMessage, pubsub.RelayMessage):
             if message.host_id != self.host_id:
-                return None  # addressed to another worker
+                return False  # addressed to another worker
         elif message.host_id == self.host_id:
-            return None  # we applied it locally before publishing
+            return False  # we applied it locally before publishing
         if message.msg_id is not None and self._dedup.seen(message.msg_id):
             self.stats['duplicates'] += 1
-            return None
+            return False
         self.stats['heartbeats' if type(message) is pubsub.HeartbeatMessage else 'received'] += 1
-        return message
+        return True
+
+    def _wire(self, batch: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
+        """What the backend publishes for a batch taken from the outbox: envelopes of ``batch_size`` messages."""
+        size = self.batch_size
+        if size <= 1 or len(batch) <= 1:
+            return batch
+        return [pubsub.batch(self.host_id, [text for _message, text in batch[i:i + size]])
+                for i in range(0, len(batch), size)]
 
     def _handle_message(self, message: pubsub.Message) -> Any:
         """Act on an accepted message.

@@ -16,8 +16,9 @@ topology is chosen so that a broker restart loses nothing:
 - **one durable queue per worker**, ``greensio.<channel>.<host_id>``, kept
   across reconnects so the broker buffers while the worker is away, and
   deleted by the broker ``x-expires`` after its worker is gone for good;
-- **persistent messages** published with **publisher confirms**, pipelined
-  per batch: the outbox lets go of a message only once RabbitMQ has it on disk;
+- **persistent messages** published with **publisher confirms**, pipelined:
+  the next batch is published while RabbitMQ still writes the ones before
+  it, and the outbox lets go of a message only once RabbitMQ has it on disk;
 - the consumer **acknowledges after local dispatch** (prefetch bounded), so
   a message in flight during a crash is redelivered, and the receiver's
   dedup window drops what it already delivered;
@@ -56,6 +57,12 @@ PREFETCH = 256
 #: Dispatched messages acknowledged with one frame (well below ``PREFETCH``,
 #: or the broker would stop sending while it waits for the acks).
 ACK_BATCH = 64
+#: ... or once they add up to this many bytes: a redelivery after a crash must
+#: stay within the receivers' dedup window (``_core.pubsub.DEDUP_WINDOW``
+#: ids), and a batch of messages counts as one AMQP message.  Every message
+#: is over 100 bytes: an unacknowledged redelivery holds at most ~650 of them
+#: plus one batch (``_core.pubsub.MAX_BATCH``).
+ACK_BYTES = 65536
 #: Longest a dispatched message waits for its acknowledgement when no more
 #: messages follow it (a redelivery after a crash in that window is deduplicated).
 ACK_DELAY = 0.005
@@ -92,6 +99,7 @@ class KombuManager(PubSubManager):
     :param producer_options: extra ``kombu.Producer()`` arguments.
     :param outbox_size: see :class:`PubSubManager`.
     :param emit_timeout: see :class:`PubSubManager`.
+    :param batch_size: see :class:`PubSubManager`.
 
     On the AMQP transport every message is persistent and confirmed; other
     kombu transports publish without confirms.
@@ -103,11 +111,11 @@ class KombuManager(PubSubManager):
                  write_only: bool = False, logger: Any = None, json: Any = None,
                  connection_options: dict | None = None, exchange_options: dict | None = None,
                  queue_options: dict | None = None, producer_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT) -> None:
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1) -> None:
         if kombu is None:
             raise RuntimeError('Kombu package is not installed (Run "pip install kombu" in your virtualenv).')
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+                         outbox_size=outbox_size, emit_timeout=emit_timeout, batch_size=batch_size)
         self.url = url
         self.connection_options = dict(connection_options or {})
         self.exchange_options = dict(exchange_options or {})
@@ -131,6 +139,7 @@ class KombuManager(PubSubManager):
         self._next_tag = 0
         self._unconfirmed: set[int] = set()
         self._nacked = False
+        self._confirmed_at = 0.0
         self._listening = False
 
     def initialize(self) -> None:
@@ -215,7 +224,7 @@ class KombuManager(PubSubManager):
                 kombu.Consumer(channel, queues=[queue], on_message=received.append, no_ack=False,
                                auto_declare=False).consume()
             yield None
-            unacked = 0  # dispatched, not yet acknowledged (raw mode acks in batches)
+            unacked = unacked_bytes = 0  # dispatched, not yet acknowledged (raw mode acks in batches)
             last: Any = None
             while True:
                 try:
@@ -225,7 +234,7 @@ class KombuManager(PubSubManager):
                 except TimeoutError:
                     if unacked:
                         channel.basic_ack(last.delivery_tag, multiple=True)
-                        unacked = 0
+                        unacked = unacked_bytes = 0
                     else:
                         yield None  # idle: lets the manager notice close()
                 conn.heartbeat_check()
@@ -234,12 +243,13 @@ class KombuManager(PubSubManager):
                     yield last.body
                     if raw:
                         unacked += 1
+                        unacked_bytes += len(last.body)
                     else:
                         last.ack()
-                if unacked >= ACK_BATCH:
+                if unacked >= ACK_BATCH or unacked_bytes >= ACK_BYTES:
                     # every message up to this one reached the local clients
                     channel.basic_ack(last.delivery_tag, multiple=True)
-                    unacked = 0
+                    unacked = unacked_bytes = 0
         except GeneratorExit:
             clean = True
             raise
@@ -274,6 +284,7 @@ class KombuManager(PubSubManager):
         return self._producer
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._confirmed_at = time.monotonic()
         if multiple:
             self._unconfirmed = {t for t in self._unconfirmed if t > delivery_tag}
         else:
@@ -288,6 +299,8 @@ class KombuManager(PubSubManager):
         producer.publish(text, routing_key='', content_type='application/json', content_encoding='utf-8',
                          retry=False, **options)
         if self._confirms:
+            if not self._unconfirmed:
+                self._confirmed_at = time.monotonic()  # the confirm timeout counts from here
             self._next_tag += 1
             self._unconfirmed.add(self._next_tag)
 
@@ -309,6 +322,11 @@ class KombuManager(PubSubManager):
         self._publish_batch([(message, encode(message, self.json))])
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        self._send_batch(batch)
+        with self._publisher_guard():
+            self._wait_for_confirms()
+
+    def _send_batch(self, batch: list[tuple[dict[str, Any], str]]) -> int:
         with self._publisher_guard():
             producer = self._publisher()
             for message, text in batch:
@@ -320,7 +338,25 @@ class KombuManager(PubSubManager):
                     self._publish_text(producer, text, str(int(ttl * 1000)))
                 else:
                     self._publish_text(producer, text)
-            self._wait_for_confirms()
+        return self._next_tag  # without confirms (other transports), 0: confirmed once sent
+
+    def _is_confirmed(self, token: int) -> bool:
+        if self._nacked:
+            self._drop_publisher()
+            raise RuntimeError('RabbitMQ refused (nacked) a published message')
+        return not self._unconfirmed or min(self._unconfirmed) > token
+
+    def _await_confirms(self, timeout: float) -> None:
+        with self._publisher_guard():
+            if time.monotonic() - self._confirmed_at > CONFIRM_TIMEOUT:
+                raise TimeoutError(f'RabbitMQ did not confirm {len(self._unconfirmed)} message(s)')
+            conn = self._pub_conn
+            try:
+                conn.drain_events(timeout=timeout)
+                for _ in range(PREFETCH):  # then what else it has sent, without waiting (bounded: it may keep sending)
+                    conn.drain_events(timeout=0)
+            except TimeoutError:
+                conn.heartbeat_check()
 
     def _heartbeat(self) -> bool:
         if self._producer is None:

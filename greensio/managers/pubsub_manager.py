@@ -28,7 +28,9 @@ python-socketio backend (``_listen`` yields raw messages; it may also yield
 ``None`` to say "connected, nothing to read yet" and should raise when its
 connection fails, so the state and the reconnect delay are handled here).
 Optional hooks: ``_publish_batch`` (several messages per broker round
-trip), ``_heartbeat`` (called while the publisher is idle) and ``_close``.
+trip), ``_send_batch``/``_is_confirmed``/``_await_confirms`` (the next batch
+goes out before the last one is confirmed), ``_heartbeat`` (called while the
+publisher is idle) and ``_close``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import contextlib
 import io
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -45,6 +48,7 @@ from .._core import cluster, pubsub
 from ..common.twins import drive
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
+    CONFIRM_TICK,
     DEGRADED,
     EMIT_TIMEOUT,
     HEALTHY,
@@ -52,6 +56,7 @@ from .base_pubsub_manager import (
     IDLE_TICK,
     LEAVE_TIMEOUT,
     LISTEN_READY_TIMEOUT,
+    MAX_IN_FLIGHT,
     MAX_REMOTE_CALLBACKS,
     OUTBOX_SIZE,
     PUBLISH_BATCH,
@@ -85,6 +90,14 @@ class PubSubManager(BasePubSubManager, Manager):
         ``emit()`` raises :class:`~greensio.exceptions.QueueFullError` past it.
     :param emit_timeout: seconds an ``emit()`` may wait for room in a full
         outbox before raising; it never waits otherwise.
+    :param batch_size: messages published together as one broker message
+        (one envelope, one confirm, one delivery, one ack), up to 1024.  The
+        default 1 publishes every message on its own, as python-socketio
+        does.  Above 1, only greensio workers of this version or later can
+        read what this worker publishes: python-socketio workers, and older
+        greensio ones, skip a batch (the latter log it), so raise it only on
+        a channel where every worker runs this greensio.  Receiving needs no
+        option: every greensio worker reads batches.
     """
 
     _run_flow = staticmethod(drive)
@@ -353,6 +366,22 @@ class PubSubManager(BasePubSubManager, Manager):
         for message, _text in batch:
             self._publish(message)
 
+    def _send_batch(self, batch: list[tuple[dict[str, Any], str]]) -> Any:
+        """Publish like ``_publish_batch``, maybe without waiting for the broker's confirms.
+
+        Returns a token for ``_is_confirmed``.  A backend whose broker confirms
+        asynchronously (RabbitMQ) overrides the three, so that the next batch
+        goes out while the broker still writes this one.
+        """
+        self._publish_batch(batch)
+
+    def _is_confirmed(self, token: Any) -> bool:
+        """Whether the broker confirmed what ``_send_batch`` returned ``token`` for, and all before it."""
+        return True
+
+    def _await_confirms(self, timeout: float) -> None:
+        """Take the confirms the broker sent, waiting up to ``timeout`` for one; raise if they stay away too long."""
+
     def _heartbeat(self) -> bool:
         """Service an idle publisher connection; return True if it is known good."""
         return False
@@ -450,46 +479,62 @@ class PubSubManager(BasePubSubManager, Manager):
         wake, room, stop, _ready = self._runtime()
         delay = self.retry_delay_min
         outbox = self._outbox
+        # published, not yet confirmed, oldest first: (the backend's token, outbox
+        # messages, heartbeat); the messages are the first ``sent`` of the outbox
+        in_flight: deque[tuple[Any, int, Any]] = deque()
+        sent = 0
         while not self._closed:
-            heartbeat = self._heartbeat_due
-            if heartbeat is not None:
-                # ahead of the outbox, never queued: a late heartbeat is worthless
-                self._heartbeat_due = None
-                try:
-                    self._publish_batch([heartbeat])
-                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
-                    self._set_health(publisher=False, error=exc)
-                    stop.wait(delay)
-                    delay = self._backoff(delay)
-                    continue
-                self._heartbeat_sent = heartbeat
-            if not outbox:
-                wake.clear()
-                if not outbox and self._heartbeat_due is None:
-                    wake.wait(self.idle_tick)
-                if not outbox and self._heartbeat_due is None:
-                    try:
-                        if self._heartbeat():
-                            self._set_health(publisher=True)
-                    except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
-                        self._set_health(publisher=False, error=exc)
-                        stop.wait(delay)
-                        delay = self._backoff(delay)
-                    continue
-                if not outbox:  # woken for a heartbeat only
-                    continue
-            with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
-                batch = list(islice(outbox, PUBLISH_BATCH))
             try:
-                self._publish_batch(batch)
+                heartbeat = self._heartbeat_due
+                if heartbeat is not None:
+                    # ahead of the outbox, never queued: a late heartbeat is worthless
+                    self._heartbeat_due = None
+                    in_flight.append((self._send_batch([heartbeat]), 0, heartbeat))
+                done = 0
+                while in_flight and self._is_confirmed(in_flight[0][0]):
+                    _token, count, beat = in_flight.popleft()
+                    done += count
+                    if beat is not None:
+                        self._heartbeat_sent = beat
+                if done:
+                    sent -= done
+                    delay = self.retry_delay_min
+                    self._confirm(done)
+                    room.set()
+                if sent < len(outbox) and sent < MAX_IN_FLIGHT:
+                    with self._lock:  # emits on OS threads append meanwhile: a deque must not change while copied
+                        batch = list(islice(outbox, sent, sent + PUBLISH_BATCH))
+                    in_flight.append((self._send_batch(self._wire(batch)), len(batch), None))
+                    sent += len(batch)
+                    continue
+                if in_flight:
+                    if sent < len(outbox):  # the window is full: wait for the broker
+                        self._await_confirms(CONFIRM_TICK)
+                        continue
+                    # nothing new to publish: a new emit goes out at once, confirms are read meanwhile
+                    wake.clear()
+                    if sent >= len(outbox):
+                        wake.wait(CONFIRM_TICK)
+                    self._await_confirms(0)
+                    continue
             except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                in_flight.clear()  # what was not confirmed is published again, in order
+                sent = 0
                 self._set_health(publisher=False, error=exc)
                 stop.wait(delay)
                 delay = self._backoff(delay)
                 continue
-            delay = self.retry_delay_min
-            self._confirm(batch)
-            room.set()
+            wake.clear()
+            if not outbox and self._heartbeat_due is None:
+                wake.wait(self.idle_tick)
+            if not outbox and self._heartbeat_due is None:
+                try:
+                    if self._heartbeat():
+                        self._set_health(publisher=True)
+                except Exception as exc:  # noqa: BLE001 - broker clients raise anything on an outage
+                    self._set_health(publisher=False, error=exc)
+                    stop.wait(delay)
+                    delay = self._backoff(delay)
 
     # -- listening ---------------------------------------------------------------------------
 
@@ -524,13 +569,11 @@ class PubSubManager(BasePubSubManager, Manager):
                 delay = self._backoff(delay)
 
     def _handle_raw(self, raw: Any) -> None:
-        message = self._accept(raw)
-        if message is None:
-            return
-        try:
-            self._handle_message(message)
-        except Exception:
-            self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
+        for message in self._accept(raw):
+            try:
+                self._handle_message(message)
+            except Exception:
+                self.logger.exception('%s: error handling a %s message', self.name, type(message).__name__)
 
     # -- acks across workers -----------------------------------------------------------------
 

@@ -133,10 +133,10 @@ class RedisSettings:
 
     def __init__(self, url: str = 'redis://localhost:6379/0', channel: str = 'socketio', write_only: bool = False,
                  logger: Any = None, json: Any = None, redis_options: dict | None = None,
-                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT,
+                 *, outbox_size: int = OUTBOX_SIZE, emit_timeout: float = EMIT_TIMEOUT, batch_size: int = 1,
                  streams: bool = False, stream_maxlen: int = STREAM_MAXLEN) -> None:
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json,  # type: ignore[call-arg]
-                         outbox_size=outbox_size, emit_timeout=emit_timeout)
+                         outbox_size=outbox_size, emit_timeout=emit_timeout, batch_size=batch_size)
         if stream_maxlen < 1:
             raise ValueError('stream_maxlen must be at least 1')
         self.streams = streams
@@ -327,6 +327,7 @@ class RedisManager(RedisSettings, PubSubManager):
     :param redis_options: extra arguments for ``Redis.from_url()`` or ``Sentinel()``.
     :param outbox_size: see :class:`PubSubManager`.
     :param emit_timeout: see :class:`PubSubManager`.
+    :param batch_size: see :class:`PubSubManager`.
     :param streams: ``True`` to share a Redis stream, ``greensio:<channel>``,
         instead of a pub/sub channel: nothing is lost while a listener
         reconnects or when Redis restarts without its data.  Every worker

@@ -258,10 +258,13 @@ class Fleet:
     """Worker processes and an external emitter on one channel, started in parallel."""
 
     def __init__(self, backend: str, url: str, channel: str, servers: int = 2, impl: str = 'greensio',
-                 emitter: bool = True, server_args: tuple[str, ...] = (), emitter_args: tuple[str, ...] = ()) -> None:
+                 emitter: bool = True, server_args: tuple[str, ...] = (), emitter_args: tuple[str, ...] = (),
+                 own_args: list[tuple[str, ...]] | None = None) -> None:
+        """``own_args``: more arguments for each server, in order (``server_args`` go to all)."""
         self.channel = channel
         common = ('--backend', backend, '--url', url, '--channel', channel, '--impl', impl)
-        self.servers = [Process('mq_server.py', *common, *server_args) for _ in range(servers)]
+        own = own_args or [()] * servers
+        self.servers = [Process('mq_server.py', *common, *server_args, *own[i]) for i in range(servers)]
         self.emitter = Process('mq_emitter.py', *common, *emitter_args) if emitter else None
         self.urls = [f'http://127.0.0.1:{p.value("PORT", 30)}' for p in self.servers]
         self.host_ids = [p.value('HOST') for p in self.servers]

@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument('--channel', required=True)
     parser.add_argument('--impl', choices=['greensio', 'socketio'], default='greensio')
     parser.add_argument('--client-name', default=None, help='Redis CLIENT SETNAME of the publisher')
+    parser.add_argument('--batch-size', type=int, default=None, help='messages per broker message (greensio only)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='[emitter %(process)d] %(name)s %(levelname)s %(message)s')
@@ -32,12 +33,13 @@ def main() -> None:
         import greensio as socketio
     else:
         import socketio
+    batching = {'batch_size': args.batch_size} if args.batch_size else {}
     if args.backend == 'kombu':
-        manager = socketio.KombuManager(args.url, channel=args.channel, write_only=True)
+        manager = socketio.KombuManager(args.url, channel=args.channel, write_only=True, **batching)
     else:
         options = {'client_name': args.client_name} if args.client_name else None
         streams = {'streams': True} if args.backend == 'redis-streams' else {}
-        manager = socketio.RedisManager(args.url, channel=args.channel, write_only=True, redis_options=options,
+        manager = socketio.RedisManager(args.url, channel=args.channel, write_only=True, redis_options=options, **batching,
                                         **streams)
     print(f'HOST {manager.host_id}', flush=True)
 

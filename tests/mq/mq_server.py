@@ -6,6 +6,7 @@ Serves on 127.0.0.1, port 0, and prints ``PORT <n>``, ``HOST <host id>``
 and (kombu) ``QUEUE <name>``.  Commands on stdin, one per line: ``state``
 (prints ``STATE <healthy|degraded>``), ``outbox`` (prints ``OUTBOX <messages
 not yet confirmed by the broker>``); end of input stops the worker cleanly.
+``--batch-size N``: greensio publishes up to N messages per broker message.
 ``--instrument``: the Admin UI's namespace, without authentication, with
 stats every 0.2 s.  Handlers: ``join`` (enter a room), ``blast`` (emit a numbered stream of
 broadcasts from this worker), ``relay_call`` (``call()`` a client that may
@@ -19,6 +20,7 @@ monkey.patch_all()
 import argparse
 import logging
 import sys
+import time
 
 import gevent
 from gevent.fileobject import FileObjectPosix
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument('--exchange-durable', choices=['default', 'yes', 'no'], default='default')
     parser.add_argument('--client-name', default=None, help='Redis CLIENT SETNAME of the connections')
     parser.add_argument('--instrument', action='store_true', help='serve the Admin UI namespace (greensio only)')
+    parser.add_argument('--batch-size', type=int, default=None, help='messages per broker message (greensio only)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f'[{args.impl} %(process)d] %(name)s %(levelname)s %(message)s')
@@ -42,13 +45,14 @@ def main() -> None:
     else:
         import socketio
 
+    options = {'batch_size': args.batch_size} if args.batch_size else {}
     if args.backend == 'kombu':
-        options = {}
         if args.exchange_durable != 'default':
             options['exchange_options'] = {'durable': args.exchange_durable == 'yes'}
         manager = socketio.KombuManager(args.url, channel=args.channel, **options)
     else:
-        options = {'redis_options': {'client_name': args.client_name}} if args.client_name else {}
+        if args.client_name:
+            options['redis_options'] = {'client_name': args.client_name}
         if args.backend == 'redis-streams':
             options['streams'] = True  # greensio only: python-socketio cannot read a stream
         manager = socketio.RedisManager(args.url, channel=args.channel, **options)
@@ -63,11 +67,15 @@ def main() -> None:
 
     @sio.on('blast')
     def blast(sid, spec):
-        # a stream of broadcasts numbered from ``start`` (0), published by this worker
-        start = spec.get('start', 0)
+        # a stream of broadcasts numbered from ``start`` (0), published by this
+        # worker; ``stamp``: each also carries the emitting time (CLOCK_MONOTONIC,
+        # which every process of the machine shares); ``interval``: seconds between them
+        start, stamp, interval = spec.get('start', 0), spec.get('stamp'), spec.get('interval')
         for i in range(start, start + spec['count']):
-            sio.emit(spec['event'], i, room=spec.get('room'))
-            if i % 64 == 63:
+            sio.emit(spec['event'], [i, time.monotonic()] if stamp else i, room=spec.get('room'))
+            if interval:
+                gevent.sleep(interval)
+            elif i % 64 == 63:
                 gevent.sleep(0)
         return spec['count']
 

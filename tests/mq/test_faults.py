@@ -156,7 +156,8 @@ def stream_through_an_outage(fleet: Fleet, outage: Callable[[], Any], fresh_mana
 @needs_rabbitmq
 @pytest.mark.timeout(150)
 def test_rabbitmq_restart_mid_stream_loses_and_duplicates_nothing():
-    with fleet_of('kombu') as fleet:
+    # the emitter and worker a publish in batches (their outboxes are replayed as batches), worker b one by one
+    with fleet_of('kombu', emitter_args=('--batch-size', '64'), own_args=[('--batch-size', '64'), ()]) as fleet:
         stream_through_an_outage(fleet, rabbitmq_stopped,
                                  lambda: greensio.KombuManager(AMQP_URL, channel=fleet.channel, write_only=True))
 
@@ -187,7 +188,21 @@ def rogue_payloads() -> list[tuple[bytes, str]]:
     """(body, content type) pairs a foreign or hostile publisher could send."""
     wrong = {'method': 'emit', 'event': 'seq', 'data': [999], 'binary': True, 'host_id': 'x' * 32,
              'version': 1, 'msg_id': 'rogue.1'}
+    # a batch is valid only as a whole: its good message must not be delivered either
+    good = {**wrong, 'binary': False, 'msg_id': f'{"x" * 32}.1'}
+
+    def batch(*messages: dict, **header: object) -> tuple[bytes, str]:
+        envelope = {'method': 'greensio.batch', 'host_id': 'x' * 32, 'version': 2, 'messages': list(messages)}
+        return json.dumps({**envelope, **header}).encode(), 'application/json'
+
     return [
+        batch(good, wrong),
+        batch(good, {'method': 'greensio.batch', 'host_id': 'x' * 32, 'version': 2, 'messages': [good]}),
+        batch(good, version=3),
+        batch(good, version=1),
+        batch(*[good] * 1025),
+        batch({**good, 'msg_id': f'{"y" * 32}.1'}),
+        batch(good, messages=[]),
         (pickle.dumps({'method': 'emit', 'event': 'seq', 'data': [999], 'host_id': 'evil'}),
          'application/x-python-serialize'),
         (pickle.dumps({'method': 'emit'}, protocol=0), 'application/x-python-serialize'),

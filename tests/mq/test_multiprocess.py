@@ -2,7 +2,8 @@
 
 Every delivery is counted: each client must see each numbered stream whole,
 once, in order.  Streams come from the emitter (plain threads, no gevent)
-and from each worker at the same time.
+and from each worker at the same time; with ``batch_size``, every publisher
+sends them (and the calls' acks) as batches.
 """
 
 from __future__ import annotations
@@ -18,23 +19,30 @@ from .helpers import (
     Recorder,
     check_sequence,
     delete_exchange,
+    delete_stream,
     unique_channel,
 )
 
-BACKENDS = [pytest.param('kombu', AMQP_URL, marks=needs_rabbitmq, id='kombu'),
-            pytest.param('redis', REDIS_URL, marks=needs_redis, id='redis')]
+BATCH = ('--batch-size', '32')
+BACKENDS = [pytest.param('kombu', AMQP_URL, (), marks=needs_rabbitmq, id='kombu'),
+            pytest.param('redis', REDIS_URL, (), marks=needs_redis, id='redis'),
+            pytest.param('kombu', AMQP_URL, BATCH, marks=needs_rabbitmq, id='kombu-batch'),
+            pytest.param('redis', REDIS_URL, BATCH, marks=needs_redis, id='redis-batch'),
+            pytest.param('redis-streams', REDIS_URL, BATCH, marks=needs_redis, id='redis-streams-batch')]
 COUNT = 300
 
 
 @pytest.fixture
 def fleet(request):
-    backend, url = request.param
+    backend, url, options = request.param
     channel = unique_channel()
-    fleet = Fleet(backend, url, channel)
+    fleet = Fleet(backend, url, channel, server_args=options, emitter_args=options)
     yield fleet
     fleet.stop()
     if backend == 'kombu':
         delete_exchange(channel)
+    elif backend == 'redis-streams':
+        delete_stream(channel)
 
 
 def numbers(client: Recorder, event: str) -> list[int]:
@@ -42,7 +50,7 @@ def numbers(client: Recorder, event: str) -> list[int]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize('fleet', [p.values for p in BACKENDS], indirect=True, ids=['kombu', 'redis'])
+@pytest.mark.parametrize('fleet', [p.values for p in BACKENDS], indirect=True, ids=[p.id for p in BACKENDS])
 def test_three_publishers_every_client_everything_once_in_order(fleet):
     answer = lambda event, args: f'{args[0]} answered' if event == 'question' else None
     clients = [Recorder(url, f'{w}{i}', answer) for w, url in zip('ab', fleet.urls) for i in range(2)]

@@ -211,3 +211,33 @@ def test_a_message_is_acknowledged_only_after_dispatch_and_a_redelivery_is_dropp
         client_b.disconnect()
         a.manager.close(1)
         b.manager.close(1)
+
+
+def test_batches_through_an_outage_and_redelivered_lose_and_duplicate_nothing(bus, pair):
+    _a, b, _client_a, client_b = pair
+    emitter = InMemoryPubSubManager(bus, channel='c', write_only=True, batch_size=32)
+    try:
+        for i in range(100):
+            emitter.emit('seq', i)
+        assert emitter.flush(5)
+        bus.fail()  # the outbox fills, then is replayed in order, cut into batches afresh
+        for i in range(100, 300):
+            emitter.emit('seq', i)
+        assert emitter.flush(0.2) is False
+        bus.restore()
+        assert emitter.flush(5)
+        bus.inject('c', bus.history[-1])  # a whole batch redelivered
+        client_b.wait_for('seq', 300)
+        client_b.fence(emitter.emit)
+        assert numbers(client_b) == list(range(300))
+        assert emitter.stats['published'] == 300 + 1  # the fence
+        assert json.loads(bus.history[-2])['method'] == 'greensio.batch'
+        assert b.manager.stats['duplicates'] >= 1 and b.manager.stats['invalid'] == 0
+    finally:
+        emitter.close(1)
+
+
+def test_batch_size_is_bounded():
+    for size in (0, 1025):
+        with pytest.raises(ValueError):
+            InMemoryPubSubManager(InMemoryBus(), channel='c', batch_size=size)

@@ -24,7 +24,7 @@ def test_emit_keeps_python_socketio_shape_and_adds_version_and_id() -> None:
     assert message == {
         'method': 'emit', 'event': 'ev', 'data': [1, 'two'], 'binary': False, 'namespace': '/chat',
         'room': 'r', 'skip_sid': ['s1'], 'callback': None, 'host_id': HOST,
-        'version': pubsub.SCHEMA_VERSION, 'msg_id': f'{HOST}.1',
+        'version': pubsub.MESSAGE_VERSION, 'msg_id': f'{HOST}.1',
     }
     assert factory.emit(event='ev', args=[], namespace='/')['msg_id'] == f'{HOST}.2'
 
@@ -237,3 +237,48 @@ def test_a_malformed_forwarded_answer_is_refused(answer: object) -> None:
     message['forwarded'], message['binary'] = [answer], False
     with pytest.raises(pubsub.InvalidMessage, match='forwarded'):
         roundtrip(message)
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+def test_a_batch_carries_its_messages_in_order_as_their_own_texts() -> None:
+    factory = pubsub.MessageFactory(HOST)
+    messages = [factory.emit(event='ev', args=[i], namespace='/') for i in range(3)]
+    messages.append(factory.callback(origin_host_id='b' * 32, sid='s', namespace='/', ack_id=1, args=['ok']))
+    texts = [pubsub.encode(m, safejson) for m in messages]
+    header, text = pubsub.batch(HOST, texts)
+    assert header == {'method': pubsub.BATCH, 'host_id': HOST, 'version': 2}
+    assert json.loads(text) == {**header, 'messages': messages}
+    assert text.endswith(f'[{",".join(texts)}]}}')  # each message as it was encoded, not again
+    assert text.startswith(pubsub.batch_prefix(HOST))  # how a worker knows its own echo unparsed
+    decoded = pubsub.decode(text.encode(), safejson)
+    assert decoded == pubsub.BatchMessage(host_id=HOST, messages=tuple(roundtrip(m) for m in messages))
+
+
+def bad_batches() -> list:
+    good = pubsub.MessageFactory(HOST).emit(event='ev', args=[1], namespace='/')
+    envelope = {'method': pubsub.BATCH, 'host_id': HOST, 'version': 2, 'messages': [good]}
+    return [
+        pytest.param({**envelope, 'messages': [good, {**good, 'event': 5}]}, id='one bad message'),
+        pytest.param({**envelope, 'messages': [good, envelope]}, id='nested'),
+        pytest.param({**envelope, 'messages': [good, 'text']}, id='not an object'),
+        pytest.param({**envelope, 'messages': []}, id='empty'),
+        pytest.param({**envelope, 'messages': [good] * (pubsub.MAX_BATCH + 1)}, id='too many'),
+        pytest.param({**envelope, 'version': 1}, id='version 1'),
+        pytest.param({**envelope, 'version': pubsub.SCHEMA_VERSION + 1}, id='newer version'),
+        pytest.param({**envelope, 'host_id': 'b' * 32}, id='messages of another sender'),
+        pytest.param({**envelope, 'messages': [{**good, 'msg_id': None, 'version': 0}]}, id='message without id'),
+    ]
+
+
+@pytest.mark.parametrize('envelope', bad_batches())
+def test_a_batch_is_valid_only_as_a_whole(envelope: dict) -> None:
+    with pytest.raises(pubsub.InvalidMessage):
+        pubsub.decode(json.dumps(envelope).encode(), safejson)
+
+
+def test_batch_bounds() -> None:
+    with pytest.raises(ValueError):
+        pubsub.batch(HOST, [])
+    with pytest.raises(ValueError):
+        pubsub.batch(HOST, ['{}'] * (pubsub.MAX_BATCH + 1))

@@ -1,0 +1,65 @@
+"""Frames sent to one websocket within one loop iteration leave together, and none is lost.
+
+greensio writes the first frame of a loop iteration at once and collects the
+ones that follow it in the same iteration (a burst of emits, the deliveries
+of a batch from the message queue) for one write at the end of the
+iteration, or as soon as ``greensio.engineio.websocket.CORK_SIZE`` bytes are
+waiting.  A burst must reach the client whole and in order, also when the
+connection is closed right behind it.
+"""
+
+import json
+
+import pytest
+import rawclient
+
+import greensio
+from greensio.engineio import websocket as engine
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def burst_server(serve, then_disconnect: bool) -> tuple[str, greensio.Server]:
+    sio = greensio.Server()
+
+    @sio.on('burst')
+    def burst(sid, spec):
+        for i in range(spec['count']):  # no yield in between: one loop iteration
+            sio.emit('n', [i, 'x' * spec['size']], to=sid)
+        if then_disconnect:  # the whole connection, in the same iteration
+            sio.eio.disconnect(sio.manager.eio_sid_from_sid(sid, '/'))
+
+    return serve(sio), sio
+
+
+def received(client: rawclient.RawSioClient, count: int) -> list[int]:
+    numbers = []
+    while len(numbers) < count:
+        packet = client.recv_sio(timeout=10)
+        assert isinstance(packet, str) and packet.startswith('2["n",'), packet
+        numbers.append(json.loads(packet[1:])[1][0])
+    return numbers
+
+
+@pytest.mark.parametrize('size', [10, 2000], ids=['small frames', 'past CORK_SIZE'])
+def test_a_burst_arrives_whole_and_in_order(serve, size):
+    url, _sio = burst_server(serve, then_disconnect=False)
+    client, _sid = rawclient.connect_sio(url)
+    try:
+        count = 500
+        assert count * size > engine.CORK_SIZE or size == 10
+        client.send_sio(f'2["burst",{{"count":{count},"size":{size}}}]')
+        assert received(client, count) == list(range(count))
+    finally:
+        client.close()
+
+
+def test_a_connection_closed_right_after_a_burst_gets_the_burst_first(serve):
+    url, _sio = burst_server(serve, then_disconnect=True)
+    client, _sid = rawclient.connect_sio(url)
+    try:
+        client.send_sio('2["burst",{"count":300,"size":10}]')
+        assert received(client, 300) == list(range(300))
+        client.wait_closed(timeout=10)  # and then the close
+    finally:
+        client.close()

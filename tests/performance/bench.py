@@ -309,8 +309,44 @@ def ensure_node_modules() -> None:
 # ----------------------------------------------------------------------------- measuring
 
 
+def start_profiler(pid: int, path: str, pinning: bool) -> subprocess.Popen:
+    """py-spy on a Python server, pinned with the load generator, until stop_profiler."""
+    py_spy = shutil.which('py-spy')
+    if py_spy is None:
+        raise SystemExit('--profile needs py-spy (pip install py-spy)')
+    return subprocess.Popen(pin_prefix(1, pinning) + [
+        py_spy, 'record', '--nonblocking', '--format', 'raw', '--rate', '200', '-o', path,
+        '-p', str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def top_frames(paths: list[str], n: int = 15) -> list[tuple[str, float]]:
+    """The functions most often on top of the stack in py-spy raw files: (frame, % of samples)."""
+    self_counts: dict[str, int] = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                stack, _, count = line.rstrip().rpartition(' ')
+                leaf = stack.rpartition(';')[2]
+                # 'function (path/to/file.py:123)': one entry per function, any line
+                name, _, where = leaf.partition(' (')
+                frame = f'{name} ({where.rpartition(":")[0].split("site-packages/")[-1]})'
+                self_counts[frame] = self_counts.get(frame, 0) + int(count)
+    total = sum(self_counts.values()) or 1
+    top = sorted(self_counts.items(), key=lambda kv: -kv[1])[:n]
+    return [(frame, 100.0 * count / total) for frame, count in top]
+
+
 def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: str,
-            tag: str) -> dict:
+            tag: str, profile_dir: str | None = None) -> dict:
     port = free_port()
     env = dict(os.environ)
     env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
@@ -340,7 +376,11 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
         m0 = read_machine_busy_ticks()
         s0, l0, t0 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         loadgen.send('go')
+        if profile_dir and impl != 'node':
+            profiler = start_profiler(server.pid, os.path.join(profile_dir, f'{tag}.txt'), pinning)
         end = loadgen.expect('phase', 'end', end_timeout)
+        if profile_dir and impl != 'node':
+            stop_profiler(profiler)
         s1, l1, t1 = read_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         m1 = read_machine_busy_ticks()
         rss1 = read_rss_kib(server.pid)
@@ -476,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
                          f'each of the others (default {DEFAULT_IMPLS}; env BENCH_IMPLS)')
     ap.add_argument('--json', metavar='PATH', help='also write raw and median results here')
     ap.add_argument('--no-pin', action='store_true', help='do not use taskset')
+    ap.add_argument('--profile', metavar='DIR',
+                    help='sample the Python servers with py-spy during each measured phase '
+                         '(raw stacks in DIR) and print their top frames per scenario; '
+                         'py-spy shares the load generator\'s CPU, so rates are lower')
     for field in dataclasses.fields(Params):
         if field.name != 'runs':
             ap.add_argument('--' + field.name.replace('_', '-'),
@@ -500,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f'unknown scenarios: {unknown}; known: {list(SCENARIOS)}')
 
     pinning = not args.no_pin and pinning_available()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     raise_fd_limit()
     ensure_node_modules()
     print(f'greensio benchmark: {" vs ".join(labels)}; runs={params.runs}; '
@@ -517,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                     tag = f'{name}-{label.replace("#", "")}-run{run + 1}'
                     t = time.monotonic()
                     try:
-                        r = measure(SCENARIOS[name], impl, params, pinning, log_dir, tag)
+                        r = measure(SCENARIOS[name], impl, params, pinning, log_dir, tag,
+                                    args.profile)
                     except Exception as exc:  # noqa: BLE001 - report, go on with the other measurements
                         errors.append(f'{tag}: {exc}')
                         print(f'  {tag}: ERROR {exc}', flush=True)
@@ -534,6 +581,16 @@ def main(argv: list[str] | None = None) -> int:
             summaries[name] = report(SCENARIOS[name], params, labels, results[name])
         else:
             print(f'\n{SCENARIOS[name].title.format(p=params)}: no complete result')
+    if args.profile:
+        for name in names:
+            for label in labels:
+                paths = [os.path.join(args.profile, f) for f in sorted(os.listdir(args.profile))
+                         if f.startswith(f'{name}-{label.replace("#", "")}-run')]
+                paths = [p for p in paths if os.path.getsize(p)]
+                if paths:
+                    print(f'\n{name}, {label}: top frames (own time, % of py-spy samples)')
+                    for frame, pct in top_frames(paths):
+                        print(f'  {pct:5.1f}%  {frame}')
     if errors:
         print(f'\n{len(errors)} measurement(s) failed:')
         for e in errors:

@@ -16,6 +16,8 @@ import argparse
 import json
 import math
 
+from bench import fmt  # the same figures as bench.py prints
+
 #: (scenario, metric) pairs shown, in order.
 FIGURES = [
     ('rtt', 'cpu_us_per_unit'),
@@ -42,16 +44,6 @@ def figures(data: dict) -> list[tuple[str, str, dict]]:
             if key in data['summary'].get(scen, {})]
 
 
-def fmt(v: float | None) -> str:
-    if v is None:
-        return 'n/a'
-    if abs(v) >= 1000:
-        return f'{v:,.0f}'
-    if abs(v) >= 100:
-        return f'{v:.0f}'
-    return f'{v:.1f}' if abs(v) >= 10 else f'{v:.2f}'
-
-
 def draw(data: dict, out: str) -> None:
     import matplotlib
 
@@ -60,7 +52,7 @@ def draw(data: dict, out: str) -> None:
 
     labels = data['labels']
     shown = figures(data)
-    cols = 4 if len(shown) > 4 else len(shown)
+    cols = min(len(shown), 4)
     rows = math.ceil(len(shown) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     for ax, (scen, key, fig_data) in zip(axes.flat, shown):

@@ -5,13 +5,13 @@ Node load generator.
     python tests/performance/bench.py [--quick] [--scenarios rtt,broadcast,...] [--runs N]
 
 Each measurement starts a fresh server (server_app.py, or server_node.js for Node's socket.io,
-pinned to CPU 0 with taskset) and a fresh load generator (loadgen.js, pinned to CPU 1). The load generator warms up, says
-"ready", the harness samples the server's CPU time (utime+stime from /proc/<pid>/stat) and
-RSS (VmRSS), tells it "go", and samples again when it reports the end of the measured phase.
-Implementations are interleaved within each run (order alternating between runs); every
-figure is the median over the runs. The first implementation is compared with each of the
-others; targets are greensio's goals relative to the second (python-socketio by default); the
-exit code is 0 whether or not they are met, 1 only if a measurement crashed.
+pinned to CPU 0 with taskset) and a fresh load generator (loadgen.js, pinned to CPU 1). The
+load generator warms up, says "ready", the harness samples the server's CPU time (utime+stime
+from /proc/<pid>/stat) and RSS (VmRSS), tells it "go", and samples again when it reports the
+end of the measured phase. Implementations are interleaved within each run (order rotating
+between runs); every figure is the median over the runs. The first implementation is compared
+with each of the others; targets are greensio's goals relative to the second (python-socketio
+by default); the exit code is 0 whether or not they are met, 1 only if a measurement crashed.
 
 BENCH_IMPLS=socketio,socketio (or --impls) runs python-socketio on both sides, to prove the
 harness itself; any two or more implementations may be compared.

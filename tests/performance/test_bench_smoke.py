@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BENCH = os.path.join(HERE, 'bench.py')
 CHART = os.path.join(HERE, 'chart.py')
-SMOKE_TIMEOUT_S = 150  # the run takes ~35 s; npm ci on a fresh checkout adds a few seconds
+SMOKE_TIMEOUT_S = 150  # the run takes ~25 s; npm ci on a fresh checkout adds a few seconds
 TINY = ['--quick', '--runs', '1', '--warmup', '0.2', '--duration', '0.5',
         '--rtt-clients', '5', '--poll-clients', '5', '--broadcast-clients', '20',
         '--broadcast-count', '10', '--broadcast-warmup-count', '2', '--idle-clients', '20']

@@ -439,6 +439,10 @@ def median_of(runs: list[dict], key: str) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def ratio_text(f: float | None) -> str:
+    return 'n/a' if f is None else f'{f:.2f}x'
+
+
 def spread_of(runs: list[dict], key: str) -> list[float] | None:
     vals = [r[key] for r in runs if r.get(key) is not None]
     return [min(vals), max(vals)] if vals else None
@@ -467,8 +471,7 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
         else:
             target = f'>={m.target:g}x {m.better}'
             verdict = 'n/a' if f is None else ('PASS' if f >= m.target else 'FAIL')
-        ratios = ' '.join(f'{(f"{factors[lb]:.2f}x" if factors.get(lb) is not None else "n/a") if m.ratio else "":>12}'
-                          for lb in others)
+        ratios = ' '.join(f'{ratio_text(factors.get(lb)) if m.ratio else "":>12}' for lb in others)
         print(f'  {m.label:34} ' + ' '.join(f'{fmt(vals[lb]):>12}' for lb in labels)
               + f' {ratios}  {target:16} {verdict}')
         summary[m.key] = {**vals, 'label': m.label, 'better': m.better, 'factor': f,

@@ -16,7 +16,7 @@ import argparse
 import json
 import math
 
-from bench import fmt  # the same figures as bench.py prints
+from bench import fmt, ratio_text  # the figures as bench.py prints them
 
 #: (scenario, metric) pairs shown, in order.
 FIGURES = [
@@ -85,8 +85,7 @@ def rst_table(data: dict) -> str:
         for lb in labels:
             lo, hi = fig_data['spread'][lb] or (None, None)
             cells.append(f'{fmt(fig_data[lb])} ({fmt(lo)}-{fmt(hi)})')
-        cells += [f'{f:.2f}x' if (f := fig_data['factors'].get(lb)) is not None else 'n/a'
-                  for lb in others]
+        cells += [ratio_text(fig_data['factors'].get(lb)) for lb in others]
         rows.append(cells)
     out = ['.. list-table::', '   :header-rows: 1', '']
     for cells in [head, *rows]:

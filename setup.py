@@ -31,6 +31,7 @@ setup(
             'redis>=4.5', 'msgpack>=1.0', 'flask>=2.2', 'ruff', 'mypy>=1.8', 'psutil', 'gunicorn>=22', 'sphinx>=7',
             'uvicorn>=0.23', 'aiohttp>=3.9', 'aio-pika>=9', 'prometheus-client>=0.17',
             'bcrypt>=4', 'tornado>=6.1',
+            'matplotlib>=3.5',  # tests/performance/chart.py
         ],
     },
     classifiers=[

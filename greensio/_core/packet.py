@@ -31,6 +31,7 @@ RESERVED_EVENTS = frozenset(
 )
 
 _BINARY_TYPES = (bytes, bytearray)
+_CONTAINERS = (list, tuple, dict)
 _DIGITS = frozenset('0123456789')
 
 
@@ -201,12 +202,17 @@ class Packet:
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
-        if isinstance(data, _BINARY_TYPES):
-            return True
-        if isinstance(data, (list, tuple)):
-            return any(cls.data_is_binary(item) for item in data)
-        if isinstance(data, dict):
-            return any(cls.data_is_binary(item) for item in data.values())
+        # Run for every packet sent: a loop over a stack, not a recursion of generators.
+        if not isinstance(data, _CONTAINERS):
+            return isinstance(data, _BINARY_TYPES)
+        stack = [data]
+        while stack:
+            container = stack.pop()
+            for item in container.values() if isinstance(container, dict) else container:
+                if isinstance(item, _BINARY_TYPES):
+                    return True
+                if isinstance(item, _CONTAINERS):
+                    stack.append(item)
         return False
 
 

@@ -93,6 +93,16 @@ def test_bytes_inside_a_nested_tuple_become_attachments() -> None:
     assert decode(encoded[0], *encoded[1:]).data == ['ev', {'pair': [b'\x01', 2]}, [3, [b'\x02']]]
 
 
+@pytest.mark.parametrize(('data', 'binary'), [
+    (None, False), ('text', False), (b'', True), (bytearray(), True),
+    (['ev', {'a': [1, {'b': 'x'}]}, (2, [3])], False),
+    (['ev', {'a': [1, {'b': 'x'}]}, (2, [3, {'c': b'\x00'}])], True),
+    ({'deep': [[[[(bytearray(b'y'),)]]]]}, True),
+])
+def test_binary_found_at_any_depth(data: Any, binary: bool) -> None:
+    assert Packet.data_is_binary(data) is binary
+
+
 # -- round trips ---------------------------------------------------------------------
 
 ROUND_TRIP_DATA: list[Any] = [

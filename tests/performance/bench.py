@@ -1,18 +1,20 @@
 #!/usr/bin/env python
-"""Side-by-side benchmark: greensio vs python-socketio, same run, same Node load generator.
+"""Side-by-side benchmark: greensio vs python-socketio and Node's socket.io, same run, same
+Node load generator.
 
     python tests/performance/bench.py [--quick] [--scenarios rtt,broadcast,...] [--runs N]
 
-Each measurement starts a fresh server (server_app.py, pinned to CPU 0 with taskset) and a
-fresh load generator (loadgen.js, pinned to CPU 1). The load generator warms up, says
-"ready", the harness samples the server's CPU time (utime+stime from /proc/<pid>/stat) and
-RSS (VmRSS), tells it "go", and samples again when it reports the end of the measured phase.
-Implementations are interleaved within each run (order alternating between runs); every
-figure is the median over the runs. Targets are greensio's goals relative to python-socketio;
-the exit code is 0 whether or not they are met, 1 only if a measurement crashed.
+Each measurement starts a fresh server (server_app.py, or server_node.js for Node's socket.io,
+pinned to CPU 0 with taskset) and a fresh load generator (loadgen.js, pinned to CPU 1). The
+load generator warms up, says "ready", the harness samples the server's CPU time (utime+stime
+from /proc/<pid>/stat) and RSS (VmRSS), tells it "go", and samples again when it reports the
+end of the measured phase. Implementations are interleaved within each run (order rotating
+between runs); every figure is the median over the runs. The first implementation is compared
+with each of the others; targets are greensio's goals relative to the second (python-socketio
+by default); the exit code is 0 whether or not they are met, 1 only if a measurement crashed.
 
 BENCH_IMPLS=socketio,socketio (or --impls) runs python-socketio on both sides, to prove the
-harness itself; any two of greensio/socketio may be compared.
+harness itself; any two or more implementations may be compared.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVER_APP = os.path.join(HERE, 'server_app.py')
 ASYNC_SERVER_APP = os.path.join(HERE, 'async_server_app.py')
+NODE_SERVER_APP = os.path.join(HERE, 'server_node.js')
 LOADGEN = os.path.join(HERE, 'loadgen.js')
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 SERVER_START_TIMEOUT_S = 30.0  # python + gevent + socketio import and bind
@@ -49,8 +52,10 @@ IDLE_SETTLE_S = 1.0  # let the server finish per-connection work before reading 
 #: shows the metrics' cost as ratios of the same run; greensio+recovery, with connection state
 #: recovery on, likewise.
 #: greensio-asgi / socketio-asgi: the AsyncServers under uvicorn (async_server_app.py).
+#: node: Node's socket.io 4.8 with the same app (server_node.js), for reference.
 IMPLS = frozenset({'greensio', 'greensio+metrics', 'greensio+recovery', 'socketio', 'greensio-asgi',
-                   'socketio-asgi'})
+                   'socketio-asgi', 'node'})
+DEFAULT_IMPLS = 'greensio,socketio,node'
 LOADGEN_BOUND_PCT = 90.0  # loadgen busier than this: rates may measure the client, not the server
 BUSY_MACHINE_PCT = 15.0  # other processes (or the hypervisor) took this much: rates are suspect
 
@@ -68,11 +73,11 @@ class Params:
     broadcast_count: int = 200
     broadcast_warmup_count: int = 20
     binary_size: int = 65536
-    idle_clients: int = 2000
+    idle_clients: int = 10000
 
 
 QUICK = {'runs': 2, 'warmup': 1.0, 'duration': 3.0, 'broadcast_count': 50,
-         'broadcast_warmup_count': 5}
+         'broadcast_warmup_count': 5, 'idle_clients': 2000}
 
 
 @dataclasses.dataclass
@@ -127,6 +132,15 @@ SCENARIOS: dict[str, Scenario] = {
                        '--warmup-count', p.broadcast_warmup_count],
             lambda p: p.broadcast_clients * p.broadcast_count * 300e-6 + 60),
         Scenario(
+            'burst', '(b2) {p.broadcast_count} broadcasts queued at once to {p.broadcast_clients} '
+                     'clients',
+            [Metric('cpu_us_per_unit', 'server CPU us / delivered msg', 'lower'),
+             Metric('units_per_s', 'messages delivered / s', 'higher')] + INFO,
+            lambda p: ['--mode', 'broadcast', '--clients', p.broadcast_clients,
+                       '--count', p.broadcast_count,
+                       '--warmup-count', p.broadcast_warmup_count, '--burst', 1],
+            lambda p: p.broadcast_clients * p.broadcast_count * 300e-6 + 60),
+        Scenario(
             'binary', '(c) {p.binary_size} B binary echo, one client',
             [Metric('mb_per_s', 'MB/s echoed (payload, one way)', 'higher', 20.0),
              Metric('cpu_us_per_unit', 'server CPU us / echo', 'lower')] + INFO,
@@ -144,7 +158,7 @@ SCENARIOS: dict[str, Scenario] = {
             'idle', '(e) {p.idle_clients} idle websocket connections',
             [Metric('kib_per_conn', 'server KiB RSS / connection', 'lower', 2.0),
              Metric('rss_after_kib', 'server RSS after connect, KiB', 'lower'),
-             Metric('units_per_s', 'connections / s (connect phase)', 'higher')] + INFO,
+             Metric('units_per_s', 'connections set up / s', 'higher')] + INFO,
             lambda p: ['--mode', 'idle', '--clients', p.idle_clients],
             lambda p: p.idle_clients * 0.05 + 60),
     ]
@@ -304,7 +318,8 @@ def raise_fd_limit() -> None:
 
 
 def ensure_node_modules() -> None:
-    if os.path.isdir(os.path.join(HERE, 'node_modules', 'socket.io-client')):
+    if all(os.path.isdir(os.path.join(HERE, 'node_modules', m)) for m in ('socket.io-client',
+                                                                           'socket.io')):
         return
     npm = shutil.which('npm')
     if npm is None:
@@ -317,15 +332,55 @@ def ensure_node_modules() -> None:
 # ----------------------------------------------------------------------------- measuring
 
 
+def start_profiler(pid: int, path: str, pinning: bool) -> subprocess.Popen:
+    """py-spy on a Python server, pinned with the load generator, until stop_profiler."""
+    py_spy = shutil.which('py-spy')
+    if py_spy is None:
+        raise SystemExit('--profile needs py-spy (pip install py-spy)')
+    return subprocess.Popen(pin_prefix(1, pinning) + [
+        py_spy, 'record', '--nonblocking', '--format', 'raw', '--rate', '200', '-o', path,
+        '-p', str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def top_frames(paths: list[str], n: int = 15) -> list[tuple[str, float]]:
+    """The functions most often on top of the stack in py-spy raw files: (frame, % of samples)."""
+    self_counts: dict[str, int] = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                stack, _, count = line.rstrip().rpartition(' ')
+                leaf = stack.rpartition(';')[2]
+                # 'function (path/to/file.py:123)': one entry per function, any line
+                name, _, where = leaf.partition(' (')
+                frame = f'{name} ({where.rpartition(":")[0].split("site-packages/")[-1]})'
+                self_counts[frame] = self_counts.get(frame, 0) + int(count)
+    total = sum(self_counts.values()) or 1
+    top = sorted(self_counts.items(), key=lambda kv: -kv[1])[:n]
+    return [(frame, 100.0 * count / total) for frame, count in top]
+
+
 def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: str,
-            tag: str) -> dict:
+            tag: str, profile_dir: str | None = None) -> dict:
     port = free_port()
     env = dict(os.environ)
     env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     children: list[Child] = []
     try:
-        server = Child(f'{tag}-server', pin_prefix(0, pinning) + [
-            sys.executable, ASYNC_SERVER_APP if impl.endswith('-asgi') else SERVER_APP, '--impl', impl, '--port', port,
+        if impl == 'node':
+            server_argv = ['node', NODE_SERVER_APP, '--port', port]
+        else:
+            app = ASYNC_SERVER_APP if impl.endswith('-asgi') else SERVER_APP
+            server_argv = [sys.executable, app, '--impl', impl, '--port', port]
+        server = Child(f'{tag}-server', pin_prefix(0, pinning) + server_argv + [
             '--scenario', scen.name], log_dir, env=env, cwd=REPO)
         children.append(server)
         ready = server.expect('ready', True, SERVER_START_TIMEOUT_S)
@@ -344,7 +399,11 @@ def measure(scen: Scenario, impl: str, params: Params, pinning: bool, log_dir: s
         m0 = read_machine_busy_ticks()
         s0, l0, t0 = read_tree_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         loadgen.send('go')
+        if profile_dir and impl != 'node':
+            profiler = start_profiler(server.pid, os.path.join(profile_dir, f'{tag}.txt'), pinning)
         end = loadgen.expect('phase', 'end', end_timeout)
+        if profile_dir and impl != 'node':
+            stop_profiler(profiler)
         s1, l1, t1 = read_tree_cpu_ticks(server.pid), read_cpu_ticks(loadgen.pid), time.monotonic()
         m1 = read_machine_busy_ticks()
         rss1 = read_rss_kib(server.pid)
@@ -403,38 +462,58 @@ def median_of(runs: list[dict], key: str) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def ratio_text(f: float | None) -> str:
+    return 'n/a' if f is None else f'{f:.2f}x'
+
+
+def spread_of(runs: list[dict], key: str) -> list[float] | None:
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return [min(vals), max(vals)] if vals else None
+
+
 def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> dict:
-    a, b = labels
-    ra, rb = results[a], results[b]
+    """Print one scenario's table: medians per impl, the first impl's ratio to each other."""
+    first, others = labels[0], labels[1:]
     title = scen.title.format(p=params)
-    print(f'\n{title}   [median of {len(ra)}/{len(rb)} runs]')
+    runs = '/'.join(str(len(results[lb])) for lb in labels)
+    print(f'\n{title}   [median of {runs} runs]')
     for label in labels:
         serving = {r.get('serving') for r in results[label]}
         print(f'  {label}: served by {", ".join(sorted(s for s in serving if s)) or "?"}')
-    head = f'  {"metric":34} {a:>12} {b:>12} {"ratio":>8}  {"target":16} verdict'
+    head = (f'  {"metric":34} ' + ' '.join(f'{lb:>12}' for lb in labels) + ' '
+            + ' '.join(f'{"vs " + lb:>12}' for lb in others) + f'  {"target":16} verdict')
     print(head)
     print('  ' + '-' * (len(head) - 2))
     summary = {}
     for m in scen.metrics:
-        va, vb = median_of(ra, m.key), median_of(rb, m.key)
-        f = m.factor(va, vb) if m.ratio else None
+        vals = {lb: median_of(results[lb], m.key) for lb in labels}
+        factors = {lb: m.factor(vals[first], vals[lb]) for lb in others} if m.ratio else {}
+        f = factors.get(others[0])
         if m.target is None:
             target, verdict = '-', ''
         else:
             target = f'>={m.target:g}x {m.better}'
             verdict = 'n/a' if f is None else ('PASS' if f >= m.target else 'FAIL')
-        ratio = f'{f:.2f}x' if f is not None else ('n/a' if m.ratio else '')
-        print(f'  {m.label:34} {fmt(va):>12} {fmt(vb):>12} {ratio:>8}  {target:16} {verdict}')
-        summary[m.key] = {a: va, b: vb, 'factor': f, 'target': m.target, 'verdict': verdict}
+        ratios = ' '.join(f'{ratio_text(factors.get(lb)) if m.ratio else "":>12}' for lb in others)
+        print(f'  {m.label:34} ' + ' '.join(f'{fmt(vals[lb]):>12}' for lb in labels)
+              + f' {ratios}  {target:16} {verdict}')
+        summary[m.key] = {**vals, 'label': m.label, 'better': m.better, 'factor': f,
+                          'factors': factors, 'target': m.target, 'verdict': verdict,
+                          'spread': {lb: spread_of(results[lb], m.key) for lb in labels}}
     main = scen.metrics[0]
-    paired = {r['run']: r.get(main.key) for r in rb}
-    factors = sorted(f for f in (main.factor(r.get(main.key), paired.get(r['run'])) for r in ra)
-                     if f is not None)
-    if factors:
-        # Noise shared by both sides of one run cancels out in its ratio.
-        print(f'  {main.label}, ratio run by run: median {statistics.median(factors):.3f}x, '
-              f'min {factors[0]:.3f}x, max {factors[-1]:.3f}x ({len(factors)} runs)')
-        summary['run_factors'] = factors
+    print(f'  {main.label}, spread (min-max): ' + ', '.join(
+        f'{lb} {fmt(lo)}-{fmt(hi)}' for lb, (lo, hi) in summary[main.key]['spread'].items()))
+    summary['run_factors'] = {}
+    for other in others:
+        paired = {r['run']: r.get(main.key) for r in results[other]}
+        factors = sorted(f for f in (main.factor(r.get(main.key), paired.get(r['run']))
+                                     for r in results[first]) if f is not None)
+        if factors:
+            # Noise shared by both sides of one run cancels out in its ratio.
+            print(f'  {main.label}, {first} vs {other} run by run: median '
+                  f'{statistics.median(factors):.3f}x, min {factors[0]:.3f}x, '
+                  f'max {factors[-1]:.3f}x ({len(factors)} runs)')
+            summary['run_factors'][other] = factors
     for label in labels:
         busy = median_of(results[label], 'other_cpu_pct')
         if busy is not None and busy > BUSY_MACHINE_PCT:
@@ -444,7 +523,7 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
         if lg is not None and lg > LOADGEN_BOUND_PCT and scen.name != 'idle':
             print(f'  note: loadgen CPU {lg:.0f}% with {label}: rates may be client-bound; '
                   'server CPU per unit is still valid')
-    print('  ratio: how many times better the first column is than the second')
+    print(f'  ratio: how many times better {first} is than each other column')
     return summary
 
 
@@ -452,16 +531,21 @@ def report(scen: Scenario, params: Params, labels: list[str], results: dict) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description='greensio vs python-socketio benchmark')
+    ap = argparse.ArgumentParser(description="greensio vs python-socketio and Node's socket.io "
+                                             'benchmark')
     ap.add_argument('--quick', action='store_true', help='2 runs, shorter phases')
     ap.add_argument('--runs', type=int, help='runs per scenario and impl (default 5)')
     ap.add_argument('--scenarios', default=','.join(SCENARIOS),
                     help=f'comma-separated subset of {",".join(SCENARIOS)}')
-    ap.add_argument('--impls', default=os.environ.get('BENCH_IMPLS', 'greensio,socketio'),
-                    help='two of greensio,greensio+metrics,greensio+recovery,socketio: the first is compared '
-                         'against the second (env BENCH_IMPLS)')
+    ap.add_argument('--impls', default=os.environ.get('BENCH_IMPLS', DEFAULT_IMPLS),
+                    help=f'two or more of {",".join(sorted(IMPLS))}: the first is compared with '
+                         f'each of the others (default {DEFAULT_IMPLS}; env BENCH_IMPLS)')
     ap.add_argument('--json', metavar='PATH', help='also write raw and median results here')
     ap.add_argument('--no-pin', action='store_true', help='do not use taskset')
+    ap.add_argument('--profile', metavar='DIR',
+                    help='sample the Python servers with py-spy during each measured phase '
+                         '(raw stacks in DIR) and print their top frames per scenario; '
+                         'py-spy shares the load generator\'s CPU, so rates are lower')
     for field in dataclasses.fields(Params):
         if field.name != 'runs':
             ap.add_argument('--' + field.name.replace('_', '-'),
@@ -477,15 +561,17 @@ def main(argv: list[str] | None = None) -> int:
     params = dataclasses.replace(params, **overrides)
 
     impls = [i.strip() for i in args.impls.split(',') if i.strip()]
-    if len(impls) != 2 or not set(impls) <= IMPLS:
-        raise SystemExit(f'--impls needs exactly two of {",".join(sorted(IMPLS))}')
-    labels = impls if impls[0] != impls[1] else [f'{impls[0]}#1', f'{impls[1]}#2']
+    if len(impls) < 2 or not set(impls) <= IMPLS:
+        raise SystemExit(f'--impls needs two or more of {",".join(sorted(IMPLS))}')
+    labels = impls if len(set(impls)) == len(impls) else [f'{i}#{n}' for n, i in enumerate(impls, 1)]
     names = [s.strip() for s in args.scenarios.split(',') if s.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise SystemExit(f'unknown scenarios: {unknown}; known: {list(SCENARIOS)}')
 
     pinning = not args.no_pin and pinning_available()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     raise_fd_limit()
     ensure_node_modules()
     print(f'greensio benchmark: {" vs ".join(labels)}; runs={params.runs}; '
@@ -498,13 +584,13 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(params.runs):
             for name in names:
                 order = list(zip(labels, impls))
-                if run % 2:
-                    order.reverse()
+                order = order[run % len(order):] + order[:run % len(order)]
                 for label, impl in order:
                     tag = f'{name}-{label.replace("#", "")}-run{run + 1}'
                     t = time.monotonic()
                     try:
-                        r = measure(SCENARIOS[name], impl, params, pinning, log_dir, tag)
+                        r = measure(SCENARIOS[name], impl, params, pinning, log_dir, tag,
+                                    args.profile)
                     except Exception as exc:  # noqa: BLE001 - report, go on with the other measurements
                         errors.append(f'{tag}: {exc}')
                         print(f'  {tag}: ERROR {exc}', flush=True)
@@ -521,6 +607,16 @@ def main(argv: list[str] | None = None) -> int:
             summaries[name] = report(SCENARIOS[name], params, labels, results[name])
         else:
             print(f'\n{SCENARIOS[name].title.format(p=params)}: no complete result')
+    if args.profile:
+        for name in names:
+            for label in labels:
+                paths = [os.path.join(args.profile, f) for f in sorted(os.listdir(args.profile))
+                         if f.startswith(f'{name}-{label.replace("#", "")}-run')]
+                paths = [p for p in paths if os.path.getsize(p)]
+                if paths:
+                    print(f'\n{name}, {label}: top frames (own time, % of py-spy samples)')
+                    for frame, pct in top_frames(paths):
+                        print(f'  {pct:5.1f}%  {frame}')
     if errors:
         print(f'\n{len(errors)} measurement(s) failed:')
         for e in errors:

@@ -13,7 +13,7 @@
 //   rtt        N clients, each emit('echo') with ack in a closed loop for D seconds
 //              (--transport websocket | polling; polling uses a keep-alive agent, like browsers)
 //   broadcast  N websocket clients; one triggers start_broadcast {count: M}; ends when every
-//              client has received M ticks
+//              client has received M ticks (--burst 1: the server queues all M at once)
 //   binary     1 client, emit('bin_echo', <64 KiB Buffer>) with ack in a closed loop for D s
 //   idle       open N websocket connections, report when all are connected, hold them
 'use strict';
@@ -26,7 +26,7 @@ function parseArgs(argv) {
   const opts = {
     mode: 'rtt', url: 'http://127.0.0.1:5000', clients: 50, duration: 10, warmup: 2,
     transport: 'websocket', count: 200, warmupCount: 20, size: 65536, timeout: 300,
-    connectConcurrency: 50,
+    connectConcurrency: 50, burst: 0,
   };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
@@ -209,7 +209,7 @@ function broadcastRound(clients, count) {
         if (pending === 0) resolve({ delivered, elapsed: now() - start });
       });
     }
-    clients[0].emit('start_broadcast', { count });
+    clients[0].emit('start_broadcast', { count, burst: Boolean(opts.burst) });
   });
 }
 

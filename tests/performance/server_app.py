@@ -82,12 +82,15 @@ def build_app(socketio, **options):
 
         After each broadcast the handler yields (sleep(0)) so that broadcast is written out
         before the next is produced: this measures one fan-out after another, not a backlog
-        of queued broadcasts. Then `done` is broadcast.
+        of queued broadcasts. With ``burst`` it does not yield: all broadcasts are queued
+        back to back, then written. Then `done` is broadcast.
         """
         count = int(options.get('count', 0))
+        burst = bool(options.get('burst'))
         for i in range(count):
             sio.emit('tick', {'i': i, 'text': TICK_TEXT})
-            sio.sleep(0)
+            if not burst:
+                sio.sleep(0)
         sio.emit('done', count)
 
     return sio

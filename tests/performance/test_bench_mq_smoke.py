@@ -23,10 +23,10 @@ def test_bench_mq_runs_both_implementations():
     out = subprocess.run([sys.executable, os.path.join(HERE, 'bench_mq.py'), '--runs', '1', '--count', '200',
                           '--clients', '2'], capture_output=True, text=True, timeout=110, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    table = out.stdout.split('medians of 1 runs)')[1]
-    assert 'greensio' in table and 'socketio' in table
+    table = out.stdout.split('medians of 1 runs, [min-max])')[1]
+    assert 'greensio-batch' in table and 'socketio' in table
     lost = next(line for line in table.splitlines() if line.startswith('messages lost'))
-    assert lost.split()[-2:] == ['0.0', '0.0'], out.stdout
+    assert lost.split()[3:] == ['0.00', '[0.00-0.00]'] * 3, out.stdout
 
 
 @pytest.mark.benchmark
@@ -55,4 +55,6 @@ def test_bench_nosticky_runs_small():
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split() for line in out.stdout.split('workers used')[1].splitlines() if line.strip()]
     assert {(row[0], row[1]) for row in rows} == {(s, t) for s in setups for t in ('polling', 'upgrade')}, out.stdout
-    assert all(row[2].isdigit() and int(row[2]) > 0 and row[-1] == '4' for row in rows), out.stdout + out.stderr
+    # behind nginx ip_hash every worker has clients; the kernel may give a few clients to fewer workers
+    assert all(row[2].isdigit() and int(row[2]) > 0 and (row[-1] == '4' if row[0] == 'sticky' else int(row[-1]) >= 1)
+               for row in rows), out.stdout + out.stderr

@@ -8,8 +8,9 @@ the message queue's state, outbox and counters).  The few that must be
 counted as they happen (events, handler time, bytes, connects, disconnects,
 ``call()`` timeouts) are counted by the server itself, in place, while a
 :class:`Metrics` is attached to it (``server._metrics``): a few integer
-additions, and per event two clock reads and a C bisect into the
-histogram's buckets.  A custom collector turns the integers into Prometheus
+additions per packet read or written, per event two clock reads and a
+comparison with the histogram's first bucket, and per broadcast one count
+of its bytes, however many clients it reaches.  A custom collector turns the integers into Prometheus
 metric families when Prometheus scrapes.
 
 Green threads and the asyncio loop never switch inside an addition, so the

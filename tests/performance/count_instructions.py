@@ -27,7 +27,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench import HERE, IMPLS, LOADGEN, REPO, SERVER_APP, Child, ensure_node_modules, free_port, raise_fd_limit
+from bench import (
+    HERE,
+    IMPLS,
+    LOADGEN,
+    REPO,
+    SERVER_APP,
+    Child,
+    ensure_node_modules,
+    free_port,
+    raise_fd_limit,
+)
 
 VALGRIND_START_TIMEOUT_S = 300.0
 CONTROL_TIMEOUT_S = 120.0
@@ -44,7 +54,7 @@ def total_instructions(out_dir: str, tag: str) -> int:
     for name in os.listdir(out_dir):
         if name.startswith(tag + '.'):
             with open(os.path.join(out_dir, name)) as f:
-                found = re.search(r'^totals: (\d+)', f.read(), re.M)
+                found = re.search(r'^totals: (\d+)', f.read(), re.MULTILINE)
             if found:
                 total += int(found.group(1))
     return total

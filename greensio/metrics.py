@@ -10,8 +10,8 @@ counted as they happen (events, handler time, bytes, connects, disconnects,
 :class:`Metrics` is attached to it (``server._metrics``): a few integer
 additions per packet read or written, per event two clock reads and a
 comparison with the histogram's first bucket, and per broadcast one count
-of its bytes, however many clients it reaches.  A custom collector turns the integers into Prometheus
-metric families when Prometheus scrapes.
+of its bytes, however many clients it reaches.  A custom collector turns
+the integers into Prometheus metric families when Prometheus scrapes.
 
 Green threads and the asyncio loop never switch inside an addition, so the
 counters need no lock; a scrape from another OS thread (``serve()`` under
@@ -180,7 +180,7 @@ class Metrics:
         size = 0
         for eio_pkt in eio_pkts:
             data = eio_pkt.data
-            if data:  # ASCII text and bytes need no encoding to be measured
+            if data:  # ASCII text and bytes are measured without encoding them
                 size += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
         self.sent_bytes += size * recipients
 

@@ -403,6 +403,7 @@ def test_bytes_are_the_utf8_size_of_each_engine_io_message(serve):
     metrics = Metrics(sio, worker='w1')
     url = serve(greensio.WSGIApp(sio, metrics.wsgi_app()))
     raw, _sid = rawclient.connect_sio(url)
+    other, _ = rawclient.connect_sio(url)
     try:
         m = scrape(url + '/metrics')
         before = m['greensio_received_bytes_total', ()], m['greensio_sent_bytes_total', ()]
@@ -412,6 +413,18 @@ def test_bytes_are_the_utf8_size_of_each_engine_io_message(serve):
         m = scrape(url + '/metrics')
         assert m['greensio_received_bytes_total', ()] - before[0] == len('21["echo",""]') + 2000
         assert m['greensio_sent_bytes_total', ()] - before[1] == len(answer) - 1  # without Engine.IO's '4'
+
+        # a broadcast, encoded once: its bytes count once per recipient, binary attachments included
+        before_sent = m['greensio_sent_bytes_total', ()]
+        sio.emit('tick', {'text': 'x' * 100, 'blob': b'\x00' * 300})
+        received = [(ws.recv(), ws.recv()) for ws in (raw, other)]
+        placeholder, attachment = received[0]
+        assert placeholder.startswith('451-["tick",') and attachment == b'\x00' * 300
+        assert received[1] == received[0]
+        m = scrape(url + '/metrics')
+        assert m['greensio_sent_bytes_total', ()] - before_sent == 2 * (len(placeholder) - 1 + 300)
+        assert m['greensio_events_sent_total', (('namespace', '/'),)] == 2
     finally:
         raw.close()
+        other.close()
         metrics.close()

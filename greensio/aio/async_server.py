@@ -257,10 +257,6 @@ class AsyncServer(BaseServer):
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
             socket.send_nowait(eio_pkt)
-        metrics = self._metrics
-        if metrics is not None and eio_pkt.data:
-            data = eio_pkt.data
-            metrics.sent_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
 
     # -- inbound ---------------------------------------------------------------------------
 

@@ -506,8 +506,11 @@ class BaseServer(SharedDocs):
         return [make(MESSAGE, encoded)]
 
     def _send_packet(self, eio_sid: str, pkt: pk.Packet) -> None:
-        for eio_pkt in self._eio_packets(pkt):
+        eio_pkts = self._eio_packets(pkt)
+        for eio_pkt in eio_pkts:
             self._send_eio_packet(eio_sid, eio_pkt)
+        if self._metrics is not None:
+            self._metrics.sent(eio_pkts)
 
     def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         raise NotImplementedError

@@ -270,10 +270,6 @@ class Server(BaseServer):
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
             socket.send(eio_pkt)
-        metrics = self._metrics
-        if metrics is not None and eio_pkt.data:
-            data = eio_pkt.data
-            metrics.sent_bytes += len(data) if data.__class__ is not str or data.isascii() else utf8_size(data)
 
     # -- inbound ----------------------------------------------------------------------
 

@@ -255,7 +255,8 @@ class BaseManager(SharedDocs):
                     server._send_packet(eio_sid, server.packet_class(pk.EVENT, payload, namespace, ack_id))
                     delivered += 1
         if server._metrics is not None:
-            server._metrics.emitted(namespace, delivered)
+            # the packets, the same for every recipient, are counted here once (_send_packet counted the acked ones)
+            server._metrics.emitted(namespace, delivered, () if callback else packets)
         return delivered
 
     # -- the cluster as one server: the local half -----------------------------------

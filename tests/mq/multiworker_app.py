@@ -15,7 +15,9 @@ import greensio
 
 AMQP_URL = os.environ.get('MULTIWORKER_AMQP', 'amqp://guest:guest@127.0.0.1:5672//')
 
-sio = greensio.Server(client_manager=greensio.KombuManager(AMQP_URL, channel=os.environ['MULTIWORKER_CHANNEL']))
+# a client whose worker died notices within the ping timeout: short ones, so the tests need not wait long
+sio = greensio.Server(client_manager=greensio.KombuManager(AMQP_URL, channel=os.environ['MULTIWORKER_CHANNEL']),
+                      ping_interval=3, ping_timeout=3)
 app = greensio.WSGIApp(sio)
 
 

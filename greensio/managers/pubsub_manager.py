@@ -107,6 +107,7 @@ class PubSubManager(BasePubSubManager, Manager):
         self._events: tuple[Any, Any, Any, Any] | None = None
         self._announce_event: Any = None
         self._relays: dict[tuple[str, str], Relay] = {}
+        self._forwarded = 0  # requests of other workers being served
 
     def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
         """Wait until every accepted message is confirmed by the broker.
@@ -235,19 +236,30 @@ class PubSubManager(BasePubSubManager, Manager):
 
     def _spawn_forwarded(self, message: pubsub.RequestMessage) -> None:
         prefix = self.server.eio.sid_prefix
-        if prefix and message.forward['sid'].startswith(prefix):
-            self.server.start_background_task(self._serve_forwarded, message)
+        if not prefix or not message.forward['sid'].startswith(prefix):
+            return
+        if self._forwarded >= MAX_FORWARDED:  # a flood from other workers: refused, not queued
+            self._answer_forwarded(message, BUSY)
+            return
+        self._forwarded += 1
+        self.server.start_background_task(self._serve_forwarded, message)
 
     def _serve_forwarded(self, message: pubsub.RequestMessage) -> None:
-        request = message.forward
-        body = request['body'] if isinstance(request['body'], bytes) else request['body'].encode()
-        headers = {**request['headers'], 'content-length': str(len(body))}
-        r = self.server.eio.handle_polling(request['method'], request['query'], headers, 'http',
-                                           io.BytesIO(body).read)
+        try:
+            request = message.forward
+            body = request['body'] if isinstance(request['body'], bytes) else request['body'].encode()
+            headers = {**request['headers'], 'content-length': str(len(body))}
+            r = self.server.eio.handle_polling(request['method'], request['query'], headers, 'http',
+                                               io.BytesIO(body).read)
+        finally:
+            self._forwarded -= 1
         if r is None or r is NotImplemented:  # a callable cors_allowed_origins needs the environ
             answer = ['400 BAD REQUEST', [['Content-Type', 'text/plain']], b'Bad Request']
         else:
             answer = [r.status_line, [list(h) for h in r.headers], r.body]
+        self._answer_forwarded(message, answer)
+
+    def _answer_forwarded(self, message: pubsub.RequestMessage, answer: list[Any]) -> None:
         self._send(self._messages.response(origin_host_id=message.host_id, request=message.request,
                                            forwarded=answer))
 
@@ -591,6 +603,10 @@ class PubSubManager(BasePubSubManager, Manager):
 _atexit_managers: list[Any] = []
 
 
+#: Long-polling requests other workers forward that one worker serves at once
+#: (a waiting GET counts until it is answered); beyond, they are refused.
+MAX_FORWARDED = 10_000
+BUSY = ['503 SERVICE UNAVAILABLE', [['Content-Type', 'text/plain']], b'Service Unavailable']
 #: Websockets one worker relays at once, as either end.
 MAX_RELAYS = 10_000
 #: Messages a relay holds for a reader that does not take them before it is closed.

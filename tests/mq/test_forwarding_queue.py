@@ -14,6 +14,7 @@ to the server that does *not* own it; only handshakes alternate.
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 
@@ -159,3 +160,19 @@ def test_when_a_worker_dies_its_clients_are_let_go_and_new_ones_are_served(machi
             assert js.wait_for('disconnect', sock=f'c{n}', timeout=10)['reason'] == 'transport close'
         js.connect(url, sock='c2', wait=True, opts={'forceNew': True})
         assert js.call('echo', 'after', sock='c2') == ['after']
+
+
+def test_a_worker_refuses_forwarded_requests_beyond_its_bound(machines, monkeypatch) -> None:
+    from greensio.managers import pubsub_manager
+
+    url, _ = machines
+    r = requests.get(f'{url}/socket.io/?EIO=4&transport=polling', timeout=5)  # a handshake: one server owns it
+    sid = json.loads(r.text[1:])['sid']
+    bound = pubsub_manager.MAX_FORWARDED
+    monkeypatch.setattr(pubsub_manager, 'MAX_FORWARDED', 0)
+    # the contrary balancer sends it to the other server, which forwards it through the queue
+    r = requests.get(f'{url}/socket.io/?EIO=4&transport=polling&sid={sid}', timeout=10)
+    assert r.status_code == 503
+    monkeypatch.setattr(pubsub_manager, 'MAX_FORWARDED', bound)
+    r = requests.get(f'{url}/socket.io/?EIO=4&transport=polling&sid={sid}', timeout=10)
+    assert r.status_code == 200

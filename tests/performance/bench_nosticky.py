@@ -10,6 +10,10 @@ one RabbitMQ channel (a fresh one per measurement):
 - ``forwarded``: ``gunicorn -w 4`` on one socket.  The kernel hands each TCP
   connection to any worker; a request for a session that another worker owns
   goes to the owner.
+- ``machines``: nginx round-robin in front of two gunicorns of two workers
+  each, as if on two machines (a workers directory each): a request for a
+  session of the other gunicorn travels through the message queue, and a
+  websocket upgrade to it is relayed through the queue.
 - ``sticky``: nginx with ``ip_hash`` in front of four gunicorns of one worker
   each.  Every client has a source address of its own (127.0.<i>.1), so that
   ip_hash spreads the clients over the four.
@@ -41,13 +45,20 @@ sys.path.insert(0, os.path.dirname(HERE))
 from mq.multiworker import Driver, channel, gunicorn_app, gunicorns, nginx
 
 WORKERS = 4
-SETUPS = ('forwarded', 'sticky')
+SETUPS = ('forwarded', 'machines', 'sticky')
 TRANSPORTS = ('polling', 'upgrade')
 
 
 @contextlib.contextmanager
 def forwarded(name: str) -> Iterator[str]:
     with gunicorn_app(WORKERS, name) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def machines(name: str) -> Iterator[str]:
+    with gunicorns(2, WORKERS // 2, name, machines=True) as instances, \
+            nginx([url for url, _ in instances], sticky=False) as url:
         yield url
 
 
@@ -59,7 +70,7 @@ def sticky(name: str) -> Iterator[str]:
 
 def measure(setup: str, transport: str, args: argparse.Namespace) -> dict:
     """One run: the driver's "end" line, or ``{'error': ...}``."""
-    start = {'forwarded': forwarded, 'sticky': sticky}[setup]
+    start = {'forwarded': forwarded, 'machines': machines, 'sticky': sticky}[setup]
     with channel() as name, start(name) as url:
         driver = Driver(url, timeout=args.duration + args.warmup + 60, mode='rtt', clients=args.clients,
                         warmup=args.warmup, duration=args.duration, spread=setup == 'sticky',

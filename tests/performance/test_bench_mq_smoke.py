@@ -47,8 +47,8 @@ def test_bench_cluster_runs_small():
 @pytest.mark.skipif(not rabbitmq_up(), reason='RabbitMQ is not running on 127.0.0.1:5672')
 @pytest.mark.skipif(nginx_executable() is None, reason='nginx is not installed (apt-get install -y nginx)')
 def test_bench_nosticky_runs_small():
-    """bench_nosticky.py: a figure for every setup that works today, on both transports."""
-    setups = ['sticky', 'forwarded']
+    """bench_nosticky.py: a figure for every setup, on both transports."""
+    setups = ['sticky', 'forwarded', 'machines']
     out = subprocess.run([sys.executable, os.path.join(HERE, 'bench_nosticky.py'), '--clients', '8', '--duration', '1',
                           '--warmup', '0.5', '--runs', '1', '--setups', ','.join(setups)],
                          capture_output=True, text=True, timeout=110, check=False)

@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ModuleNotFoundError("greensio.metrics needs the 'metrics' extra: pip install 'greensio[metrics]' "
                               '(missing: prometheus-client)') from exc
 
-from .base_server import utf8_size
+from .common.base_server import utf8_size
 from .health import _route_asgi, _route_wsgi, serve_wsgi
 
 __all__ = ['HANDLER_BUCKETS', 'Metrics']

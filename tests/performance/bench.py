@@ -155,6 +155,14 @@ SCENARIOS: dict[str, Scenario] = {
                        '--clients', p.poll_clients, '--duration', p.duration],
             lambda p: p.duration + 60),
         Scenario(
+            'polling-raw', '(d2) {p.poll_clients} raw long-polling clients (raw_polling.js), '
+                           'emit-with-ack',
+            [Metric('units_per_s', 'round trips / s', 'higher', 5.0),
+             Metric('cpu_us_per_unit', 'server CPU us / round trip', 'lower')] + INFO,
+            lambda p: ['--mode', 'rtt', '--transport', 'polling-raw',
+                       '--clients', p.poll_clients, '--duration', p.duration],
+            lambda p: p.duration + 60),
+        Scenario(
             'idle', '(e) {p.idle_clients} idle websocket connections',
             [Metric('kib_per_conn', 'server KiB RSS / connection', 'lower', 2.0),
              Metric('rss_after_kib', 'server RSS after connect, KiB', 'lower'),

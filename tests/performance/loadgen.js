@@ -11,7 +11,8 @@
 //
 // Modes:
 //   rtt        N clients, each emit('echo') with ack in a closed loop for D seconds
-//              (--transport websocket | polling; polling uses a keep-alive agent, like browsers)
+//              (--transport websocket | polling; polling uses a keep-alive agent, like browsers;
+//              polling-raw: raw_polling.js instead of socket.io-client, a lighter client)
 //   broadcast  N websocket clients; one triggers start_broadcast {count: M}; ends when every
 //              client has received M ticks (--burst 1: the server queues all M at once)
 //   binary     1 client, emit('bin_echo', <64 KiB Buffer>) with ack in a closed loop for D s
@@ -21,6 +22,7 @@
 const http = require('http');
 const readline = require('readline');
 const { io } = require('socket.io-client');
+const { RawPollingSocket } = require('./raw_polling');
 
 function parseArgs(argv) {
   const opts = {
@@ -90,6 +92,11 @@ function clientOptions() {
 const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 
 function connectOne() {
+  if (opts.transport === 'polling-raw') {
+    const s = new RawPollingSocket(opts.url, fail);
+    sockets.push(s);
+    return s.connect();
+  }
   return new Promise((resolve, reject) => {
     const s = io(opts.url, clientOptions());
     sockets.push(s);

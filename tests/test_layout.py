@@ -31,15 +31,6 @@ INTEGRATIONS = {'greensio.flask', 'greensio.flask_testing', 'greensio.serving', 
                 'greensio.tornado', 'greensio.asgi', 'greensio.middleware', 'greensio.testing', 'greensio.metrics',
                 'greensio.health', 'greensio.__main__', 'greensio._reload', 'greensio.forwarding'}
 GEVENT = ('gevent', 'geventwebsocket')
-#: Asyncio modules that import a green twin's module, each with its reason.
-#: Those modules import gevent only inside functions the asyncio side never calls.
-TWIN_IMPORTS = {
-    'greensio.managers.async_pubsub_manager': {'greensio.managers.pubsub_manager'},  # adopts its docstrings
-    'greensio.managers.async_aiopika_manager': {'greensio.managers.pubsub_manager',  # outbox and AMQP settings
-                                                'greensio.managers.kombu_manager'},
-    'greensio.managers.async_redis_manager': {'greensio.managers.pubsub_manager',  # Redis settings (RedisSettings)
-                                              'greensio.managers.redis_manager'},
-}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -138,9 +129,8 @@ def test_green_never_imports_asyncio(module: str) -> None:
 @pytest.mark.parametrize('module', sorted(m for m in MODULES if is_asyncio(m)))
 def test_asyncio_never_reaches_gevent(module: str) -> None:
     reached = closure(module)
-    allowed = TWIN_IMPORTS.get(module, set())
-    assert {m for m in reached if is_green(m)} == allowed
-    assert not third_party(reached - allowed) & set(GEVENT)
+    assert not {m for m in reached if is_green(m)}
+    assert not third_party(reached) & set(GEVENT)
 
 
 def test_only_integrations_import_integrations() -> None:

@@ -49,10 +49,11 @@ EXTRAS = {
     # call() forgets its callback when it times out (python-socketio kept it)
     'Manager': {'discard_callback', 'workers'},
     'AsyncManager': {'discard_callback', 'workers'},
-    'PubSubManager': {'close', 'flush', 'discard_callback', 'workers'},
+    # forward/open_relay: sessions shared between workers, under the green gunicorn worker only
+    'PubSubManager': {'close', 'flush', 'discard_callback', 'workers', 'owner_of', 'forward', 'open_relay'},
     # the green manager waits for its subscription inside initialize(); an
     # asyncio initialize() cannot await, so AsyncServer awaits this instead
-    'AsyncPubSubManager': {'close', 'flush', 'wait_listening', 'discard_callback', 'workers'},
+    'AsyncPubSubManager': {'close', 'flush', 'wait_listening', 'discard_callback', 'workers', 'owner_of'},
 }
 #: Parameter names greensio chose differently, knowingly.
 RENAMED: dict[tuple[str, str], dict[str, str]] = {}

@@ -32,20 +32,6 @@ def inherit_docstrings(cls: type) -> None:
                 break
 
 
-def adopt_docstrings(cls: type, twin: type) -> None:
-    """Give each method of ``cls`` the docstring of ``twin``'s method of the same name.
-
-    For twins that share no base class (the queue managers): the text stays
-    written once, on ``twin``, and ``cls`` adds the coroutine note.
-    """
-    for name, fn in vars(cls).items():
-        doc = getattr(getattr(twin, name, None), '__doc__', None)
-        if inspect.isfunction(fn) and doc:
-            if inspect.iscoroutinefunction(fn) and _COROUTINE_NOTE not in doc:
-                doc = doc.rstrip() + '\n\n' + ' ' * _indent(doc) + _COROUTINE_NOTE
-            fn.__doc__ = doc
-
-
 def _indent(doc: str) -> int:
     """The indentation of a docstring's body (0 for a one-line docstring)."""
     for line in doc.splitlines()[1:]:

@@ -33,15 +33,15 @@ except ImportError:  # pragma: no cover
     aio_pika = None
 
 from .._core.pubsub import encode
-from .async_pubsub_manager import AsyncPubSubManager
-from .kombu_manager import (
+from .amqp import (
     CONNECT_TIMEOUT,
     HEARTBEAT,
     PREFETCH,
     QUEUE_EXPIRES_MS,
     workers_exchange,
 )
-from .pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
+from .async_pubsub_manager import AsyncPubSubManager
+from .base_pubsub_manager import EMIT_TIMEOUT, OUTBOX_SIZE
 
 
 class AsyncAioPikaManager(AsyncPubSubManager):

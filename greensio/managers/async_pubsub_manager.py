@@ -33,7 +33,7 @@ from itertools import islice
 from typing import Any
 
 from .._core import cluster, pubsub
-from ..common.twins import adopt_docstrings, drive_async
+from ..common.twins import drive_async
 from .async_manager import AsyncManager
 from .base_pubsub_manager import (
     CLOSE_TIMEOUT,
@@ -45,7 +45,6 @@ from .base_pubsub_manager import (
     PUBLISH_BATCH,
     BasePubSubManager,
 )
-from .pubsub_manager import PubSubManager
 
 __all__ = ['DEGRADED', 'HEALTHY', 'AsyncPubSubManager']
 
@@ -210,7 +209,6 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
         raise NotImplementedError('This method must be implemented in a subclass.')
 
     def _listen(self) -> AsyncIterator[Any]:
-        """An async generator of raw messages (bytes, str or dict); ``None`` = connected or idle."""
         raise NotImplementedError('This method must be implemented in a subclass.')
 
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
@@ -357,7 +355,6 @@ class AsyncPubSubManager(BasePubSubManager, AsyncManager):
                                                      ack_id=ack_id, args=list(args)))
 
 
-adopt_docstrings(AsyncPubSubManager, PubSubManager)
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .._core.pubsub import encode
 from .async_pubsub_manager import AsyncPubSubManager
-from .redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings, _numsub
+from .base_redis_manager import SUBSCRIBE_TIMEOUT, RedisSettings, _numsub
 
 
 class AsyncRedisManager(RedisSettings, AsyncPubSubManager):

@@ -562,6 +562,72 @@ class BasePubSubManager(BaseManager):
         """A local client acked an event that ``host_id`` emitted: route the ack home."""
         raise NotImplementedError
 
+    # -- what each twin implements (documented once, here) --------------------------------------
+
+    def initialize(self) -> None:
+        """Start listening (unless write-only); called before the first connection."""
+        super().initialize()
+
+    def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,  # type: ignore[override]
+             skip_sid: Any = None, callback: Callable[..., Any] | None = None, to: Any = None,
+             **kwargs: Any) -> Any:
+        """Emit to clients on every worker (the parameters of :meth:`Server.emit`).
+
+        Local clients get the event at once; other workers get it through the
+        broker.  Raises :class:`~greensio.exceptions.QueueFullError` when the
+        outbox stays full for ``emit_timeout`` seconds (nothing was sent).
+        """
+        raise NotImplementedError
+
+    def disconnect(self, sid: str, namespace: str | None = None, **kwargs: Any) -> None:
+        """Disconnect a client wherever it is connected (no server needed)."""
+        raise NotImplementedError
+
+    def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
+        """Wait until every accepted message is confirmed by the broker.
+
+        Returns False if some are still waiting after ``timeout`` seconds.
+        A write-only script should call this (or :meth:`close`) before it
+        exits; an ``atexit`` hook does so for up to ``CLOSE_TIMEOUT`` seconds.
+        """
+        raise NotImplementedError
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Flush the outbox (up to ``timeout`` seconds), stop listening, release the broker.
+
+        Returns False (and logs how many messages were dropped) if the outbox
+        could not be flushed.
+        """
+        raise NotImplementedError
+
+    def _publish(self, message: dict[str, Any]) -> Any:
+        """Publish one message and return once the broker has it; raise on failure."""
+        raise NotImplementedError
+
+    def _listen(self) -> Iterator[Any]:
+        """Yield raw messages (bytes, str or dict) from the channel; ``None`` = connected."""
+        raise NotImplementedError
+
+    def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
+        """Publish ``(message, json_text)`` pairs in order; raise if any may be lost."""
+        raise NotImplementedError
+
+    def _heartbeat(self) -> bool:
+        """Service an idle publisher connection; return True if it is known good."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release broker resources (connections, this worker's queue)."""
+        raise NotImplementedError
+
+    def _send(self, message: dict[str, Any], deliver_locally: Callable[[], Any] | None = None) -> None:
+        """Queue ``message`` for the other workers, after ``deliver_locally`` once the outbox has room."""
+        raise NotImplementedError
+
+    def _reserve(self) -> None:
+        """Take one outbox slot, waiting at most ``emit_timeout`` for one."""
+        raise NotImplementedError
+
     def _spawn_server_handler(self, message: pubsub.RequestMessage) -> None:
         """Run the ``on_server`` handler of a server-side emit off the listener."""
         raise NotImplementedError

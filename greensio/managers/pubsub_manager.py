@@ -110,12 +110,6 @@ class PubSubManager(BasePubSubManager, Manager):
         self._forwarded = 0  # requests of other workers being served
 
     def flush(self, timeout: float | None = CLOSE_TIMEOUT) -> bool:
-        """Wait until every accepted message is confirmed by the broker.
-
-        Returns False if some are still waiting after ``timeout`` seconds.
-        A write-only script should call this (or :meth:`close`) before it
-        exits; an ``atexit`` hook does so for up to ``CLOSE_TIMEOUT`` seconds.
-        """
         deadline = None if timeout is None else time.monotonic() + timeout
         _wake, room, _stop, _ready = self._runtime()
         while self._outbox:
@@ -128,11 +122,6 @@ class PubSubManager(BasePubSubManager, Manager):
         return True
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
-        """Flush the outbox (up to ``timeout`` seconds), stop listening, release the broker.
-
-        Returns False (and logs how many messages were dropped) if the outbox
-        could not be flushed.
-        """
         if self._closed:
             return True
         for relay in list(self._relays.values()):  # their other ends close their websockets
@@ -176,7 +165,6 @@ class PubSubManager(BasePubSubManager, Manager):
     # -- python-socketio's manager interface --------------------------------------------
 
     def initialize(self) -> None:
-        """Start listening (unless write-only); called before the first connection."""
         super().initialize()
         if not self.write_only:
             _wake, _room, _stop, ready = self._runtime()
@@ -206,12 +194,6 @@ class PubSubManager(BasePubSubManager, Manager):
     def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,  # type: ignore[override]
              skip_sid: Any = None, callback: Callable[..., Any] | None = None, to: Any = None,
              **kwargs: Any) -> Any:
-        """Emit to clients on every worker (the parameters of :meth:`Server.emit`).
-
-        Local clients get the event at once; other workers get it through the
-        broker.  Raises :class:`~greensio.exceptions.QueueFullError` when the
-        outbox stays full for ``emit_timeout`` seconds (nothing was sent).
-        """
         route = self._route_emit(event, data, namespace, to or room, skip_sid, callback, bool(kwargs.get('ignore_queue')))
         if isinstance(route, int):  # delivered here only
             return route
@@ -340,7 +322,6 @@ class PubSubManager(BasePubSubManager, Manager):
         return False
 
     def disconnect(self, sid: str, namespace: str | None = None, **kwargs: Any) -> None:
-        """Disconnect a client wherever it is connected (no server needed)."""
         namespace = namespace or '/'
         if kwargs.get('ignore_queue'):
             return self.basic_disconnect(sid, namespace)
@@ -366,15 +347,12 @@ class PubSubManager(BasePubSubManager, Manager):
     # -- backend seam ----------------------------------------------------------------
 
     def _publish(self, message: dict[str, Any]) -> Any:
-        """Publish one message and return once the broker has it; raise on failure."""
         raise NotImplementedError('This method must be implemented in a subclass.')
 
     def _listen(self) -> Iterator[Any]:
-        """Yield raw messages (bytes, str or dict) from the channel; ``None`` = connected."""
         raise NotImplementedError('This method must be implemented in a subclass.')
 
     def _publish_batch(self, batch: list[tuple[dict[str, Any], str]]) -> None:
-        """Publish ``(message, json_text)`` pairs in order; raise if any may be lost."""
         for message, _text in batch:
             self._publish(message)
 
@@ -395,11 +373,10 @@ class PubSubManager(BasePubSubManager, Manager):
         """Take the confirms the broker sent, waiting up to ``timeout`` for one; raise if they stay away too long."""
 
     def _heartbeat(self) -> bool:
-        """Service an idle publisher connection; return True if it is known good."""
         return False
 
     def _close(self) -> None:
-        """Release broker resources (connections, this worker's queue)."""
+        return None
 
     def _drop_publisher(self) -> None:
         """Forget a publisher connection that failed; the next publish connects again."""
@@ -443,7 +420,6 @@ class PubSubManager(BasePubSubManager, Manager):
     # -- outbox ----------------------------------------------------------------------------
 
     def _send(self, message: dict[str, Any], deliver_locally: Callable[[], Any] | None = None) -> None:
-        """Queue ``message`` for the other workers, after ``deliver_locally`` once the outbox has room."""
         text = pubsub.encode(message, self.json)  # a payload JSON cannot carry fails here, in the caller
         self._reserve()
         try:
@@ -453,7 +429,6 @@ class PubSubManager(BasePubSubManager, Manager):
             self._commit(message, text)
 
     def _reserve(self) -> None:
-        """Take one outbox slot, waiting at most ``emit_timeout`` for one."""
         self._check_open()
         deadline = None
         while True:

@@ -53,7 +53,7 @@ def delete_exchange(channel: str) -> None:
     """Remove a test channel's exchanges: the channel's own and greensio's durable one."""
     import kombu
 
-    from greensio.managers.kombu_manager import workers_exchange
+    from greensio.managers.amqp import workers_exchange
 
     with kombu.Connection(AMQP_URL, connect_timeout=3) as conn:
         conn.connect()

@@ -174,7 +174,7 @@ def test_unpatched_gevent_is_refused_with_a_clear_message():
 def test_redis_urls():
     with pytest.raises(ValueError, match='Unsupported Redis URL scheme'):
         greensio.RedisManager('http://localhost')
-    from greensio.managers.redis_manager import parse_sentinel_url
+    from greensio.managers.base_redis_manager import parse_sentinel_url
 
     assert parse_sentinel_url('redis+sentinel://u:p%40w@h1:1,h2:2/3/svc') == (
         [('h1', 1), ('h2', 2)], 'svc', {'username': 'u', 'password': 'p@w', 'db': 3})

@@ -39,7 +39,7 @@ def test_bench_produces_figures_for_every_impl_and_a_chart(tmp_path):
     assert labels == impls.split(',')
     main_metric = {'rtt': 'cpu_us_per_unit', 'broadcast': 'cpu_us_per_unit',
                    'burst': 'units_per_s', 'binary': 'mb_per_s', 'polling': 'units_per_s',
-                   'idle': 'kib_per_conn'}
+                   'polling-raw': 'units_per_s', 'idle': 'kib_per_conn'}
     for scenario, key in main_metric.items():
         for label in labels:
             runs = data['runs'][scenario][label]

@@ -112,6 +112,18 @@ INFO = [
     Metric('other_cpu_pct', 'other processes + steal CPU %', 'lower', ratio=False),
 ]
 
+
+def polling_scenario(transport: str, title: str) -> Scenario:
+    """N long-polling clients, emit-with-ack in a closed loop; loadgen.js's --transport."""
+    return Scenario(
+        transport, title,
+        [Metric('units_per_s', 'round trips / s', 'higher', 5.0),
+         Metric('cpu_us_per_unit', 'server CPU us / round trip', 'lower')] + INFO,
+        lambda p: ['--mode', 'rtt', '--transport', transport,
+                   '--clients', p.poll_clients, '--duration', p.duration],
+        lambda p: p.duration + 60)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
@@ -147,21 +159,9 @@ SCENARIOS: dict[str, Scenario] = {
             lambda p: ['--mode', 'binary', '--size', p.binary_size,
                        '--duration', p.duration],
             lambda p: p.duration + 60),
-        Scenario(
-            'polling', '(d) {p.poll_clients} polling-only clients, emit-with-ack',
-            [Metric('units_per_s', 'round trips / s', 'higher', 5.0),
-             Metric('cpu_us_per_unit', 'server CPU us / round trip', 'lower')] + INFO,
-            lambda p: ['--mode', 'rtt', '--transport', 'polling',
-                       '--clients', p.poll_clients, '--duration', p.duration],
-            lambda p: p.duration + 60),
-        Scenario(
-            'polling-raw', '(d2) {p.poll_clients} raw long-polling clients (raw_polling.js), '
-                           'emit-with-ack',
-            [Metric('units_per_s', 'round trips / s', 'higher', 5.0),
-             Metric('cpu_us_per_unit', 'server CPU us / round trip', 'lower')] + INFO,
-            lambda p: ['--mode', 'rtt', '--transport', 'polling-raw',
-                       '--clients', p.poll_clients, '--duration', p.duration],
-            lambda p: p.duration + 60),
+        polling_scenario('polling', '(d) {p.poll_clients} polling-only clients, emit-with-ack'),
+        polling_scenario('polling-raw', '(d2) {p.poll_clients} raw long-polling clients '
+                                        '(raw_polling.js), emit-with-ack'),
         Scenario(
             'idle', '(e) {p.idle_clients} idle websocket connections',
             [Metric('kib_per_conn', 'server KiB RSS / connection', 'lower', 2.0),

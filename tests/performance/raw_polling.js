@@ -68,10 +68,6 @@ class RawPollingSocket {
     this.send(`42${id}${JSON.stringify([event, data])}`);
   }
 
-  get pendingAcks() {
-    return this.acks.size;
-  }
-
   disconnect() {
     this.closed = true;
     this.agent.destroy();

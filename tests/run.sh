@@ -19,5 +19,21 @@ export GREENSIO_SANIC_PYTHON="$PWD/.venv-sanic/bin/python"
 for dir in tests/js tests/performance tests/browser examples/chat; do
     node_modules "$dir"
 done
-say "running the tests"
-exec python -m pytest -q "$@"
+if [ $# -gt 0 ]; then
+    say "running the tests"
+    exec python -m pytest -q "$@"
+fi
+# The whole suite: most tests wait on sockets, timers and other processes, so
+# two shards run side by side; then, alone, the tests that stop the services
+# the others share (pytest -m serial).
+say "running the tests: two shards side by side, then the serial ones"
+logs=$(mktemp -d)
+python -m pytest -q -p no:cacheprovider -m "not serial" --shard 0/2 > "$logs/0" 2>&1 & first=$!
+python -m pytest -q -p no:cacheprovider -m "not serial" --shard 1/2 > "$logs/1" 2>&1 & second=$!
+status=0
+wait "$first" || status=1
+wait "$second" || status=1
+cat "$logs/0" "$logs/1"
+rm -rf "$logs"
+python -m pytest -q -m serial || status=1
+exit "$status"

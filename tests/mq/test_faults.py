@@ -42,6 +42,9 @@ from .helpers import (
     wait_until,
 )
 
+# stops and starts the shared RabbitMQ and Redis: run alone, after the rest of the suite
+pytestmark = pytest.mark.serial
+
 CLEAN = {'lost': 0, 'duplicated': 0, 'out_of_order': 0}
 
 

@@ -26,7 +26,7 @@ setup(
         'admin': ['bcrypt>=4'],  # bcrypt password hashes in Server.instrument(auth=...)
         'sanic': ['sanic>=23'],  # AsyncServer.attach() to a sanic app
         'dev': [
-            'pytest>=8', 'pytest-timeout>=2.2', 'pytest-xdist>=3.5', 'python-socketio[client]>=5.14',
+            'pytest>=8', 'pytest-timeout>=2.2', 'python-socketio[client]>=5.14',
             'requests>=2.21', 'websocket-client>=0.54', 'kombu>=5.3',
             'redis>=4.5', 'msgpack>=1.0', 'flask>=2.2', 'ruff', 'mypy>=1.8', 'psutil', 'gunicorn>=22', 'sphinx>=7',
             'uvicorn>=0.23', 'aiohttp>=3.9', 'aio-pika>=9', 'prometheus-client>=0.17',

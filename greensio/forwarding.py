@@ -196,8 +196,9 @@ class HandOvers:
     """The owner's side: connections other workers of this machine hand over, served by ``handler_class``.
 
     ``server`` is a pywsgi ``WSGIServer`` that gives the handlers their
-    application and environ (it needs not be started); ``spawn`` runs each
-    connection (a pool bounds them).
+    application and environ (it needs not be started).  Serve it with a
+    ``StreamServer`` on :meth:`Peers.listen`'s socket, whose pool bounds the
+    connections served at once.
     """
 
     def __init__(self, server: Any, rfile_size: int) -> None:
@@ -208,16 +209,21 @@ class HandOvers:
         upstream.settimeout(CONNECT_TIMEOUT)
         try:
             with upstream:
-                client, address, received = self._receive(upstream)
+                handed = self._receive(upstream)
         except Exception as exc:  # noqa: BLE001 - whatever a broken peer sent, this worker carries on
             self.server.log.write(f'greensio: refused a connection hand-over: {exc!r}\n')
             return
+        if handed is None:  # a starting worker checking that this one is alive
+            return
+        client, address, received = handed
         reader = io.BufferedReader(_Replay(received, client), self.rfile_size)
         self.server.handler_class(client, address, self.server, reader).handle()
 
     @staticmethod
-    def _receive(upstream: socket.socket) -> tuple[socket.socket, tuple[str, int], bytes]:
+    def _receive(upstream: socket.socket) -> tuple[socket.socket, tuple[str, int], bytes] | None:
         data, fds, _flags, _ = socket.recv_fds(upstream, CHUNK, 1)
+        if not data and not fds:
+            return None
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -276,8 +282,8 @@ def forward_over_queue(handler: Any, server: Any, sid: str) -> bool:
 
     ``server`` is the Socket.IO server whose message-queue manager carries
     it; False when the owner is not among the live workers (the request is
-    then answered here, as an unknown session).  A websocket upgrade cannot
-    cross machines: refused, the client goes on polling.
+    then answered here, as an unknown session).  A websocket upgrade is
+    accepted here and relayed to the owner through the queue.
     """
     manager = getattr(server, 'manager', None)
     if not hasattr(manager, 'forward') or handler.headers.get('transfer-encoding') is not None:

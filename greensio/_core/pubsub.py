@@ -449,11 +449,8 @@ def decode(raw: Any, json: Any) -> Message | BatchMessage:
 
 
 def _decode_batch(data: dict[str, Any]) -> BatchMessage:
-    version = data.get('version')
-    if type(version) is not int or version < 2:
+    if _version(data, 0) < 2:
         raise InvalidMessage('a batch needs a "version" of at least 2')
-    if version > SCHEMA_VERSION:
-        raise InvalidMessage(f'schema version {version} is newer than this worker understands ({SCHEMA_VERSION})')
     host_id = _id(data.get('host_id'), 'host_id')
     items = data.get('messages')
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
@@ -477,11 +474,7 @@ def _decode_one(data: dict[str, Any]) -> Message:
         raise InvalidMessage('not a Socket.IO pub/sub message (no "method")')
     if method not in KINDS:
         raise InvalidMessage(f'unknown method {str(method)[:40]!r}')
-    version = data.get('version', 0)
-    if type(version) is not int or version < 0:
-        raise InvalidMessage('invalid "version"')
-    if version > SCHEMA_VERSION:
-        raise InvalidMessage(f'schema version {version} is newer than this worker understands ({SCHEMA_VERSION})')
+    version = _version(data, 0)
     host_id = _id(data.get('host_id'), 'host_id')
     msg_id = data.get('msg_id')
     if msg_id is not None or version >= 1:
@@ -684,10 +677,7 @@ def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> 
     if 'session' in data:
         session = None
         if data['session'] is not None:
-            packed = _args(data, 'session')
-            if len(packed) != 1:
-                raise InvalidMessage('"session" must hold one object')
-            session = _check_session(packed[0])
+            session = _check_session(_one(data, 'session'))
         return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, session=session)
     if 'forwarded' in data:
         return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request,
@@ -713,12 +703,19 @@ def _decode_response(data: dict[str, Any], host_id: str, msg_id: str | None) -> 
     handled = _flag(data, 'handled')
     answer = None
     if handled:
-        answer = _args(data, 'answer')
-        if len(answer) != 1:
-            raise InvalidMessage('"answer" must hold one value')
-        answer = answer[0]
+        answer = _one(data, 'answer')
     return ResponseMessage(host_id=host_id, msg_id=msg_id, sender=sender, request=request, handled=handled,
                            answer=answer)
+
+
+def _version(data: dict[str, Any], default: int) -> int:
+    """The message's schema version (``default`` when absent, as in python-socketio's messages)."""
+    version = data.get('version', default)
+    if type(version) is not int or version < 0:
+        raise InvalidMessage('invalid "version"')
+    if version > SCHEMA_VERSION:
+        raise InvalidMessage(f'schema version {version} is newer than this worker understands ({SCHEMA_VERSION})')
+    return version
 
 
 def _one(data: dict[str, Any], field: str) -> Any:

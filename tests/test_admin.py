@@ -261,7 +261,7 @@ def test_nothing_installed_without_instrument():
     sio = greensio.Server()
     assert '_trigger_event' not in vars(sio) and 'emit' not in vars(sio.manager)
     assert sio.eio.handlers['connect'] == sio._handle_eio_connect
-    assert sio.eio.message_handler == sio._handle_eio_message and '_send_eio_packet' not in vars(sio)
+    assert sio.eio.message_handler == sio._handle_eio_message and '_send_eio_packets' not in vars(sio)
     sio.instrument(auth=False, mode='production')
     assert '_trigger_event' not in vars(sio)  # production mode reports no events either
     development = greensio.Server()

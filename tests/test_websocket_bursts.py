@@ -63,3 +63,26 @@ def test_a_connection_closed_right_after_a_burst_gets_the_burst_first(serve):
         client.wait_closed(timeout=10)  # and then the close
     finally:
         client.close()
+
+
+def test_a_binary_event_leaves_in_one_write_with_its_attachments(serve, monkeypatch):
+    sio = greensio.Server()
+    url = serve(sio)
+    client, sid = rawclient.connect_sio(url)
+    writes: list[bytes] = []
+    send = engine.WebSocketTransport.send
+
+    def recording_send(self, frame):
+        writes.append(frame)
+        send(self, frame)
+
+    monkeypatch.setattr(engine.WebSocketTransport, 'send', recording_send)
+    try:
+        sio.emit('blob', {'a': b'\x01\x02', 'b': b'\x03'}, to=sid)
+        assert client.recv_sio(timeout=10) == '52-["blob",{"a":{"_placeholder":true,"num":0},' \
+                                              '"b":{"_placeholder":true,"num":1}}]'
+        assert client.recv_sio(timeout=10) == b'\x01\x02'
+        assert client.recv_sio(timeout=10) == b'\x03'
+        assert len(writes) == 1  # the event and both attachments, one system call
+    finally:
+        client.close()

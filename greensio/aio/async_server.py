@@ -253,10 +253,11 @@ class AsyncServer(BaseServer):
 
     # -- sending: queue, never await -----------------------------------------------------
 
-    def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
+    def _send_eio_packets(self, eio_sid: str, eio_pkts: list[OutPacket]) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
-            socket.send_nowait(eio_pkt)
+            for eio_pkt in eio_pkts:
+                socket.send_nowait(eio_pkt)
 
     # -- inbound ---------------------------------------------------------------------------
 

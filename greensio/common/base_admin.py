@@ -381,8 +381,8 @@ class BaseInstrument:
         sio.eio.on('disconnect', self._handle_eio_disconnect)
         self.original['message_handler'] = sio.eio.message_handler
         sio.eio.message_handler = self._handle_eio_message
-        self.original['_send_eio_packet'] = sio._send_eio_packet
-        sio._send_eio_packet = self._send_eio_packet
+        self.original['_send_eio_packets'] = sio._send_eio_packets
+        sio._send_eio_packets = self._send_eio_packets
         if not self.development:
             return
         manager = sio.manager
@@ -409,11 +409,11 @@ class BaseInstrument:
         traffic[1] += len(data)
         return self.original['message_handler'](eio_sid, data)
 
-    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+    def _send_eio_packets(self, eio_sid: str, eio_pkts: list[Any]) -> None:
         traffic = self.traffic
-        traffic[2] += 1
-        traffic[3] += len(eio_pkt.data or '')
-        self.original['_send_eio_packet'](eio_sid, eio_pkt)
+        traffic[2] += len(eio_pkts)
+        traffic[3] += sum(len(eio_pkt.data or '') for eio_pkt in eio_pkts)
+        self.original['_send_eio_packets'](eio_sid, eio_pkts)
 
     def _start_stats(self) -> None:
         raise NotImplementedError

@@ -507,12 +507,12 @@ class BaseServer(SharedDocs):
 
     def _send_packet(self, eio_sid: str, pkt: pk.Packet) -> None:
         eio_pkts = self._eio_packets(pkt)
-        for eio_pkt in eio_pkts:
-            self._send_eio_packet(eio_sid, eio_pkt)
+        self._send_eio_packets(eio_sid, eio_pkts)
         if self._metrics is not None:
             self._metrics.sent(eio_pkts)
 
-    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+    def _send_eio_packets(self, eio_sid: str, eio_pkts: list[Any]) -> None:
+        """Send the Engine.IO packets of one Socket.IO packet (several with binary attachments)."""
         raise NotImplementedError
 
     # -- flows: written once, driven by each twin's _run_flow -----------------------------

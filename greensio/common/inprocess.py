@@ -40,6 +40,10 @@ class _CapturingSocket:
         if not self.closed:
             self.client._receive_eio(eio_pkt.data)
 
+    def send_together(self, eio_pkts: list[Any]) -> None:
+        for eio_pkt in eio_pkts:
+            self.send(eio_pkt)
+
     def close(self, wait: bool = True, abort: bool = False, reason: str | None = None) -> None:
         if not self.closed:
             self.closed = True

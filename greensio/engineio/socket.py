@@ -60,6 +60,12 @@ class Socket:
         if self.state.send(packet):
             self.ws.send(packet.frame())
 
+    def send_together(self, packets: list[OutPacket]) -> None:
+        """Send several packets (a message and its binary attachments) in one write on a websocket."""
+        frames = [packet.frame() for packet in packets if self.state.send(packet)]
+        if frames:
+            self.ws.send(b''.join(frames))
+
     def hold_heartbeat(self, held: bool) -> None:
         """Say that the server stops (``True``) or resumes reading this peer.
 
@@ -83,6 +89,11 @@ class _ThreadedSocket(Socket):
     def send(self, packet: OutPacket) -> None:
         with self.server._lock:
             self.state.send(packet)  # long-polling only: never a websocket write
+
+    def send_together(self, packets: list[OutPacket]) -> None:
+        with self.server._lock:
+            for packet in packets:
+                self.state.send(packet)
 
     def hold_heartbeat(self, held: bool) -> None:
         with self.server._lock:

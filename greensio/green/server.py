@@ -266,10 +266,13 @@ class Server(BaseServer):
 
     # -- sending --------------------------------------------------------------------
 
-    def _send_eio_packet(self, eio_sid: str, eio_pkt: OutPacket) -> None:
+    def _send_eio_packets(self, eio_sid: str, eio_pkts: list[OutPacket]) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
-            socket.send(eio_pkt)
+            if len(eio_pkts) == 1:
+                socket.send(eio_pkts[0])
+            else:
+                socket.send_together(eio_pkts)
 
     # -- inbound ----------------------------------------------------------------------
 

@@ -239,14 +239,13 @@ class BaseManager(SharedDocs):
         else:
             payload = [event, *to_args(data)]
         skip = self._skipped(namespace, skip_sid)
-        send = server._send_eio_packet
         delivered = 0
         if callback is None:
+            send = server._send_eio_packets
             packets = server._encode(pk.EVENT, namespace, payload)
             for sid, eio_sid in self.get_participants(namespace, room):
                 if sid not in skip:
-                    for eio_pkt in packets:
-                        send(eio_sid, eio_pkt)
+                    send(eio_sid, packets)
                     delivered += 1
         else:
             for sid, eio_sid in self.get_participants(namespace, room):

@@ -48,7 +48,13 @@ class WebSocketTransport:
         self._backlog_size = 0
         self._flushing = False
         self._corked = False  # a frame left in this loop iteration: the next ones wait for its end
-        self._run_callback = gevent.get_hub().loop.run_callback
+        hub = gevent.get_hub()
+        self._run_callback = hub.loop.run_callback
+        # A read waits for the socket to be readable first: a peer that
+        # waits for our answer has sent nothing more yet, and reading at once
+        # would cost a failed system call and an exception per message.
+        self._wait = hub.wait
+        self._readable = hub.loop.io(sock.fileno(), 1)
         # No socket timeout: the heartbeat closes a silent peer, and a timeout
         # would cost a timer on every blocking read.
         sock.settimeout(None)
@@ -81,6 +87,7 @@ class WebSocketTransport:
         while True:
             msg = parser.next_message()
             if msg is None:
+                self._wait(self._readable)
                 data = self._recv(max(parser.bytes_wanted(), READ_SIZE))
                 if not data:
                     return None

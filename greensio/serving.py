@@ -23,7 +23,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from . import forwarding
 from ._core.eio_http import parse_query
-from .engineio.direct import PollingRoute, RequestHeaders, access_line, send_answer
+from .engineio.direct import PollingRoute, RequestHeaders, access_line, send_answer, serve_following
 
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for
 #: the whole life of every websocket client, this one too but at half.
@@ -102,6 +102,12 @@ class GreenHandler(WebSocketHandler):
     def handle_one_response(self) -> None:
         if self._served_direct:
             self._served_direct = False
+            route = self._polling_route()
+            if route is not None and not self.close_connection:
+                # the long-polling requests that follow on this connection are
+                # answered without pywsgi's request parsing and its timeouts
+                log = self.log_followed if getattr(self.server, 'access_log', True) else None
+                serve_following(self, route, self.server.environ['wsgi.url_scheme'], log)
             return
         super().handle_one_response()
 
@@ -159,6 +165,15 @@ class GreenHandler(WebSocketHandler):
     def log_direct(self, status: str, length: int) -> None:
         """The access-log line of a request answered without WSGI (pywsgi's format)."""
         self.server.log.write(access_line(self.client_address, self.requestline, status, length, self.time_start))
+
+    def log_followed(self, requestline: str, headers: Any, status: str, length: int, started: float) -> None:
+        """The access-log line of a long-polling request that followed on a kept-alive connection."""
+        self.requestline = requestline
+        self.command, _, rest = requestline.partition(' ')
+        self.path, _, self.request_version = rest.partition(' ')
+        self.headers = headers
+        self.time_start = started
+        self.log_direct(status, length)
 
     def log_request(self) -> None:
         # pywsgi's access log, to the server's ``log``.  gevent-websocket's

@@ -244,56 +244,73 @@ class KeptAlive:
     def _serve(self, handler: Any) -> None:
         from gevent import pywsgi
 
-        log = handler.server.log if type(handler).log_request is pywsgi.WSGIHandler.log_request else None
-        while self._serve_one(handler, log):
-            pass
+        log = None
+        if type(handler).log_request is pywsgi.WSGIHandler.log_request:
+            server_log = handler.server.log
 
-    def _serve_one(self, handler: Any, log: Any) -> bool:
-        """Answer the connection's next request if it is for this route; False to hand the connection back."""
-        rfile, route = handler.rfile, self.route
-        try:
-            buffered = rfile.peek(1)  # waits for the next request
-        except (OSError, ValueError):  # the peer left, or pywsgi closed the connection
-            return False
-        end = buffered.find(b'\r\n\r\n')
-        if end < 0:
-            return False  # a head not whole yet (or not HTTP): pywsgi reads it
-        head = buffered[:end + 4]
-        line_end = head.find(b'\r\n')
-        requestline = head[:line_end].decode('latin-1')
-        method, _, rest = requestline.partition(' ')
-        target, _, version = rest.partition(' ')
-        if version != 'HTTP/1.1':
-            return False
-        headers = RequestHeaders(io.BytesIO(head[line_end + 2:]))
-        if headers.status or headers.get('expect') is not None:
-            return False
-        query = route.takes(method, target, headers)
-        if query is None:
-            return False
-        started = time.time()
-        unread = [len(head)]  # the head stays in the buffer until the engine takes the request
+            def log(requestline: str, headers: Any, status: str, length: int, started: float) -> None:
+                server_log.write(access_line(handler.client_address, requestline, status, length, started))
 
-        def read(size: int) -> bytes:
-            if unread:
-                rfile.read(unread.pop())
-            return rfile.read(size)
+        serve_following(handler, self.route, self.scheme, log)
 
-        engine = route.engine
-        r = engine.handle_polling(method, query, headers, self.scheme, read)
-        if r is NotImplemented:
-            return False  # nothing read: pywsgi serves it through the application
+
+def serve_following(handler: Any, route: PollingRoute, scheme: str, log: Any) -> None:
+    """Answer the requests that follow on ``handler``'s keep-alive connection while they are
+    long-polling requests of ``route``'s sessions; the first that is not is left to pywsgi.
+
+    ``log(requestline, headers, status, length, started)`` logs each
+    request answered (None: no log).
+    """
+    while _serve_next(handler, route, scheme, log):
+        pass
+
+
+def _serve_next(handler: Any, route: PollingRoute, scheme: str, log: Any) -> bool:
+    """Answer the connection's next request if it is for ``route``; False to hand the connection back."""
+    rfile = handler.rfile
+    try:
+        buffered = rfile.peek(1)  # waits for the next request
+    except (OSError, ValueError):  # the peer left, or pywsgi closed the connection
+        return False
+    end = buffered.find(b'\r\n\r\n')
+    if end < 0:
+        return False  # a head not whole yet (or not HTTP): pywsgi reads it
+    head = buffered[:end + 4]
+    line_end = head.find(b'\r\n')
+    requestline = head[:line_end].decode('latin-1')
+    method, _, rest = requestline.partition(' ')
+    target, _, version = rest.partition(' ')
+    if version != 'HTTP/1.1':
+        return False
+    headers = RequestHeaders(io.BytesIO(head[line_end + 2:]))
+    if headers.status or headers.get('expect') is not None:
+        return False
+    query = route.takes(method, target, headers)
+    engine = route.engine
+    if query is None or not query.startswith(engine.sid_prefix, query.find('sid=') + 4):
+        return False  # not long-polling, or a session of another worker (greensio.forwarding)
+    started = time.time()
+    unread = [len(head)]  # the head stays in the buffer until the engine takes the request
+
+    def read(size: int) -> bytes:
         if unread:
             rfile.read(unread.pop())
-        if r is None:  # the body never came: no answer, the connection closes
-            handler.close_connection = True
-            return False
-        close = r.close_connection or (headers.get('connection') or '').lower() == 'close'
-        if not send_answer(engine, r, method, query, handler.socket, close):
-            handler.close_connection = True
-            return False
-        if log is not None:
-            log.write(access_line(handler.client_address, requestline, r.status_line, len(r.body), started))
-        if close:
-            handler.close_connection = True
-        return not close
+        return rfile.read(size)
+
+    r = engine.handle_polling(method, query, headers, scheme, read)
+    if r is NotImplemented:
+        return False  # nothing read: pywsgi serves it through the application
+    if unread:
+        rfile.read(unread.pop())
+    if r is None:  # the body never came: no answer, the connection closes
+        handler.close_connection = True
+        return False
+    close = r.close_connection or (headers.get('connection') or '').lower() == 'close'
+    if not send_answer(engine, r, method, query, handler.socket, close):
+        handler.close_connection = True
+        return False
+    if log is not None:
+        log(requestline, headers, r.status_line, len(r.body), started)
+    if close:
+        handler.close_connection = True
+    return not close

@@ -19,11 +19,12 @@ from typing import Any
 
 import gevent
 from gevent import pywsgi
-from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.handler import Client, WebSocketHandler
 
 from . import forwarding
 from ._core.eio_http import parse_query
 from .engineio.direct import PollingRoute, RequestHeaders, access_line, send_answer, serve_following
+from .engineio.websocket_sessions import DETACH
 
 #: Read buffer per connection; pywsgi's default 8 KiB stays allocated for
 #: the whole life of every websocket client, this one too but at half.
@@ -89,6 +90,7 @@ class GreenHandler(WebSocketHandler):
     # ``handle_one_response`` then has nothing to do.
 
     _served_direct = False
+    _detached = False
 
     def get_environ(self) -> dict:
         if self._forward() or self._serve_polling():
@@ -97,6 +99,8 @@ class GreenHandler(WebSocketHandler):
         self.socket.settimeout(None)  # past its head, an application's request is not bounded here
         environ = super().get_environ()
         environ['greensio.nodelay'] = True  # set in handle(): the Engine.IO server need not set it again
+        if getattr(self.server, 'detach_websockets', False):
+            environ[DETACH] = True
         return environ
 
     def handle_one_response(self) -> None:
@@ -179,8 +183,53 @@ class GreenHandler(WebSocketHandler):
         # pywsgi's access log, to the server's ``log``.  gevent-websocket's
         # version formats the line for every request (~20 µs) and hands it to
         # its own logger, which shows nothing unless in debug mode.
+        if self._detached:  # the websocket goes on: its line comes when it ends (_websocket_ended)
+            return
         if getattr(self.server, 'access_log', True):
             pywsgi.WSGIHandler.log_request(self)
+
+    # -- websockets ------------------------------------------------------------------
+    #
+    # gevent-websocket's ``run_websocket`` calls the application and, once it
+    # returns, ends the websocket and sets ``environ['wsgi.websocket']`` to
+    # None.  Under this server (``make_server``) the Engine.IO server may
+    # instead detach the connection's socket and return at once (``DETACH``):
+    # the request is then over for the server, which neither closes the
+    # connection nor keeps the handler, and the environ keeps the
+    # application's websocket (applications close a client with
+    # ``environ['wsgi.websocket'].close()``).
+
+    def run_websocket(self) -> None:
+        if getattr(self, 'prevent_wsgi_call', False):
+            return
+        clients = self.server.__dict__.setdefault('clients', {})
+        environ = self.environ
+        websocket = self.websocket
+        clients[self.client_address] = Client(self.client_address, websocket)
+        try:
+            list(self.application(environ, lambda s, h, e=None: []))
+        finally:
+            del clients[self.client_address]
+            if not websocket.closed:
+                websocket.close()
+            self.websocket = None
+            if self.socket is not None and self.socket.fileno() < 0:  # detached: the application serves it
+                self.socket = None
+                self._detached = True
+                self._log_at_end(environ.get('wsgi.websocket'))
+            else:
+                environ['wsgi.websocket'] = None
+
+    def _log_at_end(self, websocket: Any) -> None:
+        """Have the access-log line of a detached websocket written when it ends, with its real duration."""
+        transport = getattr(websocket, 'transport', None)
+        if transport is not None and getattr(self.server, 'access_log', True):
+            transport.on_end = self._websocket_ended
+
+    def _websocket_ended(self) -> None:
+        self._detached = False
+        self.time_finish = time.time()
+        self.log_request()
 
     def run_application(self) -> None:
         super().run_application()
@@ -204,6 +253,9 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 
     server = pywsgi.WSGIServer((host, port), app, handler_class=GreenHandler, log=log, **kwargs)
     server.idle_timeout = idle_timeout
     server.access_log = log is not None
+    # each websocket is read by a greenlet of its own, outside the server's
+    # greenlets; not with a pool (``spawn=``), which should bound websockets too
+    server.detach_websockets = server.pool is None
     return server
 
 

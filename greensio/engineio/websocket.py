@@ -36,6 +36,9 @@ logger = logging.getLogger('greensio.engineio')
 class WebSocketTransport:
     """Frames in and out of one websocket's TCP socket."""
 
+    __slots__ = ('_backlog', '_backlog_size', '_corked', '_flushing', '_readable', '_recv', '_run_callback', '_send',
+                 '_wait', 'closed', 'on_end', 'parser', 'sock')
+
     def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'') -> None:
         self.sock = sock
         self.parser = wsproto.FrameParser(max_message_size)
@@ -55,13 +58,22 @@ class WebSocketTransport:
         # would cost a failed system call and an exception per message.
         self._wait = hub.wait
         self._readable = hub.loop.io(sock.fileno(), 1)
+        #: called by the session's reader once the connection is over (the
+        #: access-log line of a websocket request is written then)
+        self.on_end: Any = None
         # No socket timeout: the heartbeat closes a silent peer, and a timeout
         # would cost a timer on every blocking read.
         sock.settimeout(None)
 
     @classmethod
-    def take_over(cls, ws: Any, max_message_size: int) -> WebSocketTransport:
-        """The transport of gevent-websocket's ``environ['wsgi.websocket']``, which goes dead."""
+    def take_over(cls, ws: Any, max_message_size: int, detach: bool = False) -> WebSocketTransport:
+        """The transport of gevent-websocket's ``environ['wsgi.websocket']``, which goes dead.
+
+        ``detach``: the server lets the application keep the connection once
+        the WSGI call returns (greensio's own server does): the connection's
+        descriptor moves to a socket object of the transport's own, and the
+        request's handler, its reader and their buffers can go.
+        """
         handler = ws.handler
         ws.closed = True  # gevent-websocket must not write its own close frame later
         sock = handler.socket
@@ -72,6 +84,8 @@ class WebSocketTransport:
             early = handler.rfile.read1(READ_SIZE) or b''
         except OSError:
             early = b''
+        if detach:
+            sock = type(sock)(sock.family, sock.type, sock.proto, fileno=sock.detach())
         return cls(sock, max_message_size, early)
 
     def settimeout(self, seconds: float | None) -> None:
@@ -192,14 +206,18 @@ class TakenOverWebSocket:
     handler and drop the client later with ``environ['wsgi.websocket'].close()``.
     This stand-in keeps that working: ``close()`` sends a close frame and ends
     the TCP connection (the server's disconnect handler then runs), ``closed``
-    says whether it has ended, and the request details come from
-    gevent-websocket's object.  ``send()`` and ``receive()`` raise: a raw
-    message would break Engine.IO's framing, and the server reads every
-    message itself.
+    says whether it has ended, and the request details (``environ``,
+    ``origin``, ``protocol``, ``version``, ``path``) are read from the
+    request's environ, as gevent-websocket's object reads them.  It does not
+    keep gevent-websocket's object, which holds the request's handler and its
+    buffers.  ``send()`` and ``receive()`` raise: a raw message would break
+    Engine.IO's framing, and the server reads every message itself.
     """
 
+    __slots__ = ('environ', 'transport')
+
     def __init__(self, original: Any, transport: WebSocketTransport) -> None:
-        self.original = original
+        self.environ: dict | None = original.environ
         self.transport = transport
 
     @property
@@ -217,11 +235,21 @@ class TakenOverWebSocket:
         raise RuntimeError('greensio reads this websocket itself: its messages reach the event handlers '
                            '(and emit() sends)')
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _REQUEST_DETAILS:
-            return getattr(self.original, name)
-        raise AttributeError(name)
+    def _detail(self, key: str) -> str | None:
+        return self.environ.get(key) if self.environ else None
 
+    @property
+    def origin(self) -> str | None:
+        return self._detail('HTTP_ORIGIN')
 
-#: what ``TakenOverWebSocket`` reads from gevent-websocket's object
-_REQUEST_DETAILS = frozenset({'environ', 'origin', 'protocol', 'version', 'path'})
+    @property
+    def protocol(self) -> str | None:
+        return self._detail('HTTP_SEC_WEBSOCKET_PROTOCOL')
+
+    @property
+    def version(self) -> str | None:
+        return self._detail('HTTP_SEC_WEBSOCKET_VERSION')
+
+    @property
+    def path(self) -> str | None:
+        return self._detail('PATH_INFO')

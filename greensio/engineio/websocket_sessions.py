@@ -2,13 +2,21 @@
 
 Shell ring (gevent).  gevent-websocket (or greensio's server, which uses its
 handler) does the HTTP upgrade; the connection is then taken over
-(``websocket.WebSocketTransport``) and read by the request's greenlet, which
-feeds each message to the core; writes go straight to the socket from the
-emitting greenlet.
+(``websocket.WebSocketTransport``) and read by one greenlet, which feeds each
+message to the core; writes go straight to the socket from the emitting
+greenlet.  The reader is the request's greenlet, unless the server lets the
+application keep the connection past the WSGI call (``DETACH``, greensio's
+own server): then the request ends, and a greenlet of its own reads the
+connection from the bottom of its stack.  Thousands of idle connections each
+wait in a read, and a greenlet's suspended stack is kept in memory: one that
+only reads costs a fraction of one that waits under the whole HTTP server's
+and WSGI application's calls, and the request's handler, its buffers and its
+headers go with the request.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +27,12 @@ from .._core.eio_server import CLOSED, Reason
 from .socket import Socket, _WaitingWebSocket
 
 _monotonic = time.monotonic
+
+#: WSGI environ key a server sets (to ``True``) when the application may keep a
+#: websocket's connection after the WSGI call returns: the application
+#: detaches the connection's socket (``socket.detach()``) and serves it on a
+#: greenlet of its own; the server then neither closes it nor waits for it.
+DETACH = 'greensio.detach'
 
 
 class WebSocketSessions:
@@ -35,20 +49,47 @@ class WebSocketSessions:
                 state.abort_probe()
             r = eio_http.refuse(eio_http.UNKNOWN_TRANSPORT, headers=route.headers).response()
             return self._wsgi_answer(start_response, r, environ)
-        transport = WebSocketTransport.take_over(original, self.max_http_buffer_size)
+        detach = environ.get(DETACH) is True
+        transport = WebSocketTransport.take_over(original, self.max_http_buffer_size, detach)
         environ['wsgi.websocket'] = TakenOverWebSocket(original, transport)
+        if detach:
+            # what pywsgi reads the request with reads websocket frames now: the
+            # request's body, empty, is read from nothing (and the reader and its
+            # buffer go with the request's handler)
+            environ['wsgi.input'] = io.BytesIO()
         if state is None:
             socket = self._open_websocket(transport, environ)
-            if socket is None:
-                return []
         else:
             socket = state.context
-            if not self._probe(socket, transport):
+            if self._probe(socket, transport):
+                self.logger.info('%s: websocket transport ready', state.sid)
+            else:
                 self.logger.info('%s: websocket upgrade failed', state.sid)
-                return []
-            self.logger.info('%s: websocket transport ready', state.sid)
-        self._read_websocket(socket, transport)
+                socket = None
+        if socket is None:
+            if detach:
+                transport.sock.close()
+        elif detach:
+            from greenlet import greenlet
+
+            # a bare greenlet: the hub is its parent, which reports what it
+            # raises, as for any greenlet; a gevent Greenlet would add the
+            # spawner's stack and links nobody reads
+            reader = greenlet(self._read_detached, self._gevent.get_hub())
+            self._loop.run_callback(reader.switch, socket, transport)
+        else:
+            self._read_websocket(socket, transport)
         return []
+
+    def _read_detached(self, socket: Socket, transport: Any) -> None:
+        """Read a websocket whose connection the server let go (``DETACH``), then close it."""
+        try:
+            self._read_websocket(socket, transport)
+        finally:
+            transport.sock.close()
+            on_end = transport.on_end
+            if on_end is not None:
+                on_end()
 
     def serve_relayed(self, request: dict, transport: Any) -> None:
         """Serve the websocket upgrade of one of this server's sessions that another worker accepted.

@@ -81,7 +81,7 @@ def _parser() -> _Parser:
             sub.add_argument('data', metavar='DATA',
                              help='the event\'s one argument, as JSON (e.g. \'{"n": 1}\', \'"text"\', \'null\')')
         if to is not None:
-            sub.add_argument('--to', metavar=to.split(':')[0], required=name == 'call', help=to.split(':', 1)[1])
+            sub.add_argument('--to', metavar=to.split(':')[0], required=name == 'call', help=to.split(':', 1)[1] + " (a sid may start with '-': write --to=SID)")
         if name != 'workers':
             sub.add_argument('--namespace', metavar='NS', default='/', help='the namespace (default: /)')
         if listing:

@@ -87,7 +87,8 @@ def test_call_sockets_rooms_workers_across_two_workers(backend):
 
             for client in (a, b):  # a client of each worker answers, wherever the command connects
                 started = time.monotonic()
-                run = cli('call', 'question', '{"n": 1, "text": "é"}', '--to', client.sid, *common)
+                run = cli('call', 'question', '{"n": 1, "text": "é"}', f'--to={client.sid}',  # a sid may start with '-'
+                          *common)
                 assert (run.returncode, run.stderr) == (0, ''), run.stderr
                 assert json.loads(run.stdout) == {'asked': {'n': 1, 'text': 'é'}, 'event': 'question'}
                 assert time.monotonic() - started < 8  # answered, not timed out (python start-up included)
@@ -176,7 +177,7 @@ def test_call_reaches_a_client_of_a_python_socketio_worker():
         args = ('--message-queue', REDIS_URL, '--channel', channel)
 
         def answered() -> bool:  # python-socketio subscribes when its first client connects
-            run = cli('call', 'question', '"p"', '--to', old.sid, '--timeout', '3', *args)
+            run = cli('call', 'question', '"p"', f'--to={old.sid}', '--timeout', '3', *args)
             return run.returncode == 0 and json.loads(run.stdout) == {'asked': 'p', 'event': 'question'}
 
         wait_until(answered, 30, 'the python-socketio client answered the command line')

@@ -87,6 +87,7 @@ class Server(HttpRequests, WebSocketSessions, SessionLife, BaseServer):
         self._core = EngineCore(self._config(), self, websocket_available=green)
         self._in_timer = False
         self._threaded = not green
+        self._idle_readers: list = []  # reader greenlets of detached websockets, parked (websocket_sessions)
         if green:
             import gevent
 

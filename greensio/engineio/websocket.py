@@ -32,12 +32,15 @@ CORK_SIZE = 65536
 
 logger = logging.getLogger('greensio.engineio')
 
+#: what :meth:`WebSocketTransport.receive_ready` returns when the next message has not arrived
+WAIT = object()
+
 
 class WebSocketTransport:
     """Frames in and out of one websocket's TCP socket."""
 
-    __slots__ = ('_backlog', '_backlog_size', '_corked', '_flushing', '_readable', '_recv', '_run_callback', '_send',
-                 '_wait', 'closed', 'on_end', 'parser', 'sock')
+    __slots__ = ('_backlog', '_backlog_size', '_corked', '_flushing', '_ready', '_recv', '_run_callback', '_send',
+                 '_wait', '_watcher', 'closed', 'on_end', 'parser', 'sock')
 
     def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'') -> None:
         self.sock = sock
@@ -57,10 +60,11 @@ class WebSocketTransport:
         # waits for our answer has sent nothing more yet, and reading at once
         # would cost a failed system call and an exception per message.
         self._wait = hub.wait
-        self._readable = hub.loop.io(sock.fileno(), 1)
         #: called by the session's reader once the connection is over (the
         #: access-log line of a websocket request is written then)
         self.on_end: Any = None
+        self._watcher: Any = None  # see park()
+        self._ready = False
         # No socket timeout: the heartbeat closes a silent peer, and a timeout
         # would cost a timer on every blocking read.
         sock.settimeout(None)
@@ -97,11 +101,50 @@ class WebSocketTransport:
         Raises ``wsproto.WebSocketError`` on a protocol violation, OSError
         on a socket error or a timeout.
         """
+        return self._receive(True)
+
+    def receive_ready(self) -> str | bytes | None | object:
+        """As :meth:`receive`, from what has arrived only: ``WAIT`` when the next message is not all there.
+
+        The socket is read once after each :meth:`park` callback (it is
+        readable then), never more: the caller parks again on ``WAIT``.
+        """
+        return self._receive(False)
+
+    def park(self, callback: Any, *args: Any) -> None:
+        """Have ``callback(*args)`` run (in the hub) once the socket is readable; no greenlet waits meanwhile."""
+        self._io().start(callback, *args)
+
+    def _io(self) -> Any:
+        """The socket's read watcher (made on first use)."""
+        watcher = self._watcher
+        if watcher is None:
+            watcher = self._watcher = gevent.get_hub().loop.io(self.sock.fileno(), 1)
+        return watcher
+
+    def readable(self) -> None:
+        """The :meth:`park` callback came: the socket has something to read (data, or its end)."""
+        self._watcher.stop()
+        self._ready = True
+
+    def release(self) -> None:
+        """Close the socket (the transport owns it: ``take_over(detach=True)``), once nothing reads it any more."""
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+        self.sock.close()
+
+    def _receive(self, wait: bool) -> str | bytes | None | object:
         parser = self.parser
         while True:
             msg = parser.next_message()
             if msg is None:
-                self._wait(self._readable)
+                if wait:
+                    self._wait(self._io())
+                elif self._ready:
+                    self._ready = False
+                else:
+                    return WAIT
                 data = self._recv(max(parser.bytes_wanted(), READ_SIZE))
                 if not data:
                     return None

@@ -25,6 +25,7 @@ from .._core import eio_http
 from .._core import websocket as wsproto
 from .._core.eio_server import CLOSED, Reason
 from .socket import Socket, _WaitingWebSocket
+from .websocket import WAIT
 
 _monotonic = time.monotonic
 
@@ -33,6 +34,10 @@ _monotonic = time.monotonic
 #: detaches the connection's socket (``socket.detach()``) and serves it on a
 #: greenlet of its own; the server then neither closes it nor waits for it.
 DETACH = 'greensio.detach'
+#: Reader greenlets kept parked for the next readable websocket: a burst
+#: of traffic needs as many as there are websockets served at once, and a
+#: greenlet kept costs ~7 KiB.
+IDLE_READERS = 64
 
 
 class WebSocketSessions:
@@ -68,28 +73,100 @@ class WebSocketSessions:
                 socket = None
         if socket is None:
             if detach:
-                transport.sock.close()
+                transport.release()
         elif detach:
+            # messages may be in the parser already (sent right behind the
+            # upgrade, or during the probe): served before the first park
+            self._loop.run_callback(self._serve_reader, socket, transport)
+        else:
+            self._read_websocket(socket, transport)
+        return []
+
+    # -- detached websockets (``DETACH``) -------------------------------------------------
+    #
+    # No greenlet waits for a detached websocket's next message: each one's
+    # socket has a watcher, and when the socket is readable a reader greenlet
+    # (a parked one, else a new one) serves what arrived, then parks the
+    # connection again and itself with it.  A suspended greenlet keeps its
+    # C stack slice and a page of Python frames (~7 KiB); idle connections
+    # now cost neither, and a busy one costs what waiting in ``recv`` cost
+    # (a watcher started, a switch to the hub and back).
+
+    def _resume_reader(self, socket: Socket, transport: Any) -> None:
+        """The socket of a parked websocket is readable (a watcher's callback, in the hub)."""
+        transport.readable()
+        self._serve_reader(socket, transport)
+
+    def _serve_reader(self, socket: Socket, transport: Any) -> None:
+        """Switch to a reader greenlet for this websocket (from the hub)."""
+        idle = self._idle_readers
+        if idle:
+            reader = idle.pop()
+        else:
             from greenlet import greenlet
 
             # a bare greenlet: the hub is its parent, which reports what it
             # raises, as for any greenlet; a gevent Greenlet would add the
             # spawner's stack and links nobody reads
-            reader = greenlet(self._read_detached, self._gevent.get_hub())
-            self._loop.run_callback(reader.switch, socket, transport)
-        else:
-            self._read_websocket(socket, transport)
-        return []
+            reader = greenlet(self._reader, self._gevent.get_hub())
+        reader.switch(socket, transport)
 
-    def _read_detached(self, socket: Socket, transport: Any) -> None:
-        """Read a websocket whose connection the server let go (``DETACH``), then close it."""
+    def _reader(self, socket: Socket, transport: Any) -> None:
+        """A reader greenlet: serves a readable websocket, then waits (parked) for the next one."""
+        hub = self._gevent.get_hub()
+        idle = self._idle_readers
+        while True:
+            if self._read_ready(socket, transport):
+                transport.park(self._resume_reader, socket, transport)
+            if len(idle) >= IDLE_READERS:
+                return
+            idle.append(self._gevent.getcurrent())
+            socket, transport = hub.switch()
+
+    def _read_ready(self, socket: Socket, transport: Any) -> bool:
+        """Serve the messages a detached websocket has delivered; False once it is over (and closed)."""
+        state = socket.state
+        error = False
+        over = True
         try:
-            self._read_websocket(socket, transport)
+            while True:
+                try:
+                    msg = transport.receive_ready()
+                except wsproto.WebSocketError as exc:
+                    self.logger.warning('%s: websocket protocol error: %s', socket.sid, exc)
+                    transport.close(exc.code)
+                    error = True
+                    return False
+                except OSError:
+                    return False
+                if msg is WAIT:
+                    over = False
+                    return True
+                if msg is None:
+                    return False
+                if not self._received(socket, state, msg):
+                    return False
         finally:
-            transport.sock.close()
-            on_end = transport.on_end
-            if on_end is not None:
-                on_end()
+            if over:
+                self._closed_websocket(socket, transport, error)
+                transport.release()
+                on_end = transport.on_end
+                if on_end is not None:
+                    on_end()
+
+    def _received(self, socket: Socket, state: Any, msg: str | bytes) -> bool:
+        """Hand a websocket message to the core (and the application); False once the session is closed."""
+        data = state.receive_ws(msg, _monotonic())
+        if data is None:
+            if state.state == CLOSED:
+                if state.close_reason == Reason.TRANSPORT_ERROR:
+                    self.logger.warning('%s: invalid Engine.IO packet, closing', socket.sid)
+                return False
+            if state.deadline < socket._armed:
+                self._arm(socket)
+            return True
+        self.message_handler(socket.sid, data)
+        return True
 
     def serve_relayed(self, request: dict, transport: Any) -> None:
         """Serve the websocket upgrade of one of this server's sessions that another worker accepted.
@@ -161,9 +238,7 @@ class WebSocketSessions:
 
     def _read_websocket(self, socket: Socket, transport: Any) -> None:
         state = socket.state
-        receive_ws = state.receive_ws
         receive = transport.receive
-        on_message = self.message_handler
         sid = socket.sid
         error = False
         try:
@@ -177,18 +252,8 @@ class WebSocketSessions:
                     return
                 except OSError:  # a silent peer is closed by the heartbeat, as a ping timeout
                     return
-                if msg is None:
+                if msg is None or not self._received(socket, state, msg):
                     return
-                data = receive_ws(msg, _monotonic())
-                if data is None:
-                    if state.state == CLOSED:
-                        if state.close_reason == Reason.TRANSPORT_ERROR:
-                            self.logger.warning('%s: invalid Engine.IO packet, closing', sid)
-                        return
-                    if state.deadline < socket._armed:
-                        self._arm(socket)
-                    continue
-                on_message(sid, data)
         finally:
             self._closed_websocket(socket, transport, error)
 

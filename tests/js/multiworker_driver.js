@@ -131,10 +131,18 @@ async function connectMany(n) {
 
 async function whoami(c) {
   if (!live(c)) return;
-  try {
-    c.pids.push(await c.socket.timeout(opts.ackTimeout).emitWithAck('whoami'));
-  } catch (err) {
-    noteError(err);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const disconnects = c.disconnects.length;
+    try {
+      c.pids.push(await c.socket.timeout(opts.ackTimeout).emitWithAck('whoami'));
+      return;
+    } catch (err) {
+      noteError(err);
+    }
+    if (!opts.reconnect) return;
+    // a long-polling client of a killed worker with nothing in flight may learn
+    // of it only at its ping timeout: ask again once it has reconnected
+    await until(() => c.socket.connected && c.disconnects.length > disconnects, opts.wait);
   }
 }
 

@@ -253,8 +253,8 @@ def make_server(app: Any, host: str = '127.0.0.1', port: int = 5000, log: Any = 
     server = pywsgi.WSGIServer((host, port), app, handler_class=GreenHandler, log=log, **kwargs)
     server.idle_timeout = idle_timeout
     server.access_log = log is not None
-    # each websocket is read by a greenlet of its own, outside the server's
-    # greenlets; not with a pool (``spawn=``), which should bound websockets too
+    # a websocket is served outside the server's greenlets once upgraded; not
+    # with a pool (``spawn=``), which should bound websockets too
     server.detach_websockets = server.pool is None
     return server
 

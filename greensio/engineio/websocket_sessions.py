@@ -6,12 +6,11 @@ handler) does the HTTP upgrade; the connection is then taken over
 message to the core; writes go straight to the socket from the emitting
 greenlet.  The reader is the request's greenlet, unless the server lets the
 application keep the connection past the WSGI call (``DETACH``, greensio's
-own server): then the request ends, and a greenlet of its own reads the
-connection from the bottom of its stack.  Thousands of idle connections each
-wait in a read, and a greenlet's suspended stack is kept in memory: one that
-only reads costs a fraction of one that waits under the whole HTTP server's
-and WSGI application's calls, and the request's handler, its buffers and its
-headers go with the request.
+own server): then the request ends, with its handler, buffers and headers,
+and no greenlet waits for the connection: a watcher notices when it is
+readable, and a pooled reader greenlet serves what arrived (see the
+"detached websockets" section below).  A greenlet suspended in a read keeps
+its stack in memory, several KiB for each of thousands of idle connections.
 """
 
 from __future__ import annotations

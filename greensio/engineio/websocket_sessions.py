@@ -124,34 +124,13 @@ class WebSocketSessions:
 
     def _read_ready(self, socket: Socket, transport: Any) -> bool:
         """Serve the messages a detached websocket has delivered; False once it is over (and closed)."""
-        state = socket.state
-        error = False
-        over = True
-        try:
-            while True:
-                try:
-                    msg = transport.receive_ready()
-                except wsproto.WebSocketError as exc:
-                    self.logger.warning('%s: websocket protocol error: %s', socket.sid, exc)
-                    transport.close(exc.code)
-                    error = True
-                    return False
-                except OSError:
-                    return False
-                if msg is WAIT:
-                    over = False
-                    return True
-                if msg is None:
-                    return False
-                if not self._received(socket, state, msg):
-                    return False
-        finally:
-            if over:
-                self._closed_websocket(socket, transport, error)
-                transport.release()
-                on_end = transport.on_end
-                if on_end is not None:
-                    on_end()
+        if self._read_websocket(socket, transport, transport.receive_ready):
+            return True
+        transport.release()
+        on_end = transport.on_end
+        if on_end is not None:
+            on_end()
+        return False
 
     def _received(self, socket: Socket, state: Any, msg: str | bytes) -> bool:
         """Hand a websocket message to the core (and the application); False once the session is closed."""
@@ -235,26 +214,31 @@ class WebSocketSessions:
         finally:
             socket.probe_ws = None
 
-    def _read_websocket(self, socket: Socket, transport: Any) -> None:
+    def _read_websocket(self, socket: Socket, transport: Any, receive: Callable[[], Any] | None = None) -> bool:
+        """Hand the websocket's messages to the core until it ends (then close it) or, with
+        ``receive=transport.receive_ready``, until the next one has not arrived (True: still open)."""
         state = socket.state
-        receive = transport.receive
-        sid = socket.sid
+        receive = receive or transport.receive
         error = False
+        msg: Any = None
         try:
             while True:
                 try:
                     msg = receive()
                 except wsproto.WebSocketError as exc:
-                    self.logger.warning('%s: websocket protocol error: %s', sid, exc)
+                    self.logger.warning('%s: websocket protocol error: %s', socket.sid, exc)
                     transport.close(exc.code)
                     error = True
-                    return
+                    return False
                 except OSError:  # a silent peer is closed by the heartbeat, as a ping timeout
-                    return
+                    return False
+                if msg is WAIT:
+                    return True
                 if msg is None or not self._received(socket, state, msg):
-                    return
+                    return False
         finally:
-            self._closed_websocket(socket, transport, error)
+            if msg is not WAIT:
+                self._closed_websocket(socket, transport, error)
 
     def _closed_websocket(self, socket: Socket, transport: Any, error: bool = False) -> None:
         socket.state.transport_closed(error)

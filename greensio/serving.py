@@ -209,6 +209,8 @@ class GreenHandler(WebSocketHandler):
         try:
             list(self.application(environ, lambda s, h, e=None: []))
         finally:
+            if self.socket is not None and self.socket.fileno() >= 0:
+                self._send_upgrade_answer()  # not taken: the application ended at once
             del clients[self.client_address]
             if not websocket.closed:
                 websocket.close()
@@ -230,6 +232,39 @@ class GreenHandler(WebSocketHandler):
         self._detached = False
         self.time_finish = time.time()
         self.log_request()
+
+    # -- the answer to a websocket upgrade --------------------------------------------
+    #
+    # gevent-websocket writes its 101 answer as soon as it accepts an upgrade.
+    # When the upgrade is for greensio's Engine.IO server (which takes the
+    # connection over), the answer is held back instead and leaves with the
+    # server's first frame, the open packet, in one write: one system call
+    # less, and the client is woken once for both.  Any other write on the
+    # connection sends it first.
+
+    #: the held 101 answer; ``WebSocketTransport.take_over`` takes it
+    upgrade_answer: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if (self.code == 101 and not data and not self.headers_sent and self.provided_date is not None
+                and self._for_engine()):
+            # what pywsgi would write: gevent-websocket's headers, no Date
+            self.upgrade_answer = b''.join([b'HTTP/1.1 ', self.status, b'\r\n',
+                                            *[b'%s: %s\r\n' % item for item in self.response_headers], b'\r\n'])
+            self.headers_sent = self.connection_upgraded = True
+            return
+        self._send_upgrade_answer()
+        super().write(data)
+
+    def _send_upgrade_answer(self) -> None:
+        answer = self.upgrade_answer
+        if answer is not None:
+            self.upgrade_answer = None
+            self.socket.sendall(answer)
+
+    def _for_engine(self) -> bool:
+        route = self._polling_route()
+        return route is not None and self.path.partition('?')[0] == route.path
 
     def run_application(self) -> None:
         super().run_application()

@@ -86,3 +86,27 @@ def test_a_binary_event_leaves_in_one_write_with_its_attachments(serve, monkeypa
         assert len(writes) == 1  # the event and both attachments, one system call
     finally:
         client.close()
+
+
+def test_the_upgrade_answer_leaves_with_the_open_packet(serve, monkeypatch):
+    import gevent.socket
+
+    url = serve(greensio.Server())
+    writes: list[bytes] = []
+    for name in ('send', 'sendall'):
+        method = getattr(gevent.socket.socket, name)
+
+        def recording(self, data, *args, _method=method, **kwargs):
+            if bytes(data[:1]) in (b'H', b'\x81'):  # the server's answers and frames, not the client's request
+                writes.append(bytes(data))
+            return _method(self, data, *args, **kwargs)
+
+        monkeypatch.setattr(gevent.socket.socket, name, recording)
+    client = rawclient.RawSioClient(url)
+    try:
+        assert writes[0].startswith(b'HTTP/1.1 101 Switching Protocols\r\n')
+        head, _, frame = writes[0].partition(b'\r\n\r\n')
+        assert frame.startswith(b'\x81') and b'0{"sid":' in frame  # one write, one wake-up of the client
+        assert client.connect_namespace('/')
+    finally:
+        client.close()

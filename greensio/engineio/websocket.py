@@ -39,27 +39,22 @@ WAIT = object()
 class WebSocketTransport:
     """Frames in and out of one websocket's TCP socket."""
 
-    __slots__ = ('_backlog', '_backlog_size', '_corked', '_flushing', '_ready', '_recv', '_run_callback', '_send',
-                 '_wait', '_watcher', 'closed', 'on_end', 'parser', 'sock')
+    __slots__ = ('_backlog', '_backlog_size', '_corked', '_flushing', '_hub', '_ready', '_watcher', 'closed', 'on_end',
+                 'parser', 'sock')
 
-    def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'') -> None:
+    def __init__(self, sock: Any, max_message_size: int, early_data: bytes = b'', answer: bytes = b'') -> None:
         self.sock = sock
         self.parser = wsproto.FrameParser(max_message_size)
         if early_data:
             self.parser.feed(early_data)
         self.closed = False
-        self._recv = sock.recv
-        self._send = sock.send
         self._backlog: list[bytes] = []
         self._backlog_size = 0
         self._flushing = False
         self._corked = False  # a frame left in this loop iteration: the next ones wait for its end
-        hub = gevent.get_hub()
-        self._run_callback = hub.loop.run_callback
-        # A read waits for the socket to be readable first: a peer that
-        # waits for our answer has sent nothing more yet, and reading at once
-        # would cost a failed system call and an exception per message.
-        self._wait = hub.wait
+        # (no bound methods kept per connection: each is one more object for
+        # the garbage collector to walk, times ten thousand connections)
+        self._hub = gevent.get_hub()
         #: called by the session's reader once the connection is over (the
         #: access-log line of a websocket request is written then)
         self.on_end: Any = None
@@ -68,6 +63,13 @@ class WebSocketTransport:
         # No socket timeout: the heartbeat closes a silent peer, and a timeout
         # would cost a timer on every blocking read.
         sock.settimeout(None)
+        if answer:
+            # the server's answer to the upgrade, not written yet: it leaves
+            # with the frames of this loop iteration (the open packet), in
+            # one write, and at the latest at the iteration's end
+            self._queue(answer)
+            self._corked = True
+            self._hub.loop.run_callback(self._uncork)
 
     @classmethod
     def take_over(cls, ws: Any, max_message_size: int, detach: bool = False) -> WebSocketTransport:
@@ -80,7 +82,16 @@ class WebSocketTransport:
         """
         handler = ws.handler
         ws.closed = True  # gevent-websocket must not write its own close frame later
+        # nor look for its application when it is collected: its ``close()``
+        # on a closed websocket builds a throwaway class twice (a tenth of a
+        # connection's set-up); with no handler it stops at the first step
+        ws.handler = None
         sock = handler.socket
+        # the server may hold its 101 answer back for the transport to write
+        # (``greensio.serving.GreenHandler.upgrade_answer``)
+        answer = getattr(handler, 'upgrade_answer', None) or b''
+        if answer:
+            handler.upgrade_answer = None
         # a peer may have sent frames right behind its upgrade request, into
         # the buffer of pywsgi's reader: collect them without waiting
         sock.settimeout(0.0)
@@ -90,7 +101,7 @@ class WebSocketTransport:
             early = b''
         if detach:
             sock = type(sock)(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        return cls(sock, max_message_size, early)
+        return cls(sock, max_message_size, early, answer)
 
     def settimeout(self, seconds: float | None) -> None:
         self.sock.settimeout(seconds)
@@ -119,7 +130,7 @@ class WebSocketTransport:
         """The socket's read watcher (made on first use)."""
         watcher = self._watcher
         if watcher is None:
-            watcher = self._watcher = gevent.get_hub().loop.io(self.sock.fileno(), 1)
+            watcher = self._watcher = self._hub.loop.io(self.sock.fileno(), 1)
         return watcher
 
     def readable(self) -> None:
@@ -140,12 +151,15 @@ class WebSocketTransport:
             msg = parser.next_message()
             if msg is None:
                 if wait:
-                    self._wait(self._io())
+                    # wait for the socket to be readable first: a peer that
+                    # waits for our answer has sent nothing more yet, and reading
+                    # at once would cost a failed system call and an exception
+                    self._hub.wait(self._io())
                 elif self._ready:
                     self._ready = False
                 else:
                     return WAIT
-                data = self._recv(max(parser.bytes_wanted(), READ_SIZE))
+                data = self.sock.recv(max(parser.bytes_wanted(), READ_SIZE))
                 if not data:
                     return None
                 parser.feed(data)
@@ -174,7 +188,7 @@ class WebSocketTransport:
         try:
             # gevent's send with a timeout of 0: never parks the emitting
             # greenlet (a broadcast must not wait for one slow reader)
-            sent = self._send(frame, 0, 0.0)
+            sent = self.sock.send(frame, 0, 0.0)
         except BlockingIOError:
             sent = 0
         except OSError:
@@ -186,7 +200,7 @@ class WebSocketTransport:
             gevent.spawn(self._flush)
         else:
             self._corked = True
-            self._run_callback(self._uncork)
+            self._hub.loop.run_callback(self._uncork)
 
     def _uncork(self) -> None:
         """Write what the burst collected (a callback at the end of the loop iteration)."""

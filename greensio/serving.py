@@ -252,6 +252,7 @@ class GreenHandler(WebSocketHandler):
             self.upgrade_answer = b''.join([b'HTTP/1.1 ', self.status, b'\r\n',
                                             *[b'%s: %s\r\n' % item for item in self.response_headers], b'\r\n'])
             self.headers_sent = self.connection_upgraded = True
+            self.response_length += len(self.upgrade_answer)  # as pywsgi counts it, for the access log
             return
         self._send_upgrade_answer()
         super().write(data)

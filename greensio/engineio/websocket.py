@@ -52,8 +52,8 @@ class WebSocketTransport:
         self._backlog_size = 0
         self._flushing = False
         self._corked = False  # a frame left in this loop iteration: the next ones wait for its end
-        # (no bound methods kept per connection: each is one more object for
-        # the garbage collector to walk, times ten thousand connections)
+        # the hub, not bound methods of it or of the socket: each one kept
+        # is one more object per connection for the garbage collector to walk
         self._hub = gevent.get_hub()
         #: called by the session's reader once the connection is over (the
         #: access-log line of a websocket request is written then)

@@ -209,8 +209,7 @@ class GreenHandler(WebSocketHandler):
         try:
             list(self.application(environ, lambda s, h, e=None: []))
         finally:
-            if self.socket is not None and self.socket.fileno() >= 0:
-                self._send_upgrade_answer()  # not taken: the application ended at once
+            self._send_upgrade_answer()  # if the application did not take the connection over
             del clients[self.client_address]
             if not websocket.closed:
                 websocket.close()
